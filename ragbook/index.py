@@ -1,0 +1,547 @@
+"""The index: chunks of your files, their vectors (FAISS) and a BM25 index, saved as a folder.
+
+>>> index = ragbook.build("course/", out="course-index")   # load, chunk, embed, save
+>>> index.search("how is the course graded?")
+>>> index.update()                                         # later: re-embeds changed files only
+
+Identical passages are stored once: a chunk's id is a hash of its text, so a paragraph that
+appears in five files is embedded once and remembers all five locations, and a re-index after
+an edit embeds only the passages whose text is new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ragbook import __version__
+from ragbook._display import html_escape, html_table
+from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, Chunker
+from ragbook.documents import Chunk, Document
+from ragbook.embedding import DEFAULT_MODEL, Embedder
+from ragbook.lexical import BM25, Analyzer
+from ragbook.loaders import Problem, discover, load_file
+from ragbook.progress import progress
+from ragbook.storage import IndexFormatError, file_digest, read_manifest, write_index_folder
+from ragbook.vectors import VectorStore
+
+__all__ = ["Index", "BuildReport", "build", "open_index", "IndexFormatError", "ModelMismatchError"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelMismatchError(ValueError):
+    """The embedding model in use is not the one the index was built with."""
+
+
+def _int_id(chunk_id: str) -> int:
+    return int(chunk_id[:15], 16)  # 60 bits: a positive int64 for FAISS
+
+
+@dataclass
+class BuildReport:
+    """What a build or update did: files added, changed, removed, skipped (and why), timings."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    embedded: int = 0
+    reused: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed, {len(self.skipped)} skipped; {self.embedded} passages embedded, "
+            f"{self.reused} reused, {self.chunks_removed} dropped; {total:.1f} s"
+        )
+
+    def __repr__(self) -> str:
+        return f"BuildReport({self.summary()})"
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        lines += [f"  skipped {p}" for p in self.skipped]
+        lines += [f"  warning {p}" for p in self.warnings]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        out = f"<div class='ragbook-report'><b>Build report</b>: {html_escape(self.summary())}"
+        if self.problems:
+            rows = [[p.severity, p.source, p.reason] for p in self.problems]
+            out += html_table(["", "file", "reason"], rows)
+        return out + "</div>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added, "updated": self.updated, "removed": self.removed,
+            "unchanged": len(self.unchanged), "embedded": self.embedded, "reused": self.reused,
+            "chunks_added": self.chunks_added, "chunks_removed": self.chunks_removed,
+            "problems": [{"source": p.source, "reason": p.reason, "severity": p.severity} for p in self.problems],
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+class Index:
+    """Chunks, vectors and BM25 postings for a set of files, with incremental updates.
+
+    ``model`` is an embedding model name, local folder or :class:`Embedder`; ``chunk_size`` and
+    ``overlap`` are in the model's tokens; ``index_type`` is ``"auto"``, ``"flat"``, ``"hnsw"``
+    or ``"ivf"``.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | Embedder | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 overlap: int = DEFAULT_OVERLAP, index_type: str = "auto", bm25_k1: float = 1.2, bm25_b: float = 0.75,
+                 stemmer: str | None = "english", path: str | os.PathLike[str] | None = None) -> None:
+        # anything with Embedder's methods will do (tests use a fast stand-in)
+        self.embedder = model if hasattr(model, "encode_documents") else Embedder(model or DEFAULT_MODEL)
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+        self.path = Path(path) if path else None
+        self.files: dict[str, dict[str, Any]] = {}
+        self.roots: list[str] = []
+        self.last_report: BuildReport | None = None
+        self._texts: list[str] = []
+        self._locations: list[list[Chunk]] = []
+        self._dimension: int | None = None
+        self._embedding_info: dict[str, Any] | None = None  # recorded at build, checked at query
+        self._model_checked = False
+        self._index_type = index_type
+        self._vectors: VectorStore | None = None
+        self.bm25 = BM25(k1=bm25_k1, b=bm25_b, analyzer=Analyzer(stemmer=stemmer))
+        self._chunker: Chunker | None = None
+        Chunker(chunk_size=chunk_size, overlap=overlap)  # validate the numbers now, not mid-build
+
+    # -- read-only views -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of distinct passages (identical text stored once)."""
+        return len(self._texts)
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every chunk, one per location (a passage found in two files appears twice)."""
+        return [c for locs in self._locations for c in locs]
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self.files)
+
+    @property
+    def vectors(self) -> VectorStore:
+        if self._vectors is None:
+            self._vectors = VectorStore(self._dimension or self.embedder.dimension, self._index_type)
+        return self._vectors
+
+    @property
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            self._chunker = Chunker(
+                chunk_size=self.chunk_size, overlap=self.overlap, tokenizer=self.embedder.tokenizer,
+                max_tokens=self.embedder.max_tokens,
+            )
+        return self._chunker
+
+    def locations(self, row: int) -> list[Chunk]:
+        return self._locations[row]
+
+    def text(self, row: int) -> str:
+        return self._texts[row]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "files": len(self.files),
+            "documents": sum(len(f.get("documents", {})) for f in self.files.values()),
+            "chunks": sum(len(locs) for locs in self._locations),
+            "unique_chunks": len(self._texts),
+            "index_type": self.vectors.kind_in_use if self._texts else self._index_type,
+        }
+
+    # -- building --------------------------------------------------------------------------
+
+    def add(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None, *,
+            include: str | list[str] | None = None, exclude: str | list[str] | None = None,
+            hidden: bool = False, **load_options: Any) -> BuildReport:
+        """Index (or re-index) files, folders or globs; returns a :class:`BuildReport`.
+
+        Files whose content did not change are not read again; passages whose text is
+        already indexed are not embedded again; files that disappeared from a folder that is
+        indexed again are removed.  A file that fails to load is reported and skipped; if an
+        earlier version of it is indexed, that version is kept.
+        """
+        started = time.perf_counter()
+        report = BuildReport()
+        if paths is None:
+            if not self.roots:
+                raise ValueError("no paths given and the index has no recorded folders; pass paths to index")
+            paths = list(self.roots)
+        args = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        gone_roots = []
+        present = []
+        for arg in args:
+            resolved = Path(arg).expanduser().resolve()
+            if not resolved.exists() and not any(ch in str(arg) for ch in "*?[") and self._files_under(str(resolved)):
+                gone_roots.append(str(resolved))  # a whole indexed root was deleted: drop its files
+            else:
+                present.append(arg)
+        found, problems = discover(present, include=include, exclude=exclude, hidden=hidden) if present else ([], [])
+        report.problems.extend(problems)
+
+        scanned_roots = {str(f.root) for f in found} | {str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
+        found_sources = set()
+        removals: set[str] = set()
+        new_records: dict[str, dict[str, Any]] = {}
+        new_chunks: list[Chunk] = []
+        t_load = t_chunk = 0.0
+        for src in progress(found, desc="Reading files", unit="file", min_total=20):
+            source = self._source_key(src)
+            found_sources.add(source)
+            old = self.files.get(source)
+            try:
+                stat = src.path.stat()
+                if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
+                    report.unchanged.append(source)
+                    continue
+                digest = file_digest(src.path)
+            except OSError as exc:
+                report.problems.append(Problem(source, f"cannot read file: {exc.strerror or exc}"))
+                continue
+            if old and old["sha256"] == digest:
+                old["mtime_ns"] = stat.st_mtime_ns
+                report.unchanged.append(source)
+                continue
+            t0 = time.perf_counter()
+            try:
+                docs = load_file(src.path, source=source, **load_options)
+            except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
+                kept = "; the previously indexed version is kept" if old else ""
+                report.problems.append(Problem(source, f"{exc}{kept}"))
+                continue
+            t1 = time.perf_counter()
+            t_load += t1 - t0
+            chunks: list[Chunk] = []
+            for doc in docs:
+                chunks.extend(self.chunker.split(doc))
+                report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
+            t_chunk += time.perf_counter() - t1
+            new_chunks.extend(chunks)
+            new_records[source] = {
+                "path": str(src.path), "root": str(src.root), "sha256": digest, "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, "format": docs[0].metadata.get("format", "") if docs else "",
+                "chunks": len(chunks), "warnings": [w for d in docs for w in d.warnings],
+                "documents": {d.id: {"title": d.title, "metadata": _jsonable(d.metadata)} for d in docs},
+            }
+            (report.updated if old else report.added).append(source)
+            if old:
+                removals.add(source)
+        for source, rec in self.files.items():
+            gone = rec["root"] in gone_roots or (rec["root"] in scanned_roots and source not in found_sources)
+            if gone and not _is_excluded_problem(source, report.problems):
+                removals.add(source)
+                report.removed.append(source)
+        report.seconds["load"] = t_load
+        report.seconds["chunk"] = t_chunk
+        self._apply(removals, new_chunks, report)
+        for source in report.removed:
+            self.files.pop(source, None)
+        self.files.update(new_records)
+        for arg in args:
+            root = str(Path(arg).expanduser().resolve()) if not any(ch in str(arg) for ch in "*?[") else str(arg)
+            if root not in self.roots and root not in gone_roots:
+                self.roots.append(root)
+        report.seconds["total"] = time.perf_counter() - started
+        self.last_report = report
+        log.info("index update: %s", report.summary())
+        return report
+
+    update = add
+
+    def add_documents(self, documents: Iterable[Document]) -> BuildReport:
+        """Index documents made in memory (no files); a document replaces one with the same source."""
+        report = BuildReport()
+        docs = list(documents)
+        t0 = time.perf_counter()
+        chunks = [c for d in progress(docs, desc="Chunking", unit="doc", min_total=200) for c in self.chunker.split(d)]
+        report.seconds["chunk"] = time.perf_counter() - t0
+        replaced = {d.source for d in docs if d.source in self.files}
+        for d in docs:
+            rec = self.files.setdefault(d.source, {"path": "", "root": "", "sha256": "", "size": len(d.text),
+                                                   "mtime_ns": 0, "format": d.metadata.get("format", "text"),
+                                                   "chunks": 0, "warnings": [], "documents": {}})
+            rec["documents"][d.id] = {"title": d.title, "metadata": _jsonable(d.metadata)}
+            (report.updated if d.source in replaced else report.added).append(d.source)
+        for c in chunks:
+            self.files[c.source]["chunks"] += 1
+        self._apply(replaced, chunks, report)
+        self.last_report = report
+        return report
+
+    def remove(self, sources: str | Iterable[str]) -> int:
+        """Remove files by display source or glob pattern; returns the number removed."""
+        import fnmatch
+
+        patterns = [sources] if isinstance(sources, str) else list(sources)
+        gone = {s for s in self.files if any(fnmatch.fnmatchcase(s, p) for p in patterns)}
+        report = BuildReport(removed=sorted(gone))
+        self._apply(gone, [], report)
+        for s in gone:
+            del self.files[s]
+        return len(gone)
+
+    def _apply(self, removals: set[str], new_chunks: list[Chunk], report: BuildReport) -> None:
+        """Drop the locations of ``removals``, add ``new_chunks``; embed only texts not yet stored."""
+        row_of = {c.id: r for r, locs in enumerate(self._locations) for c in locs[:1]}
+        locations = [[c for c in locs if c.source not in removals] if removals else list(locs) for locs in self._locations]
+        fresh: dict[str, list[Chunk]] = {}
+        for chunk in new_chunks:
+            row = row_of.get(chunk.id)
+            if row is not None:
+                chunk.text = self._texts[row]  # share one string per passage
+                locations[row].append(chunk)
+                report.reused += 1
+            else:
+                fresh.setdefault(chunk.id, []).append(chunk)
+        report.chunks_added = len(new_chunks)
+        keep = np.array([bool(locs) for locs in locations], dtype=bool)
+        report.chunks_removed = sum(len(a) - len(b) for a, b in zip(self._locations, locations)) if removals else 0
+        new_texts = [locs[0].text for locs in fresh.values()]
+        report.reused += sum(len(locs) - 1 for locs in fresh.values())
+
+        t0 = time.perf_counter()
+        vectors = self._embed_documents(new_texts)
+        report.embedded = len(new_texts)
+        report.seconds["embed"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        new_ids = np.array([_int_id(cid) for cid in fresh], dtype=np.int64)
+        self.vectors.update(keep, new_ids, vectors)
+        self.bm25.update(keep, new_texts)
+        self._texts = [t for t, k in zip(self._texts, keep) if k] + new_texts
+        self._locations = [locs for locs, k in zip(locations, keep) if k] + list(fresh.values())
+        report.seconds["index"] = time.perf_counter() - t0
+
+    def _source_key(self, src: Any) -> str:
+        """The display source of a discovered file, unless another file already uses that name."""
+        rec = self.files.get(src.source)
+        if rec is None or rec["path"] in ("", str(src.path)):
+            return src.source
+        return str(src.path)
+
+    def _files_under(self, root: str) -> list[str]:
+        return [s for s, rec in self.files.items() if rec["root"] == root]
+
+    # -- embeddings and the model check ----------------------------------------------------
+
+    def _embed_documents(self, texts: list[str]) -> np.ndarray:
+        self._check_model()
+        if not texts:
+            return np.zeros((0, self._dimension or self.embedder.dimension), dtype=np.float32)
+        return self.embedder.encode_documents(texts)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector, after checking the model is the one the index was built with."""
+        self._check_model()
+        return self.embedder.encode_queries([query])[0]
+
+    def _check_model(self) -> None:
+        if self._model_checked:
+            return
+        info = self._embedding_info
+        if info is None:  # a new index: record the model it is built with
+            self._embedding_info = self.embedder.info()
+            self._dimension = self._embedding_info["dimension"]
+        else:
+            dim = self.embedder.dimension
+            fp = self.embedder.fingerprint()
+            same = dim == info["dimension"] and np.allclose(fp, info["fingerprint"], atol=0.02)
+            if not same:
+                raise ModelMismatchError(
+                    f"this index was built with the embedding model {info['model']!r} ({info['dimension']} dimensions), "
+                    f"but the model in use is {self.embedder.name!r} ({dim} dimensions, different vectors). "
+                    f"Searching it with another model would return meaningless results: open the index with "
+                    f"model={info['model']!r}, or rebuild it with the new model."
+                )
+        self._model_checked = True
+
+    # -- search ------------------------------------------------------------------------------
+
+    def retriever(self, **settings: Any):
+        """A :class:`~ragbook.retrieval.Retriever` over this index with the given settings."""
+        from ragbook.retrieval import Retriever
+
+        return Retriever(self, **settings)
+
+    def search(self, query: str, k: int = 5, **settings: Any):
+        """Search with a one-off :class:`~ragbook.retrieval.Retriever` (hybrid by default)."""
+        return self.retriever(k=k, **settings).search(query)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Save atomically to a folder (the one it was loaded from by default)."""
+        target = Path(path) if path else self.path
+        if target is None:
+            raise ValueError("no folder to save to: pass a path, e.g. index.save('my-index')")
+        self._check_model()
+
+        def write(folder: Path) -> list[str]:
+            with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for text, locs in zip(self._texts, self._locations):
+                    record = {"id": locs[0].id, "text": text, "locations": [_location(c) for c in locs]}
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return ["chunks.jsonl", *self.vectors.save(folder), *self.bm25.save(folder)]
+
+        manifest = {
+            "ragbook_version": __version__,
+            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "embedding": self._embedding_info,
+            "chunking": self.chunker.settings(),
+            "vectors": self.vectors.settings(),
+            "bm25": self.bm25.settings(),
+            "counts": self.stats(),
+            "roots": self.roots,
+            "files": self.files,
+            "last_build": self.last_report.to_dict() if self.last_report else None,
+        }
+        write_index_folder(target, write, manifest)
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, model: str | os.PathLike[str] | Embedder | None = None,
+             verify: bool = True) -> Index:
+        """Open a saved index.  ``model`` overrides where to find the embedding model (it is checked)."""
+        manifest, data = read_manifest(Path(path), verify=verify)
+        emb = manifest["embedding"]
+        chunking = manifest["chunking"]
+        bm = manifest["bm25"]
+        index = cls(model or emb["model"], chunk_size=chunking["chunk_size"], overlap=chunking["overlap"],
+                    index_type=manifest["vectors"].get("kind", "auto"), bm25_k1=bm["k1"], bm25_b=bm["b"],
+                    stemmer=bm["stemmer"], path=path)
+        index._embedding_info = emb
+        index._dimension = emb["dimension"]
+        index.files = manifest.get("files", {})
+        index.roots = manifest.get("roots", [])
+        titles = {did: d for f in index.files.values() for did, d in f.get("documents", {}).items()}
+        try:
+            with open(data / "chunks.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    record = json.loads(line)
+                    text = record["text"]
+                    locs = []
+                    for loc in record["locations"]:
+                        doc = titles.get(loc.get("doc_id", ""), {})
+                        chunk = Chunk.from_dict(text, {**loc, "title": doc.get("title", ""), "metadata": doc.get("metadata", {})})
+                        locs.append(chunk)
+                    index._texts.append(text)
+                    index._locations.append(locs)
+            index._vectors = VectorStore.load(data, manifest["vectors"], emb["dimension"])
+            index.bm25 = BM25.load(data)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise IndexFormatError(f"{path}: cannot read the index data ({type(exc).__name__}: {exc}); rebuild it") from exc
+        if not (len(index._texts) == len(index._vectors) == len(index.bm25)):
+            raise IndexFormatError(f"{path}: chunks, vectors and BM25 rows disagree in number; rebuild the index")
+        return index
+
+    # -- display ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        where = f"path={str(self.path)!r}, " if self.path else ""
+        return (f"Index({where}model={self.embedder.name!r}, files={s['files']}, chunks={s['chunks']}, "
+                f"unique={s['unique_chunks']}, type={s['index_type']!r})")
+
+    def _repr_html_(self) -> str:
+        s = self.stats()
+        head = (f"<div class='ragbook-index'><b>ragbook index</b>"
+                f"{' <code>' + html_escape(self.path) + '</code>' if self.path else ''}<br>"
+                f"{s['files']} files, {s['chunks']:,} chunks ({s['unique_chunks']:,} distinct), "
+                f"model <code>{html_escape(self.embedder.name)}</code>, {html_escape(s['index_type'])} index, "
+                f"chunks of &le; {self.chunk_size} tokens (overlap {self.overlap})")
+        rows = [[src, rec.get("format", ""), rec.get("chunks", 0), "; ".join(rec.get("warnings", []))[:200]]
+                for src, rec in sorted(self.files.items())[:50]]
+        more = f"<div>… and {len(self.files) - 50} more files</div>" if len(self.files) > 50 else ""
+        return head + html_table(["file", "format", "chunks", "warnings"], rows) + more + "</div>"
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path) if self.path else None,
+            "embedding": self._embedding_info or {"model": self.embedder.name},
+            "chunking": {"chunk_size": self.chunk_size, "overlap": self.overlap},
+            "vectors": self.vectors.settings() if self._texts else {"kind": self._index_type},
+            "bm25": self.bm25.settings(),
+            "counts": self.stats(),
+            "roots": self.roots,
+        }
+
+
+def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None,
+          **settings: Any) -> Index:
+    """Build (or, if ``out`` holds an index, update) an index from files, folders or globs.
+
+    Settings for loading (``include``, ``exclude``, ``hidden``, ``passwords``...) go to
+    :meth:`Index.add`; the rest (``model``, ``chunk_size``, ``overlap``, ``index_type``) to
+    :class:`Index`.
+    """
+    add_keys = {"include", "exclude", "hidden", "passwords", "max_file_mb", "notebook_outputs"}
+    add_opts = {k: settings.pop(k) for k in list(settings) if k in add_keys}
+    if out is not None and (Path(out) / "manifest.json").exists():
+        model = settings.pop("model", None)
+        index = Index.load(out, model=model)
+        _warn_ignored(settings)
+    else:
+        index = Index(**settings)
+    index.add(paths, **add_opts)
+    if out is not None:
+        index.save(out)
+    return index
+
+
+def open_index(path: str | os.PathLike[str], **kwargs: Any) -> Index:
+    """Open a saved index folder (see :meth:`Index.load`)."""
+    return Index.load(path, **kwargs)
+
+
+def _warn_ignored(settings: dict[str, Any]) -> None:
+    if settings:
+        log.warning("updating an existing index keeps its settings; ignored: %s", ", ".join(settings))
+
+
+def _is_excluded_problem(source: str, problems: list[Problem]) -> bool:
+    return any(p.source == source for p in problems)
+
+
+def _location(chunk: Chunk) -> dict[str, Any]:
+    data = chunk.to_dict()
+    data.pop("title", None)
+    data.pop("metadata", None)
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

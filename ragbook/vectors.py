@@ -1,0 +1,192 @@
+"""The dense half of an index: row-aligned vectors and the FAISS structure that searches them.
+
+Each vector has a stable 63-bit id (derived from its chunk's content), so FAISS results stay
+meaningful while rows are added and removed.  The float32 matrix itself is kept as the source
+of truth (saved as ``vectors.npy``, memory-mapped on load): it lets an approximate index be
+rebuilt without re-embedding, and lets MMR and filtered search read vectors directly.
+
+Index kinds (``kind``): ``"flat"`` (exact inner product), ``"hnsw"`` (graph, fast, no removal
+in place: rebuilt from the stored vectors), ``"ivf"`` (inverted lists, trained on the data),
+and ``"auto"``: flat below ``AUTO_THRESHOLD`` vectors, HNSW above.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["VectorStore", "AUTO_THRESHOLD", "KINDS", "top_n"]
+
+# Chosen by benchmarks/scale.py: up to here exact search answers in a few milliseconds on a
+# 2-core laptop; beyond it HNSW keeps recall@10 >= 0.95 at a fraction of the latency.
+AUTO_THRESHOLD = 50_000
+KINDS = ("auto", "flat", "hnsw", "ivf")
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+class VectorStore:
+    """Vectors, their ids, and a FAISS index over them (inner product on normalised vectors)."""
+
+    def __init__(self, dimension: int, kind: str = "auto", *, hnsw_m: int = 32, ef_construction: int = 80,
+                 ef_search: int = 96, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown index type {kind!r}; choose one of {', '.join(KINDS)}")
+        self.dimension = dimension
+        self.kind = kind
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.nprobe = nprobe
+        self.threshold = threshold
+        self.vectors = np.zeros((0, dimension), dtype=np.float32)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._index: Any = None
+        self._built_kind: str | None = None
+        self._row_of: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"VectorStore(kind={self.kind!r}, in_use={self.kind_in_use!r}, vectors={len(self)}, dimension={self.dimension})"
+
+    @property
+    def kind_in_use(self) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if len(self) < self.threshold else "hnsw"
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": self.kind, "in_use": self.kind_in_use, "hnsw_m": self.hnsw_m,
+                "ef_construction": self.ef_construction, "ef_search": self.ef_search,
+                "nprobe": self.nprobe, "threshold": self.threshold}
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def update(self, keep: np.ndarray, new_ids: np.ndarray, new_vectors: np.ndarray) -> None:
+        """Keep rows where ``keep`` is true and append new rows; FAISS follows in place when it can."""
+        keep = np.asarray(keep, dtype=bool)
+        removed = self.ids[~keep]
+        new_vectors = np.ascontiguousarray(new_vectors, dtype=np.float32).reshape(-1, self.dimension)
+        new_ids = np.asarray(new_ids, dtype=np.int64)
+        self.vectors = np.concatenate([np.asarray(self.vectors)[keep], new_vectors])
+        self.ids = np.concatenate([self.ids[keep], new_ids])
+        self._row_of = None
+        index = self._index
+        if index is None or self._built_kind != self.kind_in_use:
+            self._index = None  # built lazily on the next search or save
+            return
+        if len(removed):
+            if self._built_kind == "hnsw":  # HNSW graphs cannot drop nodes
+                self._index = None
+                return
+            index.remove_ids(_faiss().IDSelectorBatch(removed))
+        if len(new_ids):
+            index.add_with_ids(new_vectors, new_ids)
+
+    # -- the FAISS structure ----------------------------------------------------------------
+
+    @property
+    def index(self) -> Any:
+        if self._index is None:
+            self._index = self._build()
+        return self._index
+
+    def _build(self) -> Any:
+        faiss = _faiss()
+        kind = self.kind_in_use
+        d = self.dimension
+        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+        elif kind == "hnsw":
+            hnsw = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = self.ef_construction
+            hnsw.hnsw.efSearch = self.ef_search
+            index = faiss.IndexIDMap2(hnsw)
+        else:  # ivf
+            nlist = max(1, min(int(4 * math.sqrt(max(len(vectors), 1))), max(len(vectors) // 39, 1)))
+            quantizer = faiss.IndexFlatIP(d)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors
+            if len(vectors) > nlist * 256:
+                pick = np.random.default_rng(0).choice(len(vectors), nlist * 256, replace=False)
+                sample = vectors[np.sort(pick)]
+            if len(sample):
+                index.train(sample)
+            index.nprobe = self.nprobe or max(1, nlist // 8)
+        if len(vectors):
+            index.add_with_ids(vectors, self.ids)
+        self._built_kind = kind
+        return index
+
+    def row_of(self, ids: np.ndarray) -> np.ndarray:
+        if self._row_of is None:
+            self._row_of = {int(i): r for r, i in enumerate(self.ids.tolist())}
+        return np.fromiter((self._row_of.get(int(i), -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` rows and scores for one query vector; ``allowed`` restricts to a row mask (exact)."""
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
+        total = len(self)
+        if total == 0 or n <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if allowed is not None:
+            rows = np.flatnonzero(allowed)
+            scores = np.asarray(self.vectors[rows] @ q[0], dtype=np.float32)
+            top = top_n(scores, n)
+            return rows[top], scores[top]
+        n = min(n, total)
+        scores, ids = self.index.search(q, n)
+        keep = ids[0] >= 0
+        return self.row_of(ids[0][keep]), scores[0][keep]
+
+    def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact similarity of ``query`` to the given rows."""
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self.vectors[np.asarray(rows)] @ np.asarray(query, dtype=np.float32).reshape(-1), dtype=np.float32)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> list[str]:
+        np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
+        np.save(folder / "ids.npy", self.ids, allow_pickle=False)
+        _faiss().write_index(self.index, str(folder / "dense.faiss"))
+        return ["vectors.npy", "ids.npy", "dense.faiss"]
+
+    @classmethod
+    def load(cls, folder: Path, settings: dict[str, Any], dimension: int) -> VectorStore:
+        params = {k: settings[k] for k in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "threshold") if k in settings}
+        store = cls(dimension, settings.get("kind", "auto"), **params)
+        store.vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        store.ids = np.load(folder / "ids.npy", allow_pickle=False)
+        if store.vectors.shape != (len(store.ids), dimension):
+            raise ValueError(f"vectors.npy has shape {store.vectors.shape}, expected ({len(store.ids)}, {dimension})")
+        index = _faiss().read_index(str(folder / "dense.faiss"))
+        if index.ntotal != len(store.ids) or index.d != dimension:
+            raise ValueError(f"dense.faiss holds {index.ntotal} vectors of dimension {index.d}; expected {len(store.ids)} of {dimension}")
+        store._index = index
+        store._built_kind = settings.get("in_use", store.kind_in_use)
+        if store._built_kind == "hnsw":
+            _faiss().downcast_index(index.index).hnsw.efSearch = store.ef_search
+        return store
+
+
+def top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest scores, best first."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    return part[np.argsort(-scores[part], kind="stable")]
