@@ -73,6 +73,29 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_QUESTION = "How many times can I run a lab through the autograder?"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ragbook.index import build
+
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"demo corpus folder {corpus} not found; run from the ragbook checkout or pass --corpus")
+    print(f"Building the demo index from {corpus}/ into {args.out}/ (offline, all-MiniLM-L6-v2) ...")
+    index = build(corpus, out=args.out)
+    print(index.last_report)
+    print(f"\nQ: {args.question}\n")
+    results = index.search(args.question, k=args.k)
+    width = int(os.environ.get("COLUMNS", 0)) or 120
+    print(results.to_table(width=width))
+    if len(results):
+        top = results[0]
+        print(f"\nBest passage [{top.citation()}] ({top.explain()}):\n")
+        print(top.text)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from ragbook.storage import read_manifest
 
@@ -137,6 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--explain", action="store_true", help="show why each passage was picked")
     se.add_argument("--json", action="store_true", help="print results as JSON")
     se.set_defaults(func=_cmd_search)
+
+    de = sub.add_parser("demo", help="build the demo index from corpora/ and answer a question with citations")
+    de.add_argument("question", nargs="?", default=DEMO_QUESTION)
+    de.add_argument("--corpus", default="corpora", help="folder to index (default: corpora)")
+    de.add_argument("--out", default=".ragbook-demo", help="index folder (default: .ragbook-demo)")
+    de.add_argument("-k", type=int, default=3)
+    de.set_defaults(func=_cmd_demo)
 
     inf = sub.add_parser("info", help="show an index's model, settings and contents")
     inf.add_argument("index", help="index folder")

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ragbook.cli import main
+
+
+@pytest.fixture()
+def built(notes_dir, tmp_path, capsys):
+    out = tmp_path / "ix"
+    (notes_dir / "notes/draft.tmp.md").write_text("# Draft\n\nnot for the index", encoding="utf-8")
+    (notes_dir / ".hidden").mkdir()
+    (notes_dir / ".hidden/secret.md").write_text("# Secret\n\nhidden notes", encoding="utf-8")
+    code = main(["--no-progress", "index", str(notes_dir), "--out", str(out), "--exclude", "*.tmp.md",
+                 "--chunk-size", "100", "--overlap", "10", "--index-type", "flat"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "3 added" in printed and "Indexed into" in printed
+    return out
+
+
+def test_index_search_info(built, capsys):
+    assert main(["search", str(built), "Where does the Calvin cycle happen?", "-k", "2", "--explain"]) == 0
+    out = capsys.readouterr().out
+    header, first = out.splitlines()[:2]
+    assert header.split() == ["#", "score", "source", "page", "passage"]
+    assert "photosynthesis.md" in first and "dense" in out and "bm25" in out
+
+    assert main(["search", str(built), "volcano hazards", "--json", "--mode", "dense", "--min-score", "0.1"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["source"].endswith("volcanoes.md") and hits[0]["bm25_score"] is None
+
+    assert main(["search", str(built), "grade", "--mode", "bm25", "--filter", "source=*.txt", "--mmr", "0.5",
+                 "--fusion", "weighted", "--weight", "0.3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert {h["source"] for h in hits} == {"course/notes/syllabus.txt"}
+
+    assert main(["info", str(built), "--files"]) == 0
+    info = capsys.readouterr().out
+    assert "all-MiniLM-L6-v2" in info and "100 tokens, overlap 10" in info and "3 files" in info
+    assert "draft" not in info and "secret" not in info
+    assert main(["info", str(built), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chunking"]["chunk_size"] == 100
+
+
+def test_update_hidden_and_strict(built, notes_dir, capsys):
+    (notes_dir / "notes/bad.txt").write_bytes(b"\x00" * 64)
+    code = main(["index", str(notes_dir), "--out", str(built), "--hidden", "--strict", "--include", "*.md",
+                 "--include", "*.txt"])
+    out = capsys.readouterr().out
+    assert code == 1 and "bad.txt" in out and "binary" in out
+    assert "2 added" in out  # .hidden/secret.md and the no-longer-excluded draft; bad.txt skipped
+    assert main(["search", str(built), "secret hidden notes", "--mode", "bm25", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["source"].endswith(".hidden/secret.md")
+
+
+def test_filters_parse_page_ranges(built, capsys):
+    assert main(["search", str(built), "anything", "--filter", "page=2-4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # markdown and text have no pages
+    with pytest.raises(SystemExit):
+        main(["search", str(built), "x", "--filter", "page=two"])
+
+
+def test_errors_are_one_line_messages(tmp_path, capsys):
+    assert main(["search", str(tmp_path), "query"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ragbook: error:") and "not a ragbook index" in err
+
+
+def test_console_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "ragbook", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("ragbook ")
