@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ragbook._display import html_escape, shorten
@@ -115,7 +116,7 @@ class Chunk:
     end: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Id of the chunk's content: identical passages share it (and are stored once)."""
         return _digest(self.text)[:16]

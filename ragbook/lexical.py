@@ -94,6 +94,7 @@ class BM25:
         self.rows = np.zeros(0, dtype=np.int32)
         self.tf = np.zeros(0, dtype=np.float32)
         self.doc_len = np.zeros(0, dtype=np.float32)
+        self._norm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.doc_len)
@@ -140,6 +141,7 @@ class BM25:
         self.indptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
         np.cumsum(np.bincount(term_all, minlength=len(self.vocab)), out=self.indptr[1:])
         self.doc_len = np.concatenate(lengths).astype(np.float32)
+        self._norm = None
 
     def build(self, texts: Iterable[str]) -> BM25:
         self.vocab = {}
@@ -166,8 +168,7 @@ class BM25:
         out = np.zeros(n, dtype=np.float32)
         if n == 0:
             return out
-        avg = float(self.doc_len.mean()) or 1.0
-        norm = self.k1 * (1.0 - self.b + self.b * self.doc_len / avg)
+        norm = self._length_norm()
         for tid in self._query_terms(query):
             lo, hi = self.indptr[tid], self.indptr[tid + 1]
             if hi == lo:
@@ -177,6 +178,13 @@ class BM25:
             idf = np.log1p((n - df + 0.5) / (df + 0.5))
             out[rows] += idf * tf * (self.k1 + 1.0) / (tf + norm[rows])
         return out
+
+    def _length_norm(self) -> np.ndarray:
+        """``k1 * (1 - b + b * len / avg_len)`` per row, cached until the rows change."""
+        if getattr(self, "_norm", None) is None or len(self._norm) != len(self.doc_len):
+            avg = float(self.doc_len.mean()) if len(self.doc_len) else 1.0
+            self._norm = (self.k1 * (1.0 - self.b + self.b * self.doc_len / (avg or 1.0))).astype(np.float32)
+        return self._norm
 
     def matched_terms(self, query: str, text: str) -> list[str]:
         """Query words (as typed) whose index term occurs in ``text``: why BM25 liked it."""
@@ -206,4 +214,5 @@ class BM25:
         bm.vocab = {term: i for i, term in enumerate(meta["terms"])}
         for name in ("indptr", "rows", "tf", "doc_len"):
             setattr(bm, name, np.load(folder / f"bm25.{name}.npy", allow_pickle=False))
+        bm._norm = None
         return bm
