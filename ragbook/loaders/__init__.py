@@ -1,0 +1,425 @@
+"""Files and folders -> :class:`~ragbook.documents.Document` objects.
+
+A loader is a function ``loader(path, **options)`` registered for file extensions.
+:func:`discover` finds the files a user means, :func:`load_file` reads one, and :func:`load`
+does both and never raises for a bad file: each one becomes a :class:`Problem` that says
+what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import inspect
+import json
+import logging
+import os
+import re
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Union
+
+from ragbook._display import html_escape, html_table
+from ragbook.documents import Document, LoadError
+from ragbook.loaders.html import load_html
+from ragbook.loaders.notebook import load_notebook
+from ragbook.loaders.pdf import load_pdf
+from ragbook.loaders.text import load_markdown, load_text
+
+__all__ = ["register_loader", "loader_for", "load_file", "discover", "load",
+           "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_MB = 200
+
+PathArg = Union[str, "os.PathLike[str]"]
+Loader = Callable[..., Union[Document, "list[Document]", str]]
+
+_LOADERS: dict[str, Loader] = {}
+_GLOB_MAGIC = re.compile(r"[*?[]")
+# What error messages call a file of each built-in type.
+_KINDS = {".pdf": "PDF", ".md": "Markdown file", ".markdown": "Markdown file", ".txt": "text file",
+          ".text": "text file", ".html": "HTML page", ".htm": "HTML page", ".ipynb": "notebook"}
+
+
+def register_loader(extensions: str | Iterable[str], func: Loader | None = None) -> Any:
+    """Register ``func(path, **options)`` for file extensions such as ``".rst"``.
+
+    Works as a call or a decorator (``@register_loader(".rst")``); registering an
+    extension again replaces its loader.  The function returns a Document, a list of them,
+    or a plain string (wrapped into a Document).
+    """
+    names = [extensions] if isinstance(extensions, str) else list(extensions)
+    for name in names:
+        if not isinstance(name, str) or not name.startswith(".") or len(name) < 2:
+            raise ValueError(f"an extension looks like '.rst' (with the dot), got {name!r}")
+
+    def register(loader: Loader) -> Loader:
+        if not callable(loader):
+            raise TypeError(f"a loader must be callable, got {type(loader).__name__}")
+        for name in names:
+            _LOADERS[name.lower()] = loader
+        return loader
+
+    return register if func is None else register(func)
+
+
+def loader_for(path: PathArg) -> Loader | None:
+    """The loader registered for ``path``'s extension (case-insensitive), or None."""
+    suffixes = Path(path).suffixes
+    # longest first, so that a loader for ".tar.gz" wins over one for ".gz"
+    for i in range(len(suffixes)):
+        loader = _LOADERS.get("".join(suffixes[i:]).lower())
+        if loader is not None:
+            return loader
+    return None
+
+
+register_loader([".txt", ".text"], load_text)
+register_loader([".md", ".markdown"], load_markdown)
+register_loader([".html", ".htm"], load_html)
+register_loader(".ipynb", load_notebook)
+register_loader(".pdf", load_pdf)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to load: ``path`` to open, ``source`` to show and cite, ``root`` it was found under."""
+
+    path: Path
+    source: str
+    root: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that was skipped (``"error"``) or loaded with a problem (``"warning"``)."""
+
+    source: str
+    reason: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class Loaded:
+    """What :func:`load` read: the documents, and a problem for each file that went wrong."""
+
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(self.documents)
+
+    def __getitem__(self, index: int) -> Document:
+        return self.documents[index]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    def __repr__(self) -> str:
+        chars = sum(len(doc.text) for doc in self.documents)
+        return (f"Loaded(documents={len(self.documents)}, chars={chars}, "
+                f"errors={len(self.errors)}, warnings={len(self.warnings)})")
+
+    def _repr_html_(self) -> str:
+        formats = Counter(str(doc.metadata.get("format", "text")) for doc in self.documents)
+        by_format = ", ".join(f"{n} {kind}" for kind, n in sorted(formats.items()))
+        chars = sum(len(doc.text) for doc in self.documents)
+        summary = (f"<b>{len(self.documents)} documents</b>" + (f" ({html_escape(by_format)})" if by_format else "")
+                   + f", {chars:,} characters")
+        if not self.problems:
+            return f"<div class='ragbook-loaded'>{summary}; no problems.</div>"
+        shown = self.problems[:50]
+        table = html_table(["file", "severity", "problem"], [[p.source, p.severity, p.reason] for p in shown])
+        more = f"<div>... and {len(self.problems) - len(shown)} more</div>" if len(self.problems) > len(shown) else ""
+        return (f"<div class='ragbook-loaded'>{summary}; {len(self.errors)} files skipped, "
+                f"{len(self.warnings)} warnings{table}{more}</div>")
+
+
+# --- reading one file ---------------------------------------------------------------------
+def _unsupported(path: Path) -> str:
+    what = f"'{path.suffix.lower()}'" if path.suffix else "(no extension)"
+    return (f"unsupported file type {what}; supported: {', '.join(sorted(_LOADERS))}; "
+            "register one with ragbook.register_loader")
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.1f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KB"
+
+
+def _call(loader: Loader, path: Path, options: dict[str, Any]) -> Any:
+    """Call ``loader`` with the options it accepts: a user's ``def f(path)`` must work too."""
+    try:
+        params = list(inspect.signature(loader).parameters.values())
+    except (TypeError, ValueError):
+        return loader(path, **options)
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return loader(path, **options)
+    names = {p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return loader(path, **{k: v for k, v in options.items() if k in names})
+
+
+def _as_documents(result: Any, path: Path) -> list[Document]:
+    if isinstance(result, str):
+        return [Document(text=result, source=path.name, title=path.stem)]
+    if isinstance(result, Document):
+        return [result]
+    if isinstance(result, (list, tuple)) and all(isinstance(doc, Document) for doc in result):
+        return list(result)
+    raise LoadError(f"the loader for '{path.suffix.lower()}' returned {type(result).__name__}; "
+                    "it must return a Document, a list of Documents or a str")
+
+
+def _json_safe(metadata: Any) -> dict[str, Any]:
+    # Metadata is saved with the index as JSON: anything else becomes its string form now,
+    # rather than failing much later when the index is written.
+    if not isinstance(metadata, dict):
+        return {}
+    try:
+        json.dumps(metadata)
+        return metadata
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(metadata, default=str))
+
+
+def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[Document]:
+    """Read one file with the loader for its extension.
+
+    ``source`` is the name documents are cited by (default: the file name).  Options go to
+    the loader: ``max_file_mb`` (default :data:`DEFAULT_MAX_FILE_MB`), ``passwords`` for
+    encrypted PDFs (``{"file.pdf": "secret"}``), ``notebook_outputs``.  Every failure is a
+    :class:`LoadError` whose message says what is wrong and what to do.
+    """
+    path = Path(path)
+    source = source or path.name
+    loader = loader_for(path)
+    if loader is None:
+        raise LoadError(_unsupported(path))
+    kind = _KINDS.get(path.suffix.lower(), f"'{path.suffix.lower()}' file")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        missing = "broken symbolic link; fix or remove it" if path.is_symlink() else "file not found; check the path"
+        raise LoadError(missing) from None
+    except PermissionError:
+        raise LoadError("permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise LoadError(f"cannot access the file ({exc.strerror}); check the path") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise LoadError("this is a folder, not a file; pass it to ragbook.load() to read the files inside")
+    if not stat.S_ISREG(info.st_mode):
+        raise LoadError("not a regular file (a pipe, socket or device); copy its content into a file")
+    if info.st_size == 0:
+        raise LoadError("empty file")
+    max_mb = options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
+    if max_mb is not None and info.st_size > max_mb * 2**20:
+        raise LoadError(f"file too large ({_size(info.st_size)}, the limit is max_file_mb={max_mb}); "
+                        "pass a larger max_file_mb to load it")
+
+    try:
+        result = _call(loader, path, {**options, "source": source})
+        documents = _as_documents(result, path)
+    except LoadError:
+        raise
+    except PermissionError:
+        raise LoadError("permission denied; check the file's permissions") from None
+    except Exception as exc:  # a loader bug or a library crash must not end a whole load()
+        raise LoadError(f"could not read {kind}: {type(exc).__name__}: {exc}") from exc
+
+    documents = [doc for doc in documents if isinstance(doc.text, str) and doc.text.strip()]
+    if not documents:
+        raise LoadError("no text found in the file")
+    resolved = str(path.resolve())
+    for doc in documents:
+        doc.source = source
+        doc.title = doc.title or path.stem
+        doc.metadata = _json_safe(doc.metadata)
+        doc.metadata.setdefault("format", path.suffix.lower().lstrip(".") or "text")
+        doc.metadata["path"] = resolved
+    return documents
+
+
+# --- finding files ------------------------------------------------------------------------
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    return list(value)
+
+
+def _matches(patterns: list[str], source: str, name: str) -> bool:
+    return any(fnmatch.fnmatch(source, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _broken_link(path: str, shown: str) -> Problem | None:
+    """A problem for a symbolic link whose target is gone, else None."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    target = os.readlink(path)
+    return Problem(shown, f"broken symbolic link (points to {target!r}, which does not exist); fix or remove it")
+
+
+class _Finder:
+    """One discover() call: the filters, what was found, and which folders were walked."""
+
+    def __init__(self, include: list[str], exclude: list[str], hidden: bool) -> None:
+        self.include, self.exclude, self.hidden = include, exclude, hidden
+        self.files: list[SourceFile] = []
+        self.problems: list[Problem] = []
+        self.seen: set[Path] = set()
+        self.visited: set[tuple[int, int]] = set()
+
+    def add(self, path: str, shown: str, root: Path) -> bool:
+        name = os.path.basename(path)
+        if self.include and not _matches(self.include, shown, name):
+            return False
+        if _matches(self.exclude, shown, name):
+            return False
+        resolved = Path(path).resolve()
+        if resolved not in self.seen:
+            self.seen.add(resolved)
+            self.files.append(SourceFile(path=resolved, source=shown, root=root))
+        return True
+
+    def walk(self, top: str, shown: str, root: Path) -> int:
+        """Add the loadable files under ``top``; returns how many matched."""
+        found = 0
+        stack = [(top, shown)]
+        while stack:
+            folder, shown_folder = stack.pop()
+            try:
+                info = os.stat(folder)
+                # (device, inode) marks a folder however it was reached: links cannot loop us
+                if (info.st_dev, info.st_ino) in self.visited:
+                    continue
+                self.visited.add((info.st_dev, info.st_ino))
+                with os.scandir(folder) as scan:
+                    entries = sorted(scan, key=lambda entry: entry.name)
+            except PermissionError:
+                reason = "permission denied: cannot list this folder; check its permissions"
+                self.problems.append(Problem(shown_folder, reason))
+                continue
+            except OSError as exc:
+                self.problems.append(Problem(shown_folder, f"cannot list this folder ({exc.strerror})"))
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") and not self.hidden:
+                    continue
+                entry_shown = f"{shown_folder}/{entry.name}" if shown_folder else entry.name
+                if _matches(self.exclude, entry_shown, entry.name):
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # follows symbolic links
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    stack.append((entry.path, entry_shown))
+                elif broken := _broken_link(entry.path, entry_shown):
+                    # a dangling "libfoo.so" link is none of our business; a dangling "notes.md" is
+                    if loader_for(entry.name) is not None or not os.path.splitext(entry.name)[1]:
+                        self.problems.append(broken)
+                elif loader_for(entry.name) is not None:
+                    found += self.add(entry.path, entry_shown, root)
+        return found
+
+    def pattern(self, pattern: str) -> None:
+        parts = Path(pattern).parts
+        literal = 0
+        while literal < len(parts) and not _GLOB_MAGIC.search(parts[literal]):
+            literal += 1
+        base = os.path.abspath(os.path.join(*parts[:literal])) if literal else os.getcwd()
+        # shown paths start with the base folder's name, as for a folder argument; a pattern
+        # with no folder part ("*.md") is shown relative to the working directory
+        label = os.path.basename(base) if literal else ""
+        root = Path(base).resolve()
+        found = 0
+        for match in sorted(glob.glob(pattern, recursive=True)):
+            relative = Path(os.path.relpath(os.path.abspath(match), base)).as_posix()
+            if not self.hidden and any(part.startswith(".") for part in relative.split("/")):
+                continue
+            shown = f"{label}/{relative}" if label else relative
+            if os.path.isdir(match):
+                found += self.walk(match, shown, root)
+            elif broken := _broken_link(match, shown):
+                self.problems.append(broken)
+            elif loader_for(match) is not None:
+                found += self.add(match, shown, root)
+        if not found:
+            self.problems.append(Problem(pattern, "no supported files match this pattern; check the pattern "
+                                         f"(supported: {', '.join(sorted(_LOADERS))})"))
+
+    def argument(self, raw: PathArg) -> None:
+        arg = os.path.expanduser(os.fspath(raw))
+        if not os.path.lexists(arg):
+            if _GLOB_MAGIC.search(arg):
+                self.pattern(arg)
+            else:
+                self.problems.append(Problem(arg, f"no such file or folder (relative paths start at {os.getcwd()}); "
+                                             "check the path"))
+            return
+        absolute = os.path.abspath(arg)
+        name = os.path.basename(absolute)
+        if broken := _broken_link(arg, name):
+            self.problems.append(broken)
+        elif os.path.isdir(arg):
+            self.walk(absolute, name, Path(absolute).resolve())
+        elif loader_for(arg) is None:
+            self.problems.append(Problem(name, _unsupported(Path(arg))))
+        else:
+            self.add(absolute, name, Path(absolute).resolve())
+
+
+def discover(paths: PathArg | Iterable[PathArg], include: str | list[str] | None = None,
+             exclude: str | list[str] | None = None, hidden: bool = False) -> tuple[list[SourceFile], list[Problem]]:
+    """The loadable files under ``paths`` (files, folders, or globs such as ``"notes/**/*.md"``).
+
+    Folders are walked recursively, following symbolic links; files without a registered
+    loader are ignored there, but reported when named directly.  ``include``/``exclude``
+    are glob patterns matched against the shown path and the file name (exclude wins, and
+    also prunes folders).  Hidden files and folders are skipped unless ``hidden=True``.
+    Returns the files in sorted order, each file once, and the problems found on the way.
+    """
+    finder = _Finder(_as_list(include), _as_list(exclude), hidden)
+    for raw in _as_list(paths):
+        finder.argument(raw)
+    files = sorted(finder.files, key=lambda f: (f.source, str(f.path)))
+    return files, finder.problems
+
+
+def load(paths: PathArg | Iterable[PathArg], include: str | list[str] | None = None,
+         exclude: str | list[str] | None = None, hidden: bool = False, **options: Any) -> Loaded:
+    """Discover and read files; bad files become problems instead of exceptions.
+
+    Document warnings (a PDF page that failed, a file decoded as Windows-1252) are listed
+    as problems with ``severity="warning"`` too, so one table shows everything to check.
+    """
+    from ragbook.progress import progress
+
+    files, problems = discover(paths, include=include, exclude=exclude, hidden=hidden)
+    documents: list[Document] = []
+    for file in progress(files, desc="Loading files", unit="file", min_total=20):
+        try:
+            loaded = load_file(file.path, source=file.source, **options)
+        except LoadError as exc:
+            logger.info("skipped %s: %s", file.source, exc)
+            problems.append(Problem(file.source, str(exc)))
+            continue
+        for doc in loaded:
+            documents.append(doc)
+            problems.extend(Problem(file.source, warning, "warning") for warning in doc.warnings)
+    return Loaded(documents=documents, problems=problems)
