@@ -17,7 +17,8 @@ _EXPORTS = {
     "Chunk": "ragbook.documents",
     "Segment": "ragbook.documents",
     "LoadError": "ragbook.documents",
-    "load": "ragbook.loaders",
+    "load": ("ragbook.bundle", "load_assistant"),
+    "load_documents": ("ragbook.loaders", "load"),
     "load_file": "ragbook.loaders",
     "discover": "ragbook.loaders",
     "register_loader": "ragbook.loaders",
@@ -34,16 +35,23 @@ _EXPORTS = {
     "Hit": "ragbook.retrieval",
     "Reranker": "ragbook.rerank",
     "config": "ragbook.progress",
+    "Assistant": "ragbook.assistant",
+    "Answer": "ragbook.answer",
+    "Template": "ragbook.prompt",
+    "TEMPLATES": "ragbook.prompt",
+    "load_llm": "ragbook.llm",
+    "list_models": "ragbook.llm",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'ragbook' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
 
@@ -57,7 +65,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.documents import Chunk, Document, LoadError, Segment
     from ragbook.embedding import Embedder
     from ragbook.index import BuildReport, Index, IndexFormatError, ModelMismatchError, build, open_index
-    from ragbook.loaders import discover, load, load_file, register_loader
+    from ragbook.answer import Answer
+    from ragbook.assistant import Assistant
+    from ragbook.bundle import load_assistant as load
+    from ragbook.llm import list_models, load_llm
+    from ragbook.loaders import discover, load_file, register_loader
+    from ragbook.loaders import load as load_documents
+    from ragbook.prompt import TEMPLATES, Template
     from ragbook.progress import config
     from ragbook.rerank import Reranker
     from ragbook.retrieval import Hit, Results, Retriever

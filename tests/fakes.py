@@ -46,3 +46,55 @@ class HashEmbedder:
     def info(self):
         return {"model": self.name, "dimension": self.dimension, "normalize": True,
                 "max_seq_length": self.max_tokens, "fingerprint": self.fingerprint()}
+
+
+class EchoLLM:
+    """A deterministic stand-in for a language model, with the interface ragbook's LLMs have.
+
+    It answers with the first sentence of the passage it is told to cite (``cite``), or with
+    a scripted reply; tokens are whitespace-separated words.
+    """
+
+    backend = "test"
+
+    def __init__(self, reply: str | None = None, cite: int = 1, context_window: int = 2048, name: str = "echo") -> None:
+        self.reply = reply
+        self.cite = cite
+        self.context_window = context_window
+        self.name = name
+        self.calls: list[list[dict]] = []
+        self.last_generation = None
+
+    def render(self, messages):
+        return "\n".join(f"<{m['role']}>\n{m['content']}" for m in messages)
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def _answer(self, messages):
+        if self.reply is not None:
+            return self.reply
+        user = messages[-1]["content"]
+        marker = f"[{self.cite}] "
+        if marker not in user:
+            return "I don't know."
+        passage = user.split(marker, 1)[1].split("\n", 2)[1]
+        return passage.split(". ")[0].rstrip(".") + f". [{self.cite}]"
+
+    def chat(self, messages, *, max_tokens=512, temperature=0.0, stop=None, seed=0):
+        from types import SimpleNamespace
+
+        self.calls.append(messages)
+        text = self._answer(messages)
+        self.last_generation = SimpleNamespace(text=text, prompt_tokens=self.count_tokens(self.render(messages)),
+                                               completion_tokens=len(text.split()), first_token_s=0.0, total_s=0.0,
+                                               model=self.name, finish_reason="stop")
+        return self.last_generation
+
+    def stream(self, messages, *, max_tokens=512, temperature=0.0, stop=None, seed=0):
+        text = self.chat(messages).text
+        for word in text.split(" "):
+            yield word + " "
+
+    def info(self):
+        return {"backend": "test", "model": self.name}

@@ -1,0 +1,201 @@
+"""Answers and their citations, checked against the passages the model was given.
+
+A citation ``[n]`` must name a passage that was in the prompt; a sentence must be supported by
+the passages it cites (most of its content words appear there).  Problems are flagged, not
+hidden: a person can see which claims to check.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragbook._display import html_escape, shorten
+from ragbook.lexical import Analyzer
+from ragbook.retrieval import Hit
+
+__all__ = ["Answer", "Citation", "SentenceCheck", "check_answer", "split_sentences"]
+
+_MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+_ANALYZER = Analyzer()
+
+
+def _numbers(group: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*(?:,|;|and)\s*", group):
+        if re.fullmatch(r"\d+\s*[-–]\s*\d+", part):
+            lo, hi = (int(x) for x in re.split(r"\s*[-–]\s*", part))
+            out.extend(range(lo, hi + 1) if 0 < hi - lo < 20 else [lo, hi])
+        elif part.strip().isdigit():
+            out.append(int(part))
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    return [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip(" \n[]0123456789,.")]
+
+
+@dataclass
+class Citation:
+    """``[n]`` in an answer, resolved to the passage it names (``None`` if no such passage)."""
+
+    n: int
+    hit: Hit | None
+
+    @property
+    def valid(self) -> bool:
+        return self.hit is not None
+
+    @property
+    def source(self) -> str | None:
+        return self.hit.source if self.hit else None
+
+    @property
+    def page(self) -> int | None:
+        return self.hit.page if self.hit else None
+
+    @property
+    def text(self) -> str:
+        return self.hit.text if self.hit else ""
+
+    def reference(self) -> str:
+        return f"[{self.n}] {self.hit.citation()}" if self.hit else f"[{self.n}] (no such passage was given)"
+
+    def __repr__(self) -> str:
+        return f"Citation({self.reference()!r})"
+
+
+@dataclass
+class SentenceCheck:
+    sentence: str
+    cites: list[int]
+    support: float  # share of the sentence's content words found in the passages it cites
+    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation"
+
+
+def _terms(text: str) -> set[str]:
+    return set(_ANALYZER(_MARK.sub(" ", text)))
+
+
+def check_answer(text: str, passages: list[Hit], *, no_answer: str = "") -> tuple[list[Citation], list[SentenceCheck]]:
+    """Resolve every ``[n]`` and check each sentence against what it cites."""
+    cited: dict[int, Citation] = {}
+    for m in _MARK.finditer(text):
+        for n in _numbers(m.group(1)):
+            if n not in cited:
+                cited[n] = Citation(n, passages[n - 1] if 1 <= n <= len(passages) else None)
+    passage_terms = [_terms(h.text) for h in passages]
+    every = set().union(*passage_terms) if passage_terms else set()
+    checks = []
+    for sentence in split_sentences(text):
+        words = _terms(sentence)
+        cites = [n for m in _MARK.finditer(sentence) for n in _numbers(m.group(1))]
+        valid = [n for n in cites if 1 <= n <= len(passages)]
+        if len(valid) < len(cites):
+            checks.append(SentenceCheck(sentence, cites, 0.0, "invalid citation"))
+            continue
+        if no_answer and no_answer.lower().rstrip(".") in sentence.lower():
+            checks.append(SentenceCheck(sentence, cites, 1.0))
+            continue
+        if len(words) < 3:  # "Yes.", headings, list numbers: too short to judge
+            checks.append(SentenceCheck(sentence, cites, 1.0))
+            continue
+        pool = set().union(*(passage_terms[n - 1] for n in valid)) if valid else every
+        support = len(words & pool) / len(words)
+        if not cites:
+            flag = "no citation" if support >= 0.5 else "unsupported"
+        else:
+            flag = "" if support >= 0.5 else "unsupported"
+        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag))
+    return sorted(cited.values(), key=lambda c: c.n), checks
+
+
+@dataclass
+class Answer:
+    """What an assistant said, what it was shown, and how each claim is backed."""
+
+    question: str
+    text: str
+    passages: list[Hit] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    checks: list[SentenceCheck] = field(default_factory=list)
+    prompt: str = ""
+    messages: list[dict[str, str]] = field(default_factory=list)
+    model: str = ""
+    mode: str = "llm"  # "llm" | "extractive" | "abstained"
+    query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
+    dropped: list[Hit] = field(default_factory=list)  # passages that did not fit the context
+    timings: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def abstained(self) -> bool:
+        return self.mode == "abstained"
+
+    @property
+    def invalid_citations(self) -> list[int]:
+        return [c.n for c in self.citations if not c.valid]
+
+    @property
+    def unsupported(self) -> list[str]:
+        return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation")]
+
+    @property
+    def ok(self) -> bool:
+        """True when every citation names a given passage and no sentence is unsupported."""
+        return not self.invalid_citations and not self.unsupported
+
+    def __str__(self) -> str:
+        lines = [self.text, ""]
+        lines += [c.reference() for c in self.citations]
+        for check in self.checks:
+            if check.flag:
+                lines.append(f"! {check.flag}: {shorten(check.sentence, 90)}")
+        return "\n".join(lines).rstrip()
+
+    def __repr__(self) -> str:
+        ms = self.timings.get("total", 0.0) * 1000
+        return (f"Answer(text={shorten(self.text, 60)!r}, citations={[c.n for c in self.citations]}, "
+                f"passages={len(self.passages)}, mode={self.mode!r}, model={self.model!r}, ms={ms:.0f})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question, "query": self.query, "text": self.text, "mode": self.mode, "model": self.model,
+            "citations": [{"n": c.n, "valid": c.valid, "source": c.source, "page": c.page} for c in self.citations],
+            "passages": [h.to_dict() for h in self.passages],
+            "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag} for c in self.checks],
+            "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
+        }
+
+    def _repr_html_(self) -> str:
+        def marker(m: re.Match[str]) -> str:
+            nums = _numbers(m.group(1))
+            tips = []
+            for n in nums:
+                hit = self.passages[n - 1] if 1 <= n <= len(self.passages) else None
+                tips.append(f"[{n}] {hit.citation()}: {shorten(hit.text, 300)}" if hit else f"[{n}] no such passage")
+            bad = any(not (1 <= n <= len(self.passages)) for n in nums)
+            style = "color:#b00020" if bad else "color:#1a5fb4"
+            return (f"<sup><abbr style='{style};text-decoration:none' title='{html_escape(' | '.join(tips))}'>"
+                    f"{html_escape(m.group(0))}</abbr></sup>")
+
+        body, pos = [], 0
+        for m in _MARK.finditer(self.text):
+            body.append(html_escape(self.text[pos:m.start()]))
+            body.append(marker(m))
+            pos = m.end()
+        body.append(html_escape(self.text[pos:]))
+        flags = "".join(f"<li>{html_escape(c.flag)}: {html_escape(shorten(c.sentence, 120))}</li>"
+                        for c in self.checks if c.flag)
+        sources = "".join(
+            f"<details><summary>[{n}] {html_escape(h.citation())}</summary>"
+            f"<blockquote style='white-space:pre-wrap'>{html_escape(h.text)}</blockquote></details>"
+            for n, h in enumerate(self.passages, start=1)
+        )
+        timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
+        return (f"<div class='ragbook-answer'><div style='white-space:pre-wrap'>{''.join(body)}</div>"
+                + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")
+                + f"<div><small>{html_escape(self.model)} &middot; {html_escape(self.mode)} &middot; {html_escape(timing)}</small></div>"
+                + sources + "</div>")

@@ -1,0 +1,267 @@
+"""The assistant: retrieval, a prompt template and an open LLM, answering with checked citations.
+
+>>> bot = ragbook.Assistant(index, name="DATA 101", template="tutor")     # best local model
+>>> answer = bot.ask("How many grace days do we get?")
+>>> answer.text, answer.citations, answer.prompt
+>>> bot.save("data101.ragbook")        # one file; ragbook.load("data101.ragbook") elsewhere
+
+``llm="extractive"`` answers with the documents' own sentences and no model at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from ragbook._display import html_escape, html_table
+from ragbook.answer import Answer, check_answer
+from ragbook.prompt import Template, get_template, pack
+from ragbook.retrieval import Hit, Results, Retriever
+
+__all__ = ["Assistant", "AnswerStream", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
+
+EXTRACTIVE = "extractive"
+# Cosine similarity of the best passage below which the assistant says it has nothing.
+# Measured on the demo corpus with all-MiniLM-L6-v2: on-topic questions scored 0.48-0.82,
+# off-topic ones 0.12-0.34.
+DEFAULT_MIN_RELEVANCE = 0.4
+_RETRIEVER_KEYS = ("k", "mode", "fusion", "weight", "rrf_k", "candidates", "mmr", "filters", "min_score",
+                   "reranker", "rerank_depth")
+_FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|then|the same|"
+                       r"what about|how about|and)\b", re.IGNORECASE)
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class _Turn:
+    question: str
+    answer: str
+
+
+class Assistant:
+    """An index, retrieval settings, a prompt template and a model, behind ``ask``."""
+
+    def __init__(self, index: Any, *, name: str = "assistant", llm: Any = None, template: str | Template | dict = "tutor",
+                 min_relevance: float | None = DEFAULT_MIN_RELEVANCE, max_answer_tokens: int = 384,
+                 temperature: float = 0.0, history_turns: int = 2, **retrieval: Any) -> None:
+        unknown = set(retrieval) - set(_RETRIEVER_KEYS)
+        if unknown:
+            raise TypeError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
+        self.index = index
+        self.name = name
+        self.template = get_template(template)
+        self.min_relevance = min_relevance
+        self.max_answer_tokens = max_answer_tokens
+        self.temperature = temperature
+        self.history_turns = history_turns
+        self.retriever = Retriever(index, **({"k": 5} | retrieval))
+        self._llm_spec = llm
+        self._llm: Any = llm if hasattr(llm, "chat") else None
+        self.history: list[_Turn] = []
+
+    # -- the model -------------------------------------------------------------------------
+
+    @property
+    def extractive(self) -> bool:
+        return self._llm_spec == EXTRACTIVE
+
+    @property
+    def llm(self) -> Any:
+        """The language model, loaded on first use (``None`` in extractive mode)."""
+        if self.extractive:
+            return None
+        if self._llm is None:
+            from ragbook.llm import load_llm
+
+            self._llm = load_llm(self._llm_spec)
+        return self._llm
+
+    @llm.setter
+    def llm(self, value: Any) -> None:
+        self._llm_spec = value
+        self._llm = value if hasattr(value, "chat") else None
+
+    @property
+    def model_name(self) -> str:
+        if self.extractive:
+            return EXTRACTIVE
+        return self._llm.name if self._llm is not None else str(self._llm_spec or "default")
+
+    # -- asking ----------------------------------------------------------------------------
+
+    def search(self, question: str) -> Results:
+        return self.retriever.search(question)
+
+    def ask(self, question: str, *, history: list[_Turn] | None = None) -> Answer:
+        """Answer one question from the documents, with citations."""
+        stream = self.stream(question, history=history)
+        for _ in stream:
+            pass
+        return stream.answer
+
+    def stream(self, question: str, *, history: list[_Turn] | None = None) -> AnswerStream:
+        """Like :meth:`ask`, but iterate to get the answer's text as it is generated."""
+        return AnswerStream(self, question, list(history or []))
+
+    def chat(self, question: str) -> Answer:
+        """Answer in a conversation: follow-ups are rewritten into standalone questions first."""
+        answer = self.ask(question, history=self.history)
+        self.history.append(_Turn(question, answer.text))
+        return answer
+
+    def reset(self) -> None:
+        """Forget the conversation."""
+        self.history.clear()
+
+    def _check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("the question is empty: ask something about your documents")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
+                             "(ask about a passage by quoting a sentence, not the whole text)")
+        return question.strip()
+
+    def standalone(self, question: str, history: list[_Turn]) -> str:
+        """The question to search with: follow-ups ("and its limits?") made standalone."""
+        if not history:
+            return question
+        last = history[-1]
+        llm = self.llm
+        if llm is not None:
+            convo = "\n".join(f"User: {t.question}\nAssistant: {t.answer[:600]}" for t in history[-self.history_turns:])
+            messages = [
+                {"role": "system", "content": "You rewrite follow-up questions so they can be understood alone."},
+                {"role": "user", "content": f"Conversation:\n{convo}\n\nFollow-up question: {question}\n\n"
+                 "Rewrite the follow-up question as one standalone question that names what it refers to. "
+                 "Reply with the rewritten question only."},
+            ]
+            try:
+                text = llm.chat(messages, max_tokens=64, temperature=0.0).text.strip().strip('"').splitlines()
+                rewritten = text[0].strip() if text else ""
+                if 3 <= len(rewritten) <= 4 * len(question) + 200:
+                    return rewritten
+            except Exception:  # a failed rewrite must not lose the question
+                pass
+        if _FOLLOWUP.search(question) or len(question.split()) <= 5:
+            return f"{last.question} {question}"
+        return question
+
+    # -- display and persistence -------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        retrieval = {k: v for k, v in self.retriever.settings().items() if k in _RETRIEVER_KEYS}
+        retrieval.update(rrf_k=self.retriever.rrf_k)
+        if callable((self.retriever.filters or {}).get("where")):
+            raise ValueError("a filter with a Python function cannot be saved; use globs, ranges and lists")
+        llm: Any
+        if self.extractive:
+            llm = EXTRACTIVE
+        elif self._llm is not None:
+            llm = self._llm.info()
+        else:
+            llm = self._llm_spec if isinstance(self._llm_spec, (str, dict, type(None))) else str(self._llm_spec)
+        return {"name": self.name, "llm": llm, "template": self.template.to_dict(), "retrieval": retrieval,
+                "min_relevance": self.min_relevance, "max_answer_tokens": self.max_answer_tokens,
+                "temperature": self.temperature, "history_turns": self.history_turns}
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Save index and settings into one ``.ragbook`` file (models are referenced, not embedded)."""
+        from ragbook.bundle import save_assistant
+
+        return save_assistant(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **overrides: Any) -> Assistant:
+        from ragbook.bundle import load_assistant
+
+        return load_assistant(path, **overrides)
+
+    def __repr__(self) -> str:
+        r = self.retriever
+        return (f"Assistant(name={self.name!r}, model={self.model_name!r}, template={self.template.name!r}, "
+                f"k={r.k}, mode={r.mode!r}, chunks={len(self.index)})")
+
+    def _repr_html_(self) -> str:
+        r = self.retriever
+        rows = [["model", self.model_name], ["template", f"{self.template.name}: {self.template.description}"],
+                ["retrieval", f"{r.mode} ({r.fusion}), k={r.k}" + (f", mmr={r.mmr}" if r.mmr is not None else "")],
+                ["documents", f"{self.index.stats()['files']} files, {len(self.index.chunks):,} chunks"],
+                ["says it doesn't know below", f"relevance {self.min_relevance}"]]
+        return f"<div class='ragbook-assistant'><b>{html_escape(self.name)}</b>{html_table(['', ''], rows)}</div>"
+
+
+class AnswerStream:
+    """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after."""
+
+    def __init__(self, assistant: Assistant, question: str, history: list[_Turn]) -> None:
+        self.assistant = assistant
+        self.question = assistant._check_question(question)
+        self.history = history
+        self.answer: Answer | None = None
+        self._iter = self._run()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._iter
+
+    def __next__(self) -> str:
+        return next(self._iter)
+
+    def _run(self) -> Iterator[str]:
+        a = self.assistant
+        t0 = time.perf_counter()
+        query = a.standalone(self.question, self.history)
+        t_rewrite = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        results = a.retriever.search(query)
+        hits: list[Hit] = list(results)
+        timings = {"rewrite": t_rewrite, "retrieval": time.perf_counter() - t1} if self.history else {
+            "retrieval": time.perf_counter() - t1}
+        base = dict(question=self.question, query=query, model=a.model_name)
+
+        best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+        if not hits or (a.min_relevance is not None and best is not None and best < a.min_relevance):
+            text = a.template.no_answer
+            if hits:
+                text += f" (The closest passage, {hits[0].citation()}, is not about this.)"
+            yield text
+            timings["total"] = time.perf_counter() - t0
+            self.answer = Answer(text=text, passages=hits, mode="abstained", timings=timings, **base)
+            return
+
+        if a.extractive:
+            from ragbook.extractive import extract
+
+            text, used = extract(self.question, hits, a.index.embedder)
+            yield text
+            citations, checks = check_answer(text, used)
+            timings["total"] = time.perf_counter() - t0
+            self.answer = Answer(text=text, passages=used, citations=citations, checks=checks, mode="extractive",
+                                 timings=timings, **base)
+            return
+
+        llm = a.llm
+        history = [m for t in self.history[-a.history_turns:] for m in (
+            {"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer})]
+        packed = pack(a.template, self.question, hits, render=llm.render, count_tokens=llm.count_tokens,
+                      context_window=llm.context_window, answer_tokens=a.max_answer_tokens, history=history)
+        t2 = time.perf_counter()
+        pieces: list[str] = []
+        first = None
+        for piece in llm.stream(packed.messages, max_tokens=a.max_answer_tokens, temperature=a.temperature):
+            if first is None:
+                first = time.perf_counter() - t2
+            pieces.append(piece)
+            yield piece
+        text = "".join(pieces).strip()
+        gen = getattr(llm, "last_generation", None)
+        timings["first_token"] = first if first is not None else time.perf_counter() - t2
+        timings["generation"] = time.perf_counter() - t2
+        timings["total"] = time.perf_counter() - t0
+        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
+        tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
+        self.answer = Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
+                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
+                             timings=timings, tokens=tokens, **{**base, "model": llm.name})

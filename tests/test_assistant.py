@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from fakes import EchoLLM, HashEmbedder
+from ragbook.assistant import Assistant
+from ragbook.bundle import BundleError, load_assistant
+from ragbook.documents import Document
+from ragbook.index import Index
+from ragbook.prompt import TEMPLATES, Template, pack
+
+
+@pytest.fixture()
+def course(make_index, notes_dir):
+    index = make_index()
+    index.add(notes_dir)
+    return index
+
+
+def test_answer_cites_the_passage_it_used(course):
+    bot = Assistant(course, llm=EchoLLM(), template="strict")
+    answer = bot.ask("Where does the Calvin cycle take place?")
+    assert answer.mode == "llm" and answer.citations and answer.citations[0].valid
+    cited = answer.citations[0]
+    assert cited.source == answer.passages[0].source and cited.text == answer.passages[0].text
+    assert answer.passages[0].source.endswith("photosynthesis.md")
+    assert "[1] course/notes/photosynthesis.md" in answer.prompt
+    assert answer.prompt.index("Question:") < answer.prompt.index("Cite the passage numbers")  # instruction after question
+    assert answer.timings["retrieval"] > 0 and answer.timings["total"] >= answer.timings["generation"]
+    assert answer.ok and "[1]" in str(answer)
+
+
+def test_invalid_and_unsupported_citations_are_flagged(course):
+    reply = "The Calvin cycle runs in the stroma [1]. Penguins live in Antarctica and eat krill [2]. It is fun [9]."
+    answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("Where does the Calvin cycle run?")
+    assert answer.invalid_citations == [9]
+    flags = {c.sentence.split()[0]: c.flag for c in answer.checks}
+    assert flags["The"] == "" and flags["Penguins"] == "unsupported" and flags["It"] == "invalid citation"
+    assert not answer.ok
+    html = answer._repr_html_()
+    assert "no such passage" in html and "<details>" in html
+
+
+def test_abstains_when_nothing_relevant(course):
+    llm = EchoLLM()
+    answer = Assistant(course, llm=llm).ask("Who won the football world cup in 1998?")
+    assert answer.abstained and answer.text.startswith("I don't know") and llm.calls == []
+
+
+def test_extractive_mode_quotes_the_documents(course):
+    answer = Assistant(course, llm="extractive").ask("What is the deadliest volcanic hazard?")
+    assert answer.mode == "extractive" and answer.citations[0].valid
+    assert "Pyroclastic flows" in answer.text and answer.text.rstrip().endswith("]")
+    again = Assistant(course, llm="extractive").ask("What is the deadliest volcanic hazard?")
+    assert again.text == answer.text  # deterministic
+
+
+def test_streaming_yields_the_answer_text(course):
+    bot = Assistant(course, llm=EchoLLM())
+    stream = bot.stream("What does the Calvin cycle fix?")
+    pieces = list(stream)
+    assert len(pieces) > 3 and "".join(pieces).strip() == stream.answer.text
+
+
+def test_chat_rewrites_follow_ups(course):
+    llm = EchoLLM()
+    bot = Assistant(course, llm="extractive")
+    first = bot.chat("What are shield volcanoes?")
+    follow = bot.chat("and what are their hazards?")
+    assert follow.query.startswith("What are shield volcanoes?")  # no LLM: previous question prepended
+    assert follow.passages[0].source.endswith("volcanoes.md") and first.text
+    bot.reset()
+    assert bot.history == []
+
+    class Rewriter(EchoLLM):
+        def _answer(self, messages):
+            if "Follow-up question" in messages[-1]["content"]:
+                return "What hazards do volcanoes pose?"
+            return super()._answer(messages)
+
+    bot = Assistant(course, llm=Rewriter())
+    bot.chat("Tell me about volcanoes")
+    assert bot.chat("what about its dangers?").query == "What hazards do volcanoes pose?"
+    del llm
+
+
+def test_context_packing_drops_lowest_ranked_passages(course):
+    hits = list(course.search("volcanoes lava photosynthesis exam", k=5))
+    t = TEMPLATES["research"]
+    full = pack(t, "q?", hits, render=lambda m: " ".join(x["content"] for x in m), count_tokens=lambda s: len(s.split()),
+                context_window=10_000, answer_tokens=100)
+    assert full.passages == hits and not full.dropped
+    budget = full.prompt_tokens - 20 + 100
+    packed = pack(t, "q?", hits, render=lambda m: " ".join(x["content"] for x in m), count_tokens=lambda s: len(s.split()),
+                  context_window=budget, answer_tokens=100)
+    assert packed.passages == hits[: len(packed.passages)] and packed.dropped == hits[len(packed.passages):]
+    assert packed.prompt_tokens <= budget - 100 and packed.dropped
+    with pytest.raises(ValueError, match="shorten the question"):
+        pack(t, "long " * 500, hits, render=lambda m: " ".join(x["content"] for x in m),
+             count_tokens=lambda s: len(s.split()), context_window=300, answer_tokens=100)
+
+
+def test_bad_questions_get_clear_errors(course):
+    bot = Assistant(course, llm=EchoLLM())
+    with pytest.raises(ValueError, match="empty"):
+        bot.ask("  ")
+    with pytest.raises(ValueError, match="characters long"):
+        bot.ask("why " * 2000)
+
+
+def test_templates_are_editable_and_checked():
+    tutor = TEMPLATES["tutor"].edit(system="You are Ms. Frizzle.")
+    assert tutor.messages("q", [])[0]["content"] == "You are Ms. Frizzle."
+    with pytest.raises(ValueError, match="placeholder"):
+        Template.from_dict({"name": "x", "system": "hi", "user": "{passages} {question} {oops}"})
+    with pytest.raises(ValueError, match="needs both"):
+        Template.from_dict({"name": "x", "system": "hi", "user": "{question} only"})
+    assert "<script>" not in Template(name="<script>", system="s", user="{passages}{question}")._repr_html_()
+
+
+def test_save_and_load_one_file(course, tmp_path):
+    bot = Assistant(course, name="Science 7", llm="extractive", template=TEMPLATES["research"].edit(name="mine"), k=3,
+                    mode="hybrid", mmr=0.7, filters={"source": "*.md"})
+    path = bot.save(tmp_path / "science")
+    assert path.endswith("science.ragbook")
+    back = load_assistant(path)
+    assert back.name == "Science 7" and back.template.name == "mine" and back.retriever.k == 3
+    assert back.retriever.mmr == 0.7 and back.retriever.filters == {"source": "*.md"}
+    q = "What is the deadliest volcanic hazard?"
+    assert back.ask(q).text == bot.ask(q).text
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        settings = json.loads(zf.read("assistant.json"))
+    assert "index/manifest.json" in names and settings["format_version"] == 1
+    assert not [n for n in names if n.endswith((".pkl", ".pickle", ".pt", ".bin"))]
+
+
+def test_damaged_or_tampered_files_are_refused(course, tmp_path):
+    good = Assistant(course, llm="extractive").save(tmp_path / "good.ragbook")
+
+    (tmp_path / "bad.ragbook").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(BundleError, match="not a valid zip"):
+        load_assistant(tmp_path / "bad.ragbook")
+
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "evil.ragbook", "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        dst.writestr("index/../../escape.txt", "gotcha")
+    with pytest.raises(BundleError, match="outside"):
+        load_assistant(tmp_path / "evil.ragbook")
+    assert not (tmp_path / "escape.txt").exists()
+
+    def rewrite(name, change):
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / name, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                result = change(item.filename, data)
+                if result is not None:
+                    dst.writestr(item.filename, result)
+        return tmp_path / name
+
+    future = rewrite("future.ragbook", lambda n, d: json.dumps({**json.loads(d), "format_version": 7}) if n == "assistant.json" else d)
+    with pytest.raises(BundleError, match="version 7"):
+        load_assistant(future)
+    missing = rewrite("missing.ragbook", lambda n, d: None if n.endswith("vectors.npy") else d)
+    with pytest.raises(BundleError, match="damaged or incomplete"):
+        load_assistant(missing)
+    no_index = rewrite("noindex.ragbook", lambda n, d: None if n == "index/manifest.json" else d)
+    with pytest.raises(BundleError, match="missing"):
+        load_assistant(no_index)
+    with pytest.raises(FileNotFoundError):
+        load_assistant(tmp_path / "nope.ragbook")
+
+
+def test_repr_and_html(course):
+    bot = Assistant(course, name="<b>bio</b>", llm="extractive")
+    assert repr(bot).startswith("Assistant(name='<b>bio</b>'") and "0x" not in repr(bot)
+    assert "<b>bio</b>" not in bot._repr_html_()
+
+
+def test_save_refuses_python_filters(tmp_path):
+    index = Index(HashEmbedder())
+    index.add_documents([Document(text="hello world", source="a.txt")])
+    bot = Assistant(index, llm="extractive", filters={"where": lambda c: True})
+    with pytest.raises(ValueError, match="cannot be saved"):
+        bot.save(tmp_path / "x.ragbook")
