@@ -95,22 +95,20 @@ class Assistant:
     def search(self, question: str) -> Results:
         return self.retriever.search(question)
 
-    def ask(self, question: str, *, history: list[_Turn] | None = None) -> Answer:
-        """Answer one question from the documents, with citations."""
-        stream = self.stream(question, history=history)
+    def ask(self, question: str, *, chat: bool = False) -> Answer:
+        """Answer one question from the documents, with citations (``chat=True``: in the conversation)."""
+        stream = self.stream(question, chat=chat)
         for _ in stream:
             pass
         return stream.answer
 
-    def stream(self, question: str, *, history: list[_Turn] | None = None) -> AnswerStream:
+    def stream(self, question: str, *, chat: bool = False) -> AnswerStream:
         """Like :meth:`ask`, but iterate to get the answer's text as it is generated."""
-        return AnswerStream(self, question, list(history or []))
+        return AnswerStream(self, question, self.history if chat else None)
 
     def chat(self, question: str) -> Answer:
         """Answer in a conversation: follow-ups are rewritten into standalone questions first."""
-        answer = self.ask(question, history=self.history)
-        self.history.append(_Turn(question, answer.text))
-        return answer
+        return self.ask(question, chat=True)
 
     def reset(self) -> None:
         """Forget the conversation."""
@@ -196,10 +194,11 @@ class Assistant:
 class AnswerStream:
     """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after."""
 
-    def __init__(self, assistant: Assistant, question: str, history: list[_Turn]) -> None:
+    def __init__(self, assistant: Assistant, question: str, history: list[_Turn] | None) -> None:
         self.assistant = assistant
         self.question = assistant._check_question(question)
-        self.history = history
+        self._conversation = history  # the assistant's own history in a chat: this turn is added to it
+        self.history = list(history or [])
         self.answer: Answer | None = None
         self._iter = self._run()
 
@@ -208,6 +207,11 @@ class AnswerStream:
 
     def __next__(self) -> str:
         return next(self._iter)
+
+    def _finish(self, answer: Answer) -> None:
+        self.answer = answer
+        if self._conversation is not None:
+            self._conversation.append(_Turn(self.question, answer.text))
 
     def _run(self) -> Iterator[str]:
         a = self.assistant
@@ -228,7 +232,7 @@ class AnswerStream:
                 text += f" (The closest passage, {hits[0].citation()}, is not about this.)"
             yield text
             timings["total"] = time.perf_counter() - t0
-            self.answer = Answer(text=text, passages=hits, mode="abstained", timings=timings, **base)
+            self._finish(Answer(text=text, passages=hits, mode="abstained", timings=timings, **base))
             return
 
         if a.extractive:
@@ -238,8 +242,8 @@ class AnswerStream:
             yield text
             citations, checks = check_answer(text, used)
             timings["total"] = time.perf_counter() - t0
-            self.answer = Answer(text=text, passages=used, citations=citations, checks=checks, mode="extractive",
-                                 timings=timings, **base)
+            self._finish(Answer(text=text, passages=used, citations=citations, checks=checks, mode="extractive",
+                                timings=timings, **base))
             return
 
         llm = a.llm
@@ -262,6 +266,6 @@ class AnswerStream:
         timings["total"] = time.perf_counter() - t0
         citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
-        self.answer = Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
-                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
-                             timings=timings, tokens=tokens, **{**base, "model": llm.name})
+        self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
+                            prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
+                            timings=timings, tokens=tokens, **{**base, "model": llm.name}))

@@ -76,7 +76,39 @@ def _cmd_search(args: argparse.Namespace) -> int:
 DEMO_QUESTION = "How many times can I run a lab through the autograder?"
 
 
+def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
+    """Print an answer (streaming its text if ``stream`` is given), then its sources and flags."""
+    if stream is not None:
+        for piece in stream:
+            print(piece, end="", flush=True)
+        print()
+        answer = stream.answer
+    else:
+        print(answer.text)
+    if show_prompt and answer.prompt:
+        print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            print(f"  {c.reference()}")
+    elif answer.passages and not answer.abstained:
+        print("\n  (no citations; closest passages:)")
+        for n, hit in enumerate(answer.passages[:3], start=1):
+            print(f"  [{n}] {hit.citation()}")
+    for check in answer.checks:
+        if check.flag:
+            print(f"  ! {check.flag}: {check.sentence[:100]}")
+    t = answer.timings
+    parts = [f"{k} {v:.2f} s" for k, v in t.items()]
+    print(f"\n  ({answer.model}, {answer.mode}; {', '.join(parts)})")
+
+
+def _assistant_llm(args: argparse.Namespace):
+    return "extractive" if getattr(args, "extractive", False) else getattr(args, "llm", None)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from ragbook.assistant import Assistant
     from ragbook.index import build
 
     corpus = Path(args.corpus)
@@ -85,14 +117,81 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Building the demo index from {corpus}/ into {args.out}/ (offline, all-MiniLM-L6-v2) ...")
     index = build(corpus, out=args.out)
     print(index.last_report)
-    print(f"\nQ: {args.question}\n")
-    results = index.search(args.question, k=args.k)
-    width = int(os.environ.get("COLUMNS", 0)) or 120
-    print(results.to_table(width=width))
-    if len(results):
-        top = results[0]
-        print(f"\nBest passage [{top.citation()}] ({top.explain()}):\n")
-        print(top.text)
+    bot = Assistant(index, name="DATA 101 course assistant", llm=_assistant_llm(args), template="tutor")
+    if not bot.extractive:
+        from ragbook.llm import LLMError
+
+        try:
+            print(f"Loading the language model ({bot.model_name}) ...")
+            bot.llm
+        except LLMError as exc:
+            print(f"No language model available ({exc}).\nAnswering in extractive mode (quotes from the documents).")
+            bot.llm = "extractive"
+    print(f"\nQ: {args.question}\nA: ", end="", flush=True)
+    _print_answer(None, bot.stream(args.question), show_prompt=args.show_prompt)
+    if args.save:
+        saved = bot.save(args.save)
+        print(f"\nSaved the assistant to {saved}: `ragbook ask {saved} \"...\"`, or ragbook.load({saved!r}) in a notebook.")
+    return 0
+
+
+def _load_assistant(args: argparse.Namespace):
+    from ragbook.bundle import load_assistant
+
+    overrides = {}
+    llm = _assistant_llm(args)
+    if llm is not None:
+        overrides["llm"] = llm
+    if getattr(args, "k", None):
+        overrides["k"] = args.k
+    if getattr(args, "template", None):
+        overrides["template"] = args.template
+    return load_assistant(args.file, **overrides)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    bot = _load_assistant(args)
+    if args.json:
+        print(json.dumps(bot.ask(args.question).to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    _print_answer(None, bot.stream(args.question), show_prompt=args.show_prompt)
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    bot = _load_assistant(args)
+    print(f"{bot.name}: ask about its documents. Commands: /reset (new topic), /prompt (last prompt), /quit.")
+    last = None
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/reset":
+            bot.reset()
+            print("(conversation cleared)")
+            continue
+        if line == "/prompt":
+            print(last.prompt if last is not None and last.prompt else "(no prompt yet)")
+            continue
+        try:
+            stream = bot.stream(line, chat=True)
+            print(f"{bot.name}> ", end="", flush=True)
+            _print_answer(None, stream)
+            last = stream.answer
+        except ValueError as exc:
+            print(f"ragbook: {exc}")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ragbook.llm import format_models, list_models
+
+    print(format_models(list_models()))
     return 0
 
 
@@ -161,12 +260,31 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true", help="print results as JSON")
     se.set_defaults(func=_cmd_search)
 
-    de = sub.add_parser("demo", help="build the demo index from corpora/ and answer a question with citations")
+    de = sub.add_parser("demo", help="build the demo assistant from corpora/ and answer a question with citations")
     de.add_argument("question", nargs="?", default=DEMO_QUESTION)
     de.add_argument("--corpus", default="corpora", help="folder to index (default: corpora)")
     de.add_argument("--out", default=".ragbook-demo", help="index folder (default: .ragbook-demo)")
-    de.add_argument("-k", type=int, default=3)
+    de.add_argument("--save", default="data101.ragbook", help="save the assistant to this file ('' to skip)")
+    de.add_argument("--llm", help="model preset, .gguf file, model folder, or openai:URL (default: best installed)")
+    de.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
+    de.add_argument("--show-prompt", action="store_true", help="print the prompt the model was given")
     de.set_defaults(func=_cmd_demo)
+
+    for name, help_text in (("ask", "answer one question with a saved assistant"), ("chat", "talk with a saved assistant")):
+        cp = sub.add_parser(name, help=help_text)
+        cp.add_argument("file", help="a .ragbook assistant file")
+        if name == "ask":
+            cp.add_argument("question")
+            cp.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+            cp.add_argument("--show-prompt", action="store_true", help="print the prompt the model was given")
+        cp.add_argument("--llm", help="use another model: preset, .gguf file, folder, or openai:URL")
+        cp.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
+        cp.add_argument("-k", type=int, help="passages to retrieve")
+        cp.add_argument("--template", choices=["tutor", "research", "strict"], help="prompt template")
+        cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
+
+    mo = sub.add_parser("models", help="list the language models ragbook knows, and which are installed")
+    mo.set_defaults(func=_cmd_models)
 
     inf = sub.add_parser("info", help="show an index's model, settings and contents")
     inf.add_argument("index", help="index folder")
@@ -187,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (IndexFormatError, ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (IndexFormatError, ValueError, RuntimeError, FileNotFoundError, ImportError) as exc:
         print(f"ragbook: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
