@@ -74,3 +74,29 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
 def test_console_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "ragbook", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("ragbook ")
+
+
+@pytest.mark.slow
+def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch):
+    from conftest import REPO
+
+    saved = tmp_path / "demo.ragbook"
+    code = main(["--no-progress", "demo", "--extractive", "--corpus", str(REPO / "corpora"),
+                 "--out", str(tmp_path / "ix"), "--save", str(saved)])
+    out = capsys.readouterr().out
+    assert code == 0 and saved.exists()
+    assert "Q: How many times can I run a lab" in out
+    assert "[1] corpora/handbook.pdf, page 4" in out and "6 times" in out  # the answer, cited to its page
+
+    assert main(["ask", str(saved), "How many grace days do students get?", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["mode"] == "extractive" and answer["citations"][0]["source"].endswith("00-syllabus.md")
+
+    assert main(["ask", str(saved), "Who won the 1998 football world cup?"]) == 0
+    assert "I don't know" in capsys.readouterr().out
+
+    script = "What does the autograder do?\n/prompt\nand how many times can I use it?\n/reset\n/quit\n"
+    proc = subprocess.run([sys.executable, "-m", "ragbook", "chat", str(saved)], input=script, capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("handbook.pdf, page 4") >= 2 and "(conversation cleared)" in proc.stdout
