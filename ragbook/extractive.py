@@ -18,12 +18,29 @@ __all__ = ["extract"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n{2,}|\n(?=\s*[-*•]|\s*\d+[.)]\s)")
 _ANALYZER = Analyzer()
+_LIST_ITEM = re.compile(r"^(?:[-*•+]|\d+[.)])\s+")
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, with short unpunctuated lines (headings, PDF titles) set apart."""
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        stripped = line.strip()
+        heading = stripped.startswith("#") or (0 < len(stripped.split()) <= 8 and not stripped.endswith((".", "!", "?", ":", ",", ";")))
+        if not stripped or heading:
+            blocks.append([])
+            continue
+        if _LIST_ITEM.match(stripped):  # each list item stands alone
+            blocks.append([])
+            stripped = _LIST_ITEM.sub("", stripped)
+        blocks[-1].append(stripped)
+    return [" ".join(b) for b in blocks if b]
 
 
 def _sentences(text: str) -> list[str]:
-    parts = [" ".join(p.split()) for p in _SENTENCE_END.split(text)]
-    # headings and fragments say little on their own
-    return [p for p in parts if len(p) >= 25 and len(p.split()) >= 5 and not p.startswith("#")]
+    parts = [" ".join(p.split()) for block in _blocks(text) for p in _SENTENCE_END.split(block)]
+    # fragments say little on their own
+    return [p for p in parts if len(p) >= 25 and len(p.split()) >= 5]
 
 
 def extract(question: str, hits: Sequence[Hit], embedder: Any, *, max_sentences: int = 3,
@@ -51,7 +68,7 @@ def extract(question: str, hits: Sequence[Hit], embedder: Any, *, max_sentences:
     score = dense + 0.3 * overlap + rank_bonus
     best = np.argsort(-score, kind="stable")[:max_sentences]
     # keep sentences close to the best one; a weak third sentence only adds noise
-    keep = [i for i in best if score[i] >= score[best[0]] - 0.25]
+    keep = [i for i in best if score[i] >= score[best[0]] - 0.12]
     keep.sort(key=lambda i: (candidates[i][0], candidates[i][1]))
     text = " ".join(f"{candidates[i][2]} [{candidates[i][0]}]" for i in keep)
     return text, used

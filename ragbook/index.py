@@ -74,7 +74,7 @@ class BuildReport:
         return not self.skipped
 
     def summary(self) -> str:
-        total = sum(self.seconds.values())
+        total = self.seconds.get("total", sum(self.seconds.values()))
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
             f"{len(self.removed)} removed, {len(self.skipped)} skipped; {self.embedded} passages embedded, "
@@ -358,9 +358,9 @@ class Index:
     # -- embeddings and the model check ----------------------------------------------------
 
     def _embed_documents(self, texts: list[str]) -> np.ndarray:
-        self._check_model()
-        if not texts:
+        if not texts:  # nothing new: no need to load (or check) the model
             return np.zeros((0, self._dimension or self.embedder.dimension), dtype=np.float32)
+        self._check_model()
         return self.embedder.encode_documents(texts)
 
     def embed_query(self, query: str) -> np.ndarray:
@@ -407,7 +407,8 @@ class Index:
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("no folder to save to: pass a path, e.g. index.save('my-index')")
-        self._check_model()
+        if self._embedding_info is None:
+            self._check_model()  # a new, empty index: record which model it is for
 
         def write(folder: Path) -> list[str]:
             with open(folder / "chunks.jsonl", "w", encoding="utf-8") as f:
