@@ -15,7 +15,7 @@ from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
 from ragbook.retrieval import Hit
 
-__all__ = ["Answer", "Citation", "SentenceCheck", "check_answer", "split_sentences"]
+__all__ = ["Answer", "Citation", "SentenceCheck", "attribute", "check_answer", "split_sentences"]
 
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
@@ -73,13 +73,41 @@ class SentenceCheck:
     cites: list[int]
     support: float  # share of the sentence's content words found in the passages it cites
     flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation"
+    attributed: bool = False  # the citation was added by ragbook, not written by the model
+
+
+def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
+    """Add ``[n]`` after sentences the model left uncited, when one passage clearly backs them.
+
+    Small models often answer correctly but forget to cite; matching each uncited sentence to
+    the passage holding most of its content words makes the answer checkable.  Returns the
+    new text and the sentences that got a citation this way.
+    """
+    passage_terms = [_terms(h.text) for h in passages]
+    out, pos, added = [], 0, set()
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group()
+        words = _terms(sentence)
+        if _MARK.search(sentence) or len(words) < 3 or not passage_terms:
+            continue
+        support = [len(words & terms) / len(words) for terms in passage_terms]
+        best = max(range(len(support)), key=lambda i: (support[i], -i))
+        if support[best] < min_support:
+            continue
+        end = m.start() + len(sentence.rstrip())
+        out.append(text[pos:end] + f" [{best + 1}]")
+        pos = end
+        added.add(sentence.strip())
+    out.append(text[pos:])
+    return "".join(out), added
 
 
 def _terms(text: str) -> set[str]:
     return set(_ANALYZER(_MARK.sub(" ", text)))
 
 
-def check_answer(text: str, passages: list[Hit], *, no_answer: str = "") -> tuple[list[Citation], list[SentenceCheck]]:
+def check_answer(text: str, passages: list[Hit], *, no_answer: str = "",
+                 attributed: set[str] = frozenset()) -> tuple[list[Citation], list[SentenceCheck]]:
     """Resolve every ``[n]`` and check each sentence against what it cites."""
     cited: dict[int, Citation] = {}
     for m in _MARK.finditer(text):
@@ -108,7 +136,8 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "") -> tupl
             flag = "no citation" if support >= 0.5 else "unsupported"
         else:
             flag = "" if support >= 0.5 else "unsupported"
-        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag))
+        by_ragbook = _MARK.sub("", sentence).strip() in attributed
+        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook))
     return sorted(cited.values(), key=lambda c: c.n), checks
 
 
@@ -125,6 +154,7 @@ class Answer:
     messages: list[dict[str, str]] = field(default_factory=list)
     model: str = ""
     mode: str = "llm"  # "llm" | "extractive" | "abstained"
+    raw_text: str = ""  # the model's own words, before ragbook added missing citations
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
     dropped: list[Hit] = field(default_factory=list)  # passages that did not fit the context
     timings: dict[str, float] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ragbook._display import html_escape, html_table
-from ragbook.answer import Answer, check_answer
+from ragbook.answer import Answer, attribute, check_answer
 from ragbook.prompt import Template, get_template, pack
 from ragbook.retrieval import Hit, Results, Retriever
 
@@ -264,8 +264,10 @@ class AnswerStream:
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
-        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
+        raw = text
+        text, added = attribute(text, packed.passages)
+        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added)
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
-                            timings=timings, tokens=tokens, **{**base, "model": llm.name}))
+                            timings=timings, tokens=tokens, raw_text=raw, **{**base, "model": llm.name}))

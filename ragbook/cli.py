@@ -87,6 +87,8 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
         print(answer.text)
     if show_prompt and answer.prompt:
         print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
+    if answer.text != answer.raw_text and answer.raw_text:
+        print(f"\n  with citations (ragbook matched uncited sentences to passages):\n  {answer.text}")
     if answer.citations:
         print()
         for c in answer.citations:

@@ -77,8 +77,8 @@ class Template:
                 f"<b>user</b>\n{html_escape(self.user)}</pre></div>")
 
 
-_CITE = ("Cite the passage numbers in square brackets, like [1] or [2][3], right after each statement "
-         "they support.")
+_CITE = ("After each sentence, cite the numbers of the passages it comes from in square brackets, "
+         "for example: \"Labs are due on Fridays [2].\"")
 
 TEMPLATES: dict[str, Template] = {
     t.name: t
