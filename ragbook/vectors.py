@@ -147,7 +147,16 @@ class VectorStore:
             top = top_n(scores, n)
             return rows[top], scores[top]
         n = min(n, total)
-        scores, ids = self.index.search(q, n)
+        index = self.index
+        faiss = _faiss()
+        # One query is one thread's work in FAISS; waking its OpenMP pool (next to torch's
+        # threads) costs ~8 ms per search on 2 cores, 80x the search (benchmarks/query.py).
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = index.search(q, n)
+        finally:
+            faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
         return self.row_of(ids[0][keep]), scores[0][keep]
 
