@@ -251,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("query", help="what to look for")
     se.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     se.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    se.add_argument("--fusion", choices=["rrf", "weighted"], default="rrf")
+    se.add_argument("--fusion", choices=["rrf", "weighted"], default="weighted")
     se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
     se.add_argument("--mmr", type=float, default=None, metavar="LAMBDA", help="diversify results with MMR")
     se.add_argument("--filter", action="append", metavar="KEY=VALUE", help="e.g. source='*.pdf', page=3-10 (repeatable)")

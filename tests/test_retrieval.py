@@ -36,7 +36,7 @@ def book(make_index):
 
 
 def test_hits_explain_themselves(book):
-    results = book.search("What produces ATP in the cell?", k=3)
+    results = book.search("What produces ATP in the cell?", k=3, fusion="rrf")
     top = results[0]
     assert top.rank == 1 and top.dense_rank is not None and top.bm25_rank is not None
     assert top.fused_score == pytest.approx(top.score)
@@ -45,6 +45,12 @@ def test_hits_explain_themselves(book):
     assert "dense" in top.explain() and "bm25" in top.explain()
     assert [h.rank for h in results] == [1, 2, 3]
     assert results.timings["total"] >= results.timings["embed"] > 0
+
+
+def test_default_is_weighted_fusion_of_normalised_scores(book):
+    results = book.search("What produces ATP in the cell?", k=3)
+    assert results.settings["fusion"] == "weighted" and results[0].fused_score == pytest.approx(results[0].score)
+    assert all(0.0 <= h.fused_score <= 1.0 for h in results)
 
 
 def test_modes_and_weighted_fusion(book):
