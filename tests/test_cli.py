@@ -100,3 +100,30 @@ def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch)
                           text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("handbook.pdf, page 4") >= 2 and "(conversation cleared)" in proc.stdout
+
+
+def test_models_lists_presets(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["name", "backend"]
+    assert "smollm2-135m" in out and "qwen2.5-coder-1.5b" in out
+
+
+@pytest.mark.slow
+def test_ask_with_a_real_small_model(tmp_path, capsys):
+    from conftest import NOTES
+    from ragbook.assistant import Assistant
+    from ragbook.index import Index
+
+    pytest.importorskip("llama_cpp")
+    for rel, text in NOTES.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    index = Index()
+    index.add(tmp_path / "notes")
+    saved = Assistant(index, llm="extractive").save(tmp_path / "bio.ragbook")
+    code = main(["ask", saved, "Where does the Calvin cycle run?", "--llm", "smollm2-135m", "--show-prompt",
+                 "-k", "2", "--template", "strict"])
+    out = capsys.readouterr().out
+    assert code == 0 and "--- prompt ---" in out and "[1] notes/photosynthesis.md" in out
+    assert "smollm2" in out.lower() and "Answer ONLY with facts" in out  # the strict template was used
