@@ -26,8 +26,9 @@ from ragbook.documents import Chunk, Document
 
 __all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP"]
 
-# Chosen by benchmarks/chunking.py (see README): recall@10 on SQuAD articles peaks around
-# ~200 tokens for all-MiniLM-L6-v2 and is flat for overlaps of 10-20% of the size.
+# Chosen by benchmarks/chunking.py on 16 long SQuAD articles (1,500 questions): hybrid hit@5
+# (chunk holds the answer) is 0.915 at 64 tokens, 0.939 at 128, 0.958 at 200 (overlap 32) and
+# 0.959 at 254; overlaps of 10-20% of the size are within noise of each other.
 DEFAULT_CHUNK_SIZE = 200
 DEFAULT_OVERLAP = 32
 

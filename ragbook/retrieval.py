@@ -70,7 +70,8 @@ class Hit:
             parts.append(f"dense {self.dense_score:.3f} (#{self.dense_rank})")
         if self.bm25_score is not None:
             terms = f" on {', '.join(self.matched_terms)}" if self.matched_terms else ""
-            parts.append(f"bm25 {self.bm25_score:.2f} (#{self.bm25_rank}){terms}")
+            rank = f" (#{self.bm25_rank})" if self.bm25_rank is not None else " (no query word)"
+            parts.append(f"bm25 {self.bm25_score:.2f}{rank}{terms}")
         if self.fused_score is not None:
             parts.append(f"fused {self.fused_score:.4f}")
         if self.rerank_score is not None:
@@ -279,7 +280,9 @@ class Retriever:
         elif self.mode == "bm25":
             final = b_scores
         elif self.fusion == "rrf":
-            fused = self.weight / (self.rrf_k + d_rank) + (1 - self.weight) / (self.rrf_k + b_rank)
+            # a passage sharing no word with the query has no BM25 rank to reward
+            lexical_part = np.where(b_scores > 0, (1 - self.weight) / (self.rrf_k + b_rank), 0.0)
+            fused = self.weight / (self.rrf_k + d_rank) + lexical_part
             final = fused
         else:
             fused = self.weight * _minmax(d_scores) + (1 - self.weight) * _minmax(b_scores)
@@ -294,7 +297,7 @@ class Retriever:
              "dense_score": None if d_scores is None else float(d_scores[i]),
              "dense_rank": None if d_rank is None else int(d_rank[i]),
              "bm25_score": None if b_scores is None else float(b_scores[i]),
-             "bm25_rank": None if b_rank is None else int(b_rank[i]),
+             "bm25_rank": None if b_rank is None or b_scores[i] <= 0 else int(b_rank[i]),
              "fused_score": None if fused is None else float(fused[i])}
             for i in order
         ]

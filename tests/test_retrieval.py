@@ -41,6 +41,9 @@ def test_hits_explain_themselves(book):
     assert top.rank == 1 and top.dense_rank is not None and top.bm25_rank is not None
     assert top.fused_score == pytest.approx(top.score)
     assert top.fused_score == pytest.approx(0.5 / (60 + top.dense_rank) + 0.5 / (60 + top.bm25_rank))
+    unmatched = [h for h in book.search("What produces ATP in the cell?", k=10, fusion="rrf") if h.bm25_score == 0]
+    for h in unmatched:  # no shared word: no BM25 rank, no BM25 share of the fused score
+        assert h.bm25_rank is None and h.fused_score == pytest.approx(0.5 / (60 + h.dense_rank))
     assert "atp" in [t.lower() for t in top.matched_terms]
     assert "dense" in top.explain() and "bm25" in top.explain()
     assert [h.rank for h in results] == [1, 2, 3]
