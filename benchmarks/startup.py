@@ -1,0 +1,122 @@
+"""How long ``import ragbook`` takes, and that it imports none of the heavy libraries.
+
+Measures the median wall time of ``python -c "import ragbook"`` over fresh subprocesses minus
+the median of ``python -c "pass"`` (interpreter start-up), alternating the two so that load
+from other jobs hits both alike.  Also reports ``from ragbook import Index`` (what a notebook
+user types next; it pulls numpy but still no torch/faiss) and, when over target, the top
+offenders from ``python -X importtime``.
+
+    python benchmarks/startup.py            # 7 runs each (~10 s)
+    python benchmarks/startup.py --quick    # 5 runs each
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from _common import REPO, Report, median
+
+HEAVY = ("torch", "sentence_transformers", "faiss", "transformers", "llama_cpp")
+TARGET_S = 0.3
+
+CHECK_HEAVY = (
+    "import sys, json, ragbook\n"
+    f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    "from ragbook import Index, Retriever, build\n"
+    f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with .pyc files, as a user runs it
+    return env
+
+
+def wall(code: str, extra: tuple[str, ...] = ()) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, *extra, "-c", code], check=True, env=_env(), cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def importtime(code: str, top: int = 12, depth: int = 1) -> list[tuple[float, str]]:
+    """The ``top`` modules by cumulative import time (seconds, name), nested at most ``depth`` deep.
+
+    Nested imports are indented by two spaces per level in ``-X importtime`` output; the
+    ``depth`` 0 rows (what the code imported itself) add up to the whole import.
+    """
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=_env(), cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    rows = []
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self_us, cum_us, name = line.split(":", 1)[1].split("|")
+        level = (len(name) - len(name.lstrip()) - 1) // 2
+        if level <= depth:
+            rows.append((int(cum_us) / 1e6, "  " * level + name.strip()))
+    rows.sort(reverse=True)
+    return rows[:top]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=None, help="subprocesses per measurement (default 7, 5 with --quick)")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    runs = args.runs or (5 if args.quick else 7)
+    rep = Report("startup", argv if argv is not None else sys.argv[1:], runs=runs, quick=args.quick)
+
+    codes = {"pass": "pass", "import ragbook": "import ragbook",
+             "from ragbook import Index, build": "from ragbook import Index, build"}
+    for code in codes.values():  # warm the page cache and write .pyc files
+        wall(code)
+    samples: dict[str, list[float]] = {k: [] for k in codes}
+    for _ in range(runs):  # alternate so that a burst of load hits every kind alike
+        for key, code in codes.items():
+            samples[key].append(wall(code))
+    med = {k: median(v) for k, v in samples.items()}
+    net = med["import ragbook"] - med["pass"]
+    net_index = med["from ragbook import Index, build"] - med["pass"]
+
+    rep.section(f"import time ({runs} fresh subprocesses each, medians)")
+    rep.info("python_pass_s", round(med["pass"], 4), f"python -c pass:                     {med['pass'] * 1000:7.1f} ms")
+    rep.info("import_ragbook_raw_s", round(med["import ragbook"], 4),
+             f"python -c 'import ragbook':        {med['import ragbook'] * 1000:7.1f} ms (raw)")
+    rep.info("from_ragbook_import_index_raw_s", round(med["from ragbook import Index, build"], 4),
+             f"python -c 'from ragbook import Index, build': {med['from ragbook import Index, build'] * 1000:7.1f} ms (raw)")
+    rep.info("samples_s", {k: [round(x, 4) for x in v] for k, v in samples.items()})
+    rep.check("import_ragbook_net_s", round(net, 4), f"< {TARGET_S} s", net < TARGET_S,
+              f"import ragbook, net of interpreter start-up: {net * 1000:.1f} ms")
+    rep.info("from_ragbook_import_index_net_s", round(net_index, 4),
+             f"   from ragbook import Index, build, net: {net_index * 1000:.1f} ms (numpy and ragbook's own modules; no target)")
+
+    rep.section("heavy modules after import")
+    out = subprocess.run([sys.executable, "-c", CHECK_HEAVY], env=_env(), cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    after_import, after_index = out[0], out[1]
+    rep.check("heavy_after_import", after_import, "[]", after_import == "[]",
+              f"heavy modules in sys.modules after `import ragbook`: {after_import} (checked: {', '.join(HEAVY)})")
+    rep.check("heavy_after_from_import_index", after_index, "[]", after_index == "[]",
+              f"heavy modules after `from ragbook import Index, Retriever, build`: {after_index}")
+
+    for label, code in (("import ragbook", "import ragbook"), ("from ragbook import Index, build", "from ragbook import Index, build")):
+        rows = importtime(code)
+        over = (net if code == "import ragbook" else net_index) >= TARGET_S
+        rep.info(f"importtime_top[{label}]", [{"module": n, "cumulative_s": round(s, 4)} for s, n in rows])
+        if over or code == "from ragbook import Index, build":
+            print(f"   python -X importtime -c '{code}': top cumulative, imports two levels deep{'' if over else ' (for reference)'}")
+            for s, n in rows[:10]:
+                print(f"     {s * 1000:7.1f} ms  {n}")
+    rep.write()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
