@@ -30,12 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAGBOOK_PROGRESS", "0")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import REPO  # noqa: E402  (sets the offline environment and sys.path first)
 
 import numpy as np  # noqa: E402
 

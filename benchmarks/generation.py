@@ -118,6 +118,12 @@ def own_work(llm, messages, pieces, reps: int = 30) -> tuple[float, float]:
                     yield out
             return Usage(0, len(pieces), "stop")
 
+    # per call: what ragbook does before llama.cpp sees the prompt (template, token count)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        llm.count_tokens(llm.render(messages))
+    per_call = (time.perf_counter() - t0) / reps
+
     replay = Replay()
     t0 = time.perf_counter()
     for _ in range(reps):

@@ -27,7 +27,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _common import Report, clock, corpus_folder, median, versions
