@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"= {fixed / b_med:.4f} of a full build")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rep.write(("-quick" if args.quick else "") + (f"-t{args.torch_threads}" if args.torch_threads else ""))
+    variant = ("-quick" if args.quick else "") + (f"-f{args.files}" if args.files else "")
+    variant += "-custom" if args.folder else ""  # a non-default run never overwrites the default files
+    rep.write(variant + (f"-t{args.torch_threads}" if args.torch_threads else ""))
     return 0
 
 

@@ -402,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"next search {t_next2 * 1000:.1f} ms{'  <- HNSW rebuilt from scratch' if kind == 'hnsw' and t_next2 > 1 else ''}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rep.write(("-quick" if args.quick else "-100k" if args.large else "") + (f"-t{args.torch_threads}" if args.torch_threads else ""))
+    size = "-quick" if args.quick else "-100k" if args.large else ""
+    size += f"-c{args.chunks}" if args.chunks else ""  # a non-default size never overwrites the default files
+    rep.write(size + (f"-t{args.torch_threads}" if args.torch_threads else ""))
     return 0
 
 

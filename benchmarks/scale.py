@@ -604,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"VectorStore.search overhead over raw FAISS ({kind}, ragbook's defaults, p50): {ov * 1000:.0f} us "
                   f"on {base:.3f} ms ({100 * ov / base:+.1f}%)")
     rep.info("current_auto_threshold", AUTO_THRESHOLD)
-    write_summary = ("-quick" if args.quick else "-1m" if n >= 1_000_000 else "") + ("-hard" if args.data == "hard" else "")
+    size = "-quick" if args.quick else "-1m" if args.million else f"-n{n}" if args.n else ""
+    write_summary = size + ("-hard" if args.data == "hard" else "")
     rep.write(write_summary)
     return 0
 
