@@ -458,6 +458,7 @@ class Index:
                     for loc in record["locations"]:
                         doc = titles.get(loc.get("doc_id", ""), {})
                         chunk = Chunk.from_dict(text, {**loc, "title": doc.get("title", ""), "metadata": doc.get("metadata", {})})
+                        chunk.__dict__["id"] = record["id"]  # saved with the text: no need to hash it again
                         locs.append(chunk)
                     index._texts.append(text)
                     index._locations.append(locs)

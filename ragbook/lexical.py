@@ -189,8 +189,16 @@ class BM25:
     def matched_terms(self, query: str, text: str) -> list[str]:
         """Query words (as typed) whose index term occurs in ``text``: why BM25 liked it."""
         text_terms = set(self.analyzer(text))
-        words = _TOKEN.findall(query)
-        return [w for w in dict.fromkeys(words) if any(t in text_terms for t in self.analyzer(w))]
+        return [w for w, terms in self._query_words(query) if any(t in text_terms for t in terms)]
+
+    def _query_words(self, query: str) -> list[tuple[str, list[str]]]:
+        """Each distinct query word with its index terms, analysed once per query, not per hit."""
+        cached = getattr(self, "_last_query", None)
+        if cached is None or cached[0] != query:
+            words = dict.fromkeys(_TOKEN.findall(query))
+            cached = (query, [(w, self.analyzer(w)) for w in words])
+            self._last_query = cached
+        return cached[1]
 
     # -- persistence -----------------------------------------------------------------------
 
