@@ -60,6 +60,12 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's hook: %load_ext ragbook
+    from ragbook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.chunking import Chunker
     from ragbook.documents import Chunk, Document, LoadError, Segment

@@ -58,6 +58,8 @@ class Assistant:
         self.temperature = temperature
         self.history_turns = history_turns
         self.retriever = Retriever(index, **({"k": 5} | retrieval))
+        if llm is None:  # the machine's choice: $RAGBOOK_MODEL (a preset, a path, "extractive"...), else the best present
+            llm = os.environ.get("RAGBOOK_MODEL") or None
         self._llm_spec = llm
         self._llm: Any = llm if hasattr(llm, "chat") else None
         self.history: list[_Turn] = []
@@ -147,6 +149,22 @@ class Assistant:
             return f"{last.question} {question}"
         return question
 
+    def copy(self, **changes: Any) -> Assistant:
+        """Another assistant on the same index (and loaded model), with some settings changed.
+
+        ``bot.copy(name="bm25", mode="bm25", k=3, template="strict")``: the conversation is not copied.
+        """
+        settings: dict[str, Any] = {key: getattr(self.retriever, key) for key in _RETRIEVER_KEYS}
+        settings.update(name=self.name, llm=self._llm if self._llm is not None else self._llm_spec,
+                        template=self.template, min_relevance=self.min_relevance,
+                        max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
+                        history_turns=self.history_turns)
+        unknown = set(changes) - set(settings)
+        if unknown:
+            raise TypeError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+        settings.update(changes)
+        return Assistant(self.index, **settings)
+
     # -- display and persistence -------------------------------------------------------------
 
     def settings(self) -> dict[str, Any]:
@@ -176,6 +194,12 @@ class Assistant:
         from ragbook.bundle import load_assistant
 
         return load_assistant(path, **overrides)
+
+    def panel(self, question: str = "") -> Any:
+        """The assistant's app in the notebook: chat, retrieval inspector, compare, template editor, builder."""
+        from ragbook.widgets.app import App
+
+        return App(self, question=question)
 
     def __repr__(self) -> str:
         r = self.retriever

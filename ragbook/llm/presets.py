@@ -451,7 +451,10 @@ def list_models() -> ModelList:
 
 
 def default_model() -> str:
-    """The best preset present on this machine that fits in the free memory (1.5B > 0.5B > 135M)."""
+    """``$RAGBOOK_MODEL`` when set, else the best preset present that fits in free memory (1.5B > 0.5B > 135M)."""
+    chosen = os.environ.get("RAGBOOK_MODEL", "").strip()
+    if chosen:
+        return chosen
     free_mb = available_memory() // MB
     present = [PRESETS[n] for n in DEFAULT_ORDER if is_installed(PRESETS[n])]
     for p in present:
