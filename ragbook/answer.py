@@ -227,5 +227,5 @@ class Answer:
         timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
         return (f"<div class='ragbook-answer'><div style='white-space:pre-wrap'>{''.join(body)}</div>"
                 + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")
-                + f"<div><small>{html_escape(self.model)} &middot; {html_escape(self.mode)} &middot; {html_escape(timing)}</small></div>"
+                + f"<div><small>{html_escape(' · '.join(dict.fromkeys([self.model, self.mode, timing])))}</small></div>"
                 + sources + "</div>")

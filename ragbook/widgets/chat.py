@@ -48,7 +48,7 @@ class Chat(Panel):
         self.question = w.Textarea(placeholder=f"Ask {assistant.name} about its documents...",
                                    layout=w.Layout(width="80%", height="4.5em"))
         self.ask_button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
-        self.reset_button = w.Button(description="New conversation", icon="eraser")
+        self.reset_button = w.Button(description="New conversation", icon="eraser", layout=w.Layout(width="auto"))
         current = assistant.model_name if not assistant.extractive else "extractive"
         options = models if models is not None else model_choices(current)
         values = [v for _, v in options]
