@@ -184,6 +184,22 @@ def test_jupyterlab_app_answers_and_the_inspector_follows_k(site, browser):
         k, hits_n, answers, source = state.split()
         assert (k, hits_n, answers) == ("2", "2", "1")
         assert source.startswith("corpora/")
+
+        # upload a file whose name tries to leave the upload folder, then update the index
+        page.get_by_role("tab", name="Build", exact=True).click()
+        with page.expect_file_chooser(timeout=WAIT_MS) as chooser:
+            page.get_by_role("button", name=re.compile(r"Upload files")).click()
+        chooser.value.set_files(files=[{
+            "name": "../../field-trip.md", "mimeType": "text/markdown",
+            "buffer": b"# Field trip\n\nThe DATA 101 field trip visits the city archive on May 3.\n"}])
+        page.get_by_text("1 file(s) uploaded").wait_for(timeout=WAIT_MS)
+        page.get_by_role("button", name=re.compile(r"^\W*Update$")).click()
+        page.get_by_text("Updating done").wait_for(timeout=WAIT_MS)
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-builder.png"), full_page=True)
+        state = _kernel_state(root, port, "print([p.name for p in app.builder.uploaded], "
+                                          "all(p.parent == app.builder.upload_dir for p in app.builder.uploaded), "
+                                          "bot.search('When is the field trip?')[0].source.endswith('field-trip.md'))")
+        assert state.strip() == "['field-trip.md'] True True"
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=True)
         raise
