@@ -111,8 +111,8 @@ class Index:
     """Chunks, vectors and BM25 postings for a set of files, with incremental updates.
 
     ``model`` is an embedding model name, local folder or :class:`Embedder`; ``chunk_size`` and
-    ``overlap`` are in the model's tokens; ``index_type`` is ``"auto"``, ``"flat"``, ``"hnsw"``
-    or ``"ivf"``.
+    ``overlap`` are in the model's tokens; ``index_type`` is ``"auto"``, ``"flat"``, ``"hnsw"``,
+    ``"ivf"``, or ``"pq"``/``"hnsw-pq"``/``"ivf-pq"`` for compressed vectors (see ``ragbook.vectors``).
     """
 
     def __init__(self, model: str | os.PathLike[str] | Embedder | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,

@@ -7,7 +7,11 @@ rebuilt without re-embedding, and lets MMR and filtered search read vectors dire
 
 Index kinds (``kind``): ``"flat"`` (exact inner product), ``"hnsw"`` (graph, fast, no removal
 in place: rebuilt from the stored vectors), ``"ivf"`` (inverted lists, trained on the data),
-and ``"auto"``: flat below ``AUTO_THRESHOLD`` vectors, HNSW above.
+and ``"auto"``: flat below ``AUTO_THRESHOLD`` vectors, HNSW above.  ``"pq"``, ``"hnsw-pq"`` and
+``"ivf-pq"`` are the same three with product-quantised codes (``pq_m`` bytes a vector instead of
+4 x dimension: 32x smaller for 384 dimensions) for collections whose vectors do not fit in
+memory: the FAISS index finds ``refine`` x n candidates from the codes, and their exact scores
+come from the memory-mapped float matrix, so the scores ragbook reports stay exact cosines.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ __all__ = ["VectorStore", "AUTO_THRESHOLD", "KINDS", "top_n"]
 # laptop (less than encoding the query) and stays exact and editable in place; beyond it HNSW
 # keeps recall@10 >= 0.99 (efSearch 96) at ~0.2 ms.
 AUTO_THRESHOLD = 100_000
-KINDS = ("auto", "flat", "hnsw", "ivf")
+KINDS = ("auto", "flat", "hnsw", "ivf", "pq", "hnsw-pq", "ivf-pq")
+PQ_KINDS = ("pq", "hnsw-pq", "ivf-pq")
 
 
 def _faiss() -> Any:
@@ -37,7 +42,8 @@ class VectorStore:
     """Vectors, their ids, and a FAISS index over them (inner product on normalised vectors)."""
 
     def __init__(self, dimension: int, kind: str = "auto", *, hnsw_m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 96, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD) -> None:
+                 ef_search: int = 96, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD,
+                 pq_m: int | None = None, refine: int = 10) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown index type {kind!r}; choose one of {', '.join(KINDS)}")
         self.dimension = dimension
@@ -47,6 +53,10 @@ class VectorStore:
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.threshold = threshold
+        self.pq_m = pq_m or _pq_bytes(dimension)
+        if dimension % self.pq_m:
+            raise ValueError(f"pq_m={self.pq_m} must divide the dimension {dimension}")
+        self.refine = max(1, int(refine))
         self.vectors = np.zeros((0, dimension), dtype=np.float32)
         self.ids = np.zeros(0, dtype=np.int64)
         self._index: Any = None
@@ -68,7 +78,7 @@ class VectorStore:
     def settings(self) -> dict[str, Any]:
         return {"kind": self.kind, "in_use": self.kind_in_use, "hnsw_m": self.hnsw_m,
                 "ef_construction": self.ef_construction, "ef_search": self.ef_search,
-                "nprobe": self.nprobe, "threshold": self.threshold}
+                "nprobe": self.nprobe, "threshold": self.threshold, "pq_m": self.pq_m, "refine": self.refine}
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -86,7 +96,7 @@ class VectorStore:
             self._index = None  # built lazily on the next search or save
             return
         if len(removed):
-            if self._built_kind == "hnsw":  # HNSW graphs cannot drop nodes
+            if self._built_kind in ("hnsw", "hnsw-pq"):  # HNSW graphs cannot drop nodes
                 self._index = None
                 return
             index.remove_ids(_faiss().IDSelectorBatch(removed))
@@ -106,25 +116,35 @@ class VectorStore:
         kind = self.kind_in_use
         d = self.dimension
         vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        ip = faiss.METRIC_INNER_PRODUCT
+        nlist = max(1, min(int(4 * math.sqrt(max(len(vectors), 1))), max(len(vectors) // 39, 1)))
+        # 8-bit codes need 256 training points per sub-quantiser; tiny collections use fewer bits
+        nbits = max(1, min(8, int(math.log2(max(len(vectors), 2))) - 2))
         if kind == "flat":
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
-        elif kind == "hnsw":
-            hnsw = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            hnsw.hnsw.efConstruction = self.ef_construction
-            hnsw.hnsw.efSearch = self.ef_search
-            index = faiss.IndexIDMap2(hnsw)
-        else:  # ivf
-            nlist = max(1, min(int(4 * math.sqrt(max(len(vectors), 1))), max(len(vectors) // 39, 1)))
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            inner = faiss.IndexFlatIP(d)
+        elif kind in ("hnsw", "hnsw-pq"):
+            # (HNSW-PQ ranks by L2 distance, which orders unit vectors as inner product does)
+            inner = (faiss.IndexHNSWFlat(d, self.hnsw_m, ip) if kind == "hnsw"
+                     else faiss.IndexHNSWPQ(d, self.pq_m, self.hnsw_m, nbits))
+            inner.hnsw.efConstruction = self.ef_construction
+            inner.hnsw.efSearch = self.ef_search
+        elif kind == "pq":
+            inner = faiss.IndexPQ(d, self.pq_m, nbits, ip)
+        elif kind == "ivf":
+            inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, ip)
+        else:  # ivf-pq
+            inner = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, self.pq_m, nbits, ip)
+        if kind in ("ivf", "ivf-pq"):
+            # recall@10 0.989 at 10k, 0.988 at 100k, >= 0.995 at 1M vectors for ivf (benchmarks/scale.py)
+            inner.nprobe = self.nprobe or min(nlist, max(16, nlist // 32))
+        if not inner.is_trained and len(vectors):
             sample = vectors
-            if len(vectors) > nlist * 256:
-                pick = np.random.default_rng(0).choice(len(vectors), nlist * 256, replace=False)
+            if len(vectors) > 256 * max(nlist, 256):
+                pick = np.random.default_rng(0).choice(len(vectors), 256 * max(nlist, 256), replace=False)
                 sample = vectors[np.sort(pick)]
-            if len(sample):
-                index.train(sample)
-            # recall@10 0.989 at 10k, 0.988 at 100k, >= 0.995 at 1M vectors (benchmarks/scale.py)
-            index.nprobe = self.nprobe or min(nlist, max(16, nlist // 32))
+            inner.train(sample)
+        # IVF lists carry the ids themselves; the others get an id map around them
+        index = inner if kind in ("ivf", "ivf-pq") else faiss.IndexIDMap2(inner)
         if len(vectors):
             index.add_with_ids(vectors, self.ids)
         self._built_kind = kind
@@ -155,12 +175,22 @@ class VectorStore:
         # threads) costs ~8 ms per search on 2 cores, 80x the search (benchmarks/query.py).
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
+        pq = self._built_kind in PQ_KINDS
+        want = min(total, n * self.refine) if pq else n
+        if self._built_kind == "hnsw-pq":
+            # a graph walked by code distances needs a wider beam: recall@10 0.90 -> 0.95 at 20k (scale.py)
+            _faiss().downcast_index(index.index).hnsw.efSearch = max(self.ef_search, 2 * want)
         try:
-            scores, ids = index.search(q, n)
+            scores, ids = index.search(q, want)
         finally:
             faiss.omp_set_num_threads(threads)
         keep = ids[0] >= 0
-        return self.row_of(ids[0][keep]), scores[0][keep]
+        rows = self.row_of(ids[0][keep])
+        if not pq:
+            return rows, scores[0][keep]
+        exact = self.scores_for(q, rows)  # codes find the candidates; the stored vectors rank them
+        top = top_n(exact, n)
+        return rows[top], exact[top]
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact similarity of ``query`` to the given rows."""
@@ -178,7 +208,8 @@ class VectorStore:
 
     @classmethod
     def load(cls, folder: Path, settings: dict[str, Any], dimension: int) -> VectorStore:
-        params = {k: settings[k] for k in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "threshold") if k in settings}
+        params = {k: settings[k] for k in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "threshold", "pq_m", "refine")
+                  if k in settings}
         store = cls(dimension, settings.get("kind", "auto"), **params)
         store.vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
         store.ids = np.load(folder / "ids.npy", allow_pickle=False)
@@ -189,9 +220,15 @@ class VectorStore:
             raise ValueError(f"dense.faiss holds {index.ntotal} vectors of dimension {index.d}; expected {len(store.ids)} of {dimension}")
         store._index = index
         store._built_kind = settings.get("in_use", store.kind_in_use)
-        if store._built_kind == "hnsw":
+        if store._built_kind in ("hnsw", "hnsw-pq"):
             _faiss().downcast_index(index.index).hnsw.efSearch = store.ef_search
         return store
+
+
+def _pq_bytes(dimension: int) -> int:
+    """Bytes per vector for PQ codes: one per 8 dimensions (48 for 384), a divisor of the dimension."""
+    target = max(1, dimension // 8)
+    return max(m for m in range(1, target + 1) if dimension % m == 0)
 
 
 def top_n(scores: np.ndarray, n: int) -> np.ndarray:

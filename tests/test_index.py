@@ -214,7 +214,7 @@ def test_failed_save_leaves_the_previous_index(notes_dir, tmp_path, monkeypatch)
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "pq", "hnsw-pq", "ivf-pq"])
 def test_index_types_agree_on_small_data_and_update(kind, tmp_path):
     docs = [Document(text=f"Topic {i}: " + " ".join(f"w{(i * 7 + j) % 97}" for j in range(20)), source=f"d{i}.txt")
             for i in range(300)]
@@ -282,3 +282,27 @@ def test_paths_in_index_are_relative_to_the_root(notes_dir, monkeypatch):
     index = _fast()
     index.add(Path("course"))
     assert index.sources == ["course/notes/photosynthesis.md", "course/notes/syllabus.txt", "course/notes/volcanoes.md"]
+
+
+@pytest.mark.parametrize("kind", ["pq", "hnsw-pq", "ivf-pq"])
+def test_pq_kinds_rank_candidates_with_exact_scores(kind):
+    from ragbook.vectors import VectorStore
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(40, 64))
+    data = centers[rng.integers(0, 40, 3000)] + 0.35 * rng.normal(size=(3000, 64))
+    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+    queries = data[:50] + 0.05 * rng.normal(size=(50, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    store = VectorStore(64, kind)
+    assert store.pq_m == 8  # one byte per 8 dimensions
+    store.update(np.zeros(0, dtype=bool), np.arange(3000, dtype=np.int64) * 7919, data)
+    found = 0
+    for q in queries:
+        rows, scores = store.search(q, 10)
+        exact = np.argsort(-(data @ q))[:10]
+        found += len(set(rows.tolist()) & set(exact.tolist()))
+        np.testing.assert_allclose(scores, data[rows] @ q, rtol=1e-5)  # exact cosines, not code distances
+        assert list(scores) == sorted(scores, reverse=True)
+    assert found / 500 >= 0.9
+    assert store.settings()["in_use"] == kind and store.settings()["refine"] == 10
