@@ -598,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
         rep.check(f"{kind}_overhead_p50_ms", ov, "<= 0.1 ms or 5% of raw", ok,
                   f"VectorStore.search overhead over raw FAISS ({kind}, ragbook's defaults, p50): {ov * 1000:.0f} us "
                   f"on {base:.3f} ms ({100 * ov / base:+.1f}%)")
+    for kind in ("pq", "hnsw-pq", "ivf-pq"):
+        if kind in results:
+            r = results[kind]
+            rep.check(f"{kind}_recall10", r["recall10"], f">= {RECALL_TARGET}", r["recall10"] >= RECALL_TARGET,
+                      f"{kind} recall@10 with re-ranking (k=10): {r['recall10']:.3f}, p50 {r['ragbook']['p50_ms']:.2f} ms, "
+                      f"index {r['faiss_index_bytes'] / 2**20:.1f} MB")
     rep.info("current_auto_threshold", AUTO_THRESHOLD)
     size = "-quick" if args.quick else "-1m" if args.million else f"-n{n}" if args.n else ""
     write_summary = size + ("-hard" if args.data == "hard" else "")
