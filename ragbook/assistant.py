@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -58,17 +59,22 @@ class Assistant:
         self.temperature = temperature
         self.history_turns = history_turns
         self.retriever = Retriever(index, **({"k": 5} | retrieval))
-        if llm is None:  # the machine's choice: $RAGBOOK_MODEL (a preset, a path, "extractive"...), else the best present
-            llm = os.environ.get("RAGBOOK_MODEL") or None
-        self._llm_spec = llm
+        self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if hasattr(llm, "chat") else None
         self.history: list[_Turn] = []
 
     # -- the model -------------------------------------------------------------------------
 
+    def _spec(self) -> Any:
+        """The model asked for; with none, ``$RAGBOOK_MODEL`` (a preset, a path, "extractive"...), else the best
+        installed one.  Read at use, so a saved assistant keeps "the machine's choice" rather than this machine's."""
+        if self._llm_spec is None:
+            return os.environ.get("RAGBOOK_MODEL", "").strip() or None
+        return self._llm_spec
+
     @property
     def extractive(self) -> bool:
-        return self._llm_spec == EXTRACTIVE
+        return self._spec() == EXTRACTIVE
 
     @property
     def llm(self) -> Any:
@@ -78,7 +84,7 @@ class Assistant:
         if self._llm is None:
             from ragbook.llm import load_llm
 
-            self._llm = load_llm(self._llm_spec)
+            self._llm = load_llm(self._spec())
         return self._llm
 
     @llm.setter
@@ -90,7 +96,12 @@ class Assistant:
     def model_name(self) -> str:
         if self.extractive:
             return EXTRACTIVE
-        return self._llm.name if self._llm is not None else str(self._llm_spec or "default")
+        if self._llm is not None:
+            return self._llm.name
+        spec = self._spec()
+        if isinstance(spec, dict):  # a saved model reference: its preset or file name, not the whole record
+            return str(spec.get("name") or Path(str(spec.get("model") or spec.get("path") or "?")).name)
+        return str(spec or "default")
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -173,8 +184,10 @@ class Assistant:
         if callable((self.retriever.filters or {}).get("where")):
             raise ValueError("a filter with a Python function cannot be saved; use globs, ranges and lists")
         llm: Any
-        if self.extractive:
+        if self._llm_spec == EXTRACTIVE:
             llm = EXTRACTIVE
+        elif self._llm_spec is None and os.environ.get("RAGBOOK_MODEL", "").strip():
+            llm = None  # this machine's $RAGBOOK_MODEL is not the assistant's own choice
         elif self._llm is not None:
             llm = self._llm.info()
         else:

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 
 from fakes import EchoLLM, HashEmbedder
+from ragbook.answer import attribute, check_answer
 from ragbook.assistant import Assistant
 from ragbook.bundle import BundleError, load_assistant
 from ragbook.documents import Document
@@ -54,6 +56,18 @@ def test_uncited_sentences_get_citations_from_matching_passages(course):
     assert first.attributed and first.flag == "" and first.cites == [n]
     assert not second.attributed and second.flag == "unsupported"
     assert [c.n for c in answer.citations] == [n]
+
+
+def test_attribution_keeps_numbers_and_file_names_whole():
+    passages = [SimpleNamespace(text="The sample standard deviation of the commute times is 16.91 minutes."),
+                SimpleNamespace(text="Labs use Python 3.11; the notes are in notes.md.")]
+    reply = "The standard deviation of the commute times is 16.91 minutes. Labs use Python 3.11, see notes.md."
+    text, added = attribute(reply, passages)
+    assert text == ("The standard deviation of the commute times is 16.91 minutes. [1] "
+                    "Labs use Python 3.11, see notes.md. [2]")
+    assert len(added) == 2
+    _, checks = check_answer(text, passages)
+    assert [c.cites for c in checks] == [[1], [2]] and not any(c.flag for c in checks)
 
 
 def test_abstains_when_nothing_relevant(course):
@@ -193,9 +207,69 @@ def test_repr_and_html(course):
     assert "<b>bio</b>" not in bot._repr_html_()
 
 
+def test_model_comes_from_the_environment_when_not_given(course, monkeypatch):
+    loaded = []
+
+    def fake_load_llm(spec=None):
+        loaded.append(spec)
+        return EchoLLM(name=str(spec))
+
+    monkeypatch.setattr("ragbook.llm.load_llm", fake_load_llm)
+    monkeypatch.setenv("RAGBOOK_MODEL", "qwen2.5-coder-0.5b")
+    bot = Assistant(course)
+    assert bot.model_name == "qwen2.5-coder-0.5b" and loaded == []  # named, not loaded yet
+    answer = bot.ask("Where does the Calvin cycle take place?")
+    assert loaded == ["qwen2.5-coder-0.5b"] and answer.model == "qwen2.5-coder-0.5b" and answer.mode == "llm"
+
+    monkeypatch.setenv("RAGBOOK_MODEL", "/models/mine.gguf")  # a path goes to load_llm as it is
+    Assistant(course).ask("Where does the Calvin cycle take place?")
+    assert loaded[-1] == "/models/mine.gguf"
+
+    explicit = EchoLLM(name="explicit")  # a model given in the code wins over the environment
+    assert Assistant(course, llm=explicit).ask("What does the Calvin cycle fix?").model == "explicit"
+    assert Assistant(course, llm="smollm2-135m").model_name == "smollm2-135m"
+
+    monkeypatch.setenv("RAGBOOK_MODEL", "")  # set but empty: the machine's best model, as when unset
+    Assistant(course).ask("Where does the Calvin cycle take place?")
+    assert loaded[-1] is None
+    monkeypatch.delenv("RAGBOOK_MODEL")
+    Assistant(course).ask("Where does the Calvin cycle take place?")
+    assert loaded[-1] is None and len(loaded) == 4
+
+
+def test_extractive_from_the_environment(course, monkeypatch):
+    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    monkeypatch.setattr("ragbook.llm.load_llm", lambda *a, **k: pytest.fail("no model may be loaded"))
+    bot = Assistant(course)
+    assert bot.extractive and bot.llm is None and bot.model_name == "extractive"
+    answer = bot.ask("What is the deadliest volcanic hazard?")
+    assert answer.mode == "extractive" and "Pyroclastic flows" in answer.text and answer.citations[0].valid
+
+
 def test_save_refuses_python_filters(tmp_path):
     index = Index(HashEmbedder())
     index.add_documents([Document(text="hello world", source="a.txt")])
     bot = Assistant(index, llm="extractive", filters={"where": lambda c: True})
     with pytest.raises(ValueError, match="cannot be saved"):
         bot.save(tmp_path / "x.ragbook")
+
+
+def test_the_environment_model_is_not_saved_into_files(course, monkeypatch, tmp_path):
+    import json
+    import zipfile
+
+    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    Assistant(course).save(tmp_path / "env.ragbook")
+    Assistant(course, llm="extractive").save(tmp_path / "chosen.ragbook")
+    with zipfile.ZipFile(tmp_path / "env.ragbook") as z, zipfile.ZipFile(tmp_path / "chosen.ragbook") as y:
+        settings = [json.loads(f.read(n)) for f, n in ((z, "assistant.json"), (y, "assistant.json"))]
+    assert settings[0]["llm"] is None and settings[1]["llm"] == "extractive"
+    monkeypatch.setenv("RAGBOOK_MODEL", "smollm2-135m")
+    back = Assistant.load(tmp_path / "env.ragbook")
+    assert back.model_name == "smollm2-135m" and not back.extractive  # the machine that opens it decides
+
+
+def test_a_saved_model_reference_displays_by_name(course):
+    bot = Assistant(course, llm={"backend": "llama.cpp", "model": "/models/qwen/Qwen-7B-Q4.gguf", "sha256": {}})
+    assert bot.model_name == "Qwen-7B-Q4.gguf" and "/models" not in repr(bot)
+    assert Assistant(course, llm={"backend": "llama.cpp", "name": "qwen2.5-coder-0.5b"}).model_name == "qwen2.5-coder-0.5b"

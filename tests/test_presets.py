@@ -17,6 +17,7 @@ from ragbook.llm.presets import MB, PRESETS, Preset
 def cache(tmp_path, monkeypatch):
     folder = tmp_path / "ragbook-cache"
     monkeypatch.setenv("RAGBOOK_CACHE", str(folder))
+    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)  # a machine's own choice must not steer these tests
     return folder
 
 
@@ -73,6 +74,43 @@ def test_default_model_errors(monkeypatch):
         default_model()
     with pytest.raises(LLMError, match="no local language model is installed"):
         load_llm()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b"),
+    ("  /models/mine.gguf\n", "/models/mine.gguf"),
+    ("extractive", "extractive"),
+    ("openai:http://127.0.0.1:8000/v1", "openai:http://127.0.0.1:8000/v1"),
+])
+def test_default_model_from_environment_wins(monkeypatch, value, expected):
+    # chosen even when nothing is installed and no memory is free: the person asked for it
+    monkeypatch.setattr(presets, "available_memory", lambda: 10 * MB)
+    monkeypatch.setattr(presets, "is_installed", lambda p: False)
+    monkeypatch.setenv("RAGBOOK_MODEL", value)
+    assert default_model() == expected
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_environment_model_is_ignored(monkeypatch, value):
+    monkeypatch.setattr(presets, "available_memory", lambda: 20_000 * MB)
+    monkeypatch.setattr(presets, "is_installed", lambda p: p.name == "qwen2.5-coder-0.5b")
+    monkeypatch.setenv("RAGBOOK_MODEL", value)
+    assert default_model() == "qwen2.5-coder-0.5b"
+
+
+def test_load_llm_uses_the_environment_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAGBOOK_MODEL", "smollm2-135")
+    with pytest.raises(LLMError, match="Did you mean 'smollm2-135m'"):
+        load_llm()
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("just text", encoding="utf-8")
+    monkeypatch.setenv("RAGBOOK_MODEL", str(not_gguf))
+    with pytest.raises(LLMError, match="is not a GGUF file"):
+        load_llm()
+    from test_llm_base import ScriptLLM
+
+    explicit = ScriptLLM(["a"])
+    assert load_llm(explicit) is explicit  # an explicit model is never overridden
 
 
 def test_available_memory_and_check(monkeypatch):
