@@ -41,6 +41,11 @@ _EXPORTS = {
     "TEMPLATES": "ragbook.prompt",
     "load_llm": "ragbook.llm",
     "list_models": "ragbook.llm",
+    "QASet": "ragbook.qa",
+    "load_qa": "ragbook.qa",
+    "evaluate_qa_retrieval": "ragbook.qa",
+    "evaluate_answers": "ragbook.answer_metrics",
+    "compare": "ragbook.grid",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -224,6 +224,135 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_grid(items: list[str] | None) -> dict[str, list[object]]:
+    """``mode=dense,bm25`` and ``k=3,5`` -> ``{"mode": ["dense", "bm25"], "k": [3, 5]}``."""
+    grid: dict[str, list[object]] = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not values.strip():
+            raise SystemExit(f"ragbook: --grid expects KEY=VALUE,VALUE (e.g. mode=dense,bm25,hybrid or k=3,5), "
+                             f"got {item!r}")
+        grid[key] = [_grid_value(v.strip()) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def _grid_value(text: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def _print_figures(title: str, summary: dict, keys: list[str]) -> None:
+    print(title)
+    print("  " + "  ".join(f"{k} {summary[k]:.4f}" for k in keys if summary.get(k) is not None))
+
+
+def _eval_answers_figures(report) -> None:
+    s = report.summary
+    _print_figures(f"\nAnswers ({report.settings['model']}): {s['questions']} questions, "
+                   f"{s['unanswerable']} unanswerable, {s['seconds_per_question']:.2f} s each",
+                   s, ["em", "f1", "contains", "citation_precision", "retrieved", "abstention_recall",
+                       "abstention_precision", "false_abstentions"])
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from ragbook.evaluation import compare, evaluate_answers, evaluate_qa_retrieval, load_qa
+
+    target = Path(args.target)
+    grid = _parse_grid(args.grid)
+    if (target / "corpus.jsonl").is_file():
+        if args.questions:
+            raise ValueError(f"{target} is a data set with its own questions; leave out {args.questions}")
+        return _eval_dataset(args, target, grid)
+    if not args.questions:
+        raise ValueError("which questions? ragbook eval TARGET QUESTIONS (a .csv, .jsonl or .json file), "
+                         "or ragbook eval DATASET_FOLDER for a BEIR folder")
+    qa = load_qa(args.questions).sample(args.limit)
+    overrides: dict[str, object] = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
+    llm = _assistant_llm(args)
+    if llm is not None:
+        overrides["llm"] = llm
+    if target.is_file() and target.suffix == ".ragbook":
+        from ragbook.bundle import load_assistant
+
+        bot = load_assistant(target, **overrides)
+    else:
+        from ragbook.assistant import Assistant
+        from ragbook.index import Index, build
+
+        index = Index.load(target) if (target / "manifest.json").is_file() else build(args.target)
+        bot = Assistant(index, **overrides)
+    out: dict[str, object] = {"target": str(target), "questions": str(args.questions), "sample": len(qa)}
+    retrieval = evaluate_qa_retrieval(bot, qa)
+    if len(retrieval):
+        k = retrieval.k
+        _print_figures(f"Retrieval on {qa.name}: {len(retrieval)} questions with a source, "
+                       f"{retrieval.settings['mode']}, k={k}", retrieval.summary,
+                       [f"{m}@{k}" for m in ("hit", "recall", "mrr", "ndcg")])
+        misses = retrieval.misses()
+        for row in misses[:10]:
+            print(f"  missed {row['id']}: {row['question'][:70]!r} (expected {row['expected']}; top: {row['top']})")
+        if len(misses) > 10:
+            print(f"  ... and {len(misses) - 10} more missed (--json OUT lists every question)")
+        out["retrieval"] = retrieval.to_dict()
+    else:
+        print(f"Retrieval: not scored (no question in {qa.name} names a source or page)")
+    if args.answers:
+        report = evaluate_answers(bot, qa)
+        _eval_answers_figures(report)
+        out["answers"] = report.to_dict()
+    if grid:
+        result = compare(bot, qa, grid, answers=args.answers)
+        print(f"\nGrid: {len(result)} configurations\n{result.to_table()}")
+        out["grid"] = result.to_dict()
+    return _write_eval_json(args, out)
+
+
+def _eval_dataset(args: argparse.Namespace, folder: Path, grid: dict[str, list[object]]) -> int:
+    """``ragbook eval`` on a BEIR (or SQuAD-style) folder: index its corpus, score its questions."""
+    from ragbook.assistant import Assistant
+    from ragbook.evaluation import (beir_documents, compare, evaluate_answers, evaluate_retrieval, index_beir,
+                                    load_beir, load_qa)
+
+    data = load_beir(folder).sample(args.limit)
+    print(f"{data!r}\nIndexing {len(data.corpus):,} documents ...")
+    index = index_beir(data.corpus)
+    k = args.k or 10
+    mode = args.mode or "hybrid"
+    result = evaluate_retrieval(index, data.queries, data.qrels, k=k, mode=mode)
+    _print_figures(f"Retrieval: {result['queries']} queries, {mode}, k={k}", result,
+                   [f"{m}@{k}" for m in ("hit", "recall", "mrr", "ndcg")])
+    out: dict[str, object] = {"target": str(folder), "sample": result["queries"],
+                              "retrieval": {key: v for key, v in result.items() if key != "per_query"}}
+    qa = None
+    if args.answers:
+        if not (folder / "questions.jsonl").is_file():
+            raise ValueError(f"{folder} has no gold answers (questions.jsonl, SQuAD-style): answers cannot be scored")
+        qa = load_qa(folder).sample(args.limit)
+        bot = Assistant(index, llm=_assistant_llm(args), k=args.k or 5, mode=mode)
+        report = evaluate_answers(bot, qa)
+        _eval_answers_figures(report)
+        out["answers"] = report.to_dict()
+    if grid:
+        grid = {"k": [k], **grid} if "k" not in grid else grid
+        compared = compare(index, qa if qa is not None else data, grid, answers=args.answers,
+                           documents=beir_documents(data.corpus))
+        print(f"\nGrid: {len(compared)} configurations\n{compared.to_table()}")
+        out["grid"] = compared.to_dict()
+    return _write_eval_json(args, out)
+
+
+def _write_eval_json(args: argparse.Namespace, out: dict[str, object]) -> int:
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from ragbook import __version__
 
@@ -293,6 +422,23 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--files", action="store_true", help="list the indexed files")
     inf.add_argument("--json", action="store_true", help="print the manifest as JSON")
     inf.set_defaults(func=_cmd_info)
+
+    ev = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, or compare settings",
+                        description="Score an assistant (.ragbook), an index folder or a documents folder on a "
+                                    "question set (CSV/JSONL/JSON: question, source, page, answer, unanswerable), "
+                                    "or index a BEIR/SQuAD-style folder and score its own questions.")
+    ev.add_argument("target", help=".ragbook file, index folder, documents folder, or a BEIR folder")
+    ev.add_argument("questions", nargs="?", help="question set file (not needed for a BEIR folder)")
+    ev.add_argument("--k", type=int, help="passages retrieved per question (default: the assistant's 5; 10 on BEIR)")
+    ev.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default hybrid)")
+    ev.add_argument("--answers", action="store_true", help="also answer every question and score the answers")
+    ev.add_argument("--llm", help="model for --answers: preset, .gguf file, folder, or openai:URL")
+    ev.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
+    ev.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                    help="compare settings, e.g. mode=dense,bm25,hybrid k=3,5 chunk_size=100,200 (repeatable)")
+    ev.add_argument("--limit", type=int, help="score a fixed random sample of this many questions (seed 0)")
+    ev.add_argument("--json", metavar="OUT", help="write the figures and per-question rows to this JSON file")
+    ev.set_defaults(func=_cmd_eval)
     return p
 
 

@@ -9,6 +9,11 @@ relevance grade itself as gain (not ``2**rel - 1``) with a ``log2(rank + 1)`` di
 ideal ranking of every judged document; a document counts as relevant for recall, MRR and hit
 rate when its grade is above 0.  Retrieval returns chunks; a document ranks where its best
 chunk ranks (its score is the max over its chunks).
+
+The same metrics on question sets a teacher writes (CSV/JSONL: question, source, page,
+answer), answer metrics without a judge model (exact match, token F1, citation precision,
+abstention) and grids of configurations are importable from here too; they live in
+:mod:`ragbook.qa`, :mod:`ragbook.answer_metrics` and :mod:`ragbook.grid`.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import logging
 import math
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -30,7 +36,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BeirData", "load_beir", "beir_documents", "index_beir", "evaluate_retrieval", "rank_documents",
-    "ndcg_at_k", "recall_at_k", "mrr_at_k", "hit_rate_at_k", "PROTOCOLS",
+    "ndcg_at_k", "recall_at_k", "mrr_at_k", "hit_rate_at_k", "PROTOCOLS", "queries_cached",
+    # teacher question sets, answers and configuration grids (ragbook.qa, ragbook.answer_metrics, ragbook.grid)
+    "QAItem", "QASet", "load_qa", "evaluate_qa_retrieval", "RetrievalReport",
+    "normalize_answer", "exact_match", "token_f1", "contains_answer", "is_abstention", "evaluate_answers",
+    "AnswerReport", "compare", "Comparison",
 ]
 
 log = logging.getLogger(__name__)
@@ -268,6 +278,18 @@ def _query_vectors(embedder: Any, texts: list[str]) -> dict[str, np.ndarray]:
     return cache
 
 
+@contextmanager
+def queries_cached(index: Index, texts: Sequence[str]) -> Iterator[None]:
+    """Inside the block, ``index`` embeds these queries once per embedder (for sweeps over settings)."""
+    inner = index.embedder
+    if texts:
+        index.embedder = _CachedQueries(inner, _query_vectors(inner, list(texts)))
+    try:
+        yield
+    finally:
+        index.embedder = inner
+
+
 def _doc_ids(hits: Iterable[Any]) -> list[str]:
     """Document ids in hit order; a passage stored once for several documents credits them all."""
     out: dict[str, None] = {}
@@ -294,16 +316,11 @@ def evaluate_retrieval(index: Index, queries: Mapping[str, str], qrels: Mapping[
     skipped = sum(1 for q in qrels if q not in judged)
     if skipped:
         log.info("%d of %d judged queries skipped (unknown query or no relevant document)", skipped, len(qrels))
-    inner = index.embedder
-    if retriever.mode != "bm25" and judged:
-        index.embedder = _CachedQueries(inner, _query_vectors(inner, [queries[q] for q in judged]))
     per_query: dict[str, dict[str, float]] = {}
-    try:
+    with queries_cached(index, [queries[q] for q in judged] if retriever.mode != "bm25" else []):
         for qid in judged:
             ranked = _rank(retriever, queries[qid], k, qid if ignore_identical_ids else None, len(index))
             per_query[qid] = {f"{name}@{k}": fn(ranked, qrels[qid], k) for name, fn in _METRICS.items()}
-    finally:
-        index.embedder = inner
     means = {f"{name}@{k}": float(np.mean([v[f"{name}@{k}"] for v in per_query.values()])) if per_query else 0.0
              for name in _METRICS}
     settings = {key: value for key, value in retriever.settings().items() if key != "k"}
@@ -320,3 +337,21 @@ def _rank(retriever: Any, query: str, k: int, exclude: str | None, total: int) -
         if len(docs) >= k or len(hits) < depth or depth >= total:
             return docs[:k]
         depth = min(depth * 2, total)
+
+
+# Question sets, answer metrics and grids live in their own modules; they are importable from
+# here too, so that ``from ragbook.evaluation import ...`` reaches every evaluation tool.
+_ELSEWHERE = {
+    **dict.fromkeys(("QAItem", "QASet", "load_qa", "evaluate_qa_retrieval", "RetrievalReport"), "ragbook.qa"),
+    **dict.fromkeys(("normalize_answer", "exact_match", "token_f1", "contains_answer", "is_abstention",
+                     "evaluate_answers", "AnswerReport"), "ragbook.answer_metrics"),
+    **dict.fromkeys(("compare", "Comparison"), "ragbook.grid"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module 'ragbook.evaluation' has no attribute {name!r}")
