@@ -18,7 +18,9 @@ from ragbook.retrieval import Hit
 __all__ = ["Answer", "Citation", "SentenceCheck", "attribute", "check_answer", "split_sentences"]
 
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+# A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
+# "notes.md") does not end it, so a citation is never added in the middle of a number.
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
 _ANALYZER = Analyzer()
 
 

@@ -81,9 +81,10 @@ class TemplateEditor(Panel):
         """Rebuild the template from the fields and show its rendered prompt; returns the template."""
         from ragbook.prompt import Template
 
+        extra = {"example": self.template.example} if getattr(self.template, "example", None) is not None else {}
         template = Template(name=self.name.value.strip() or "custom",
                             description=self.template.description if self.name.value == self.template.name else "edited",
-                            **{f: self.fields[f].value for f in _FIELDS})
+                            **{f: self.fields[f].value for f in _FIELDS}, **extra)
         template.check()
         messages = template.messages(self.question.value or "(the question)", self._sample_passages())
         self.template = template

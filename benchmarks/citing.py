@@ -1,0 +1,218 @@
+"""Does the model cite by itself? The demo corpus's 15 gold questions through each template.
+
+For every gold question in ``corpora/.questions.json`` the assistant (demo index, ``k=5``,
+temperature 0, the template under test) answers, and the model's own words (``Answer.raw_text``,
+before ragbook's attribution adds markers) are checked:
+
+- **cited**: the share of answers whose raw text has at least one valid ``[n]`` (a passage that
+  was in the prompt);
+- **on source**: the share of the raw text's citations (each distinct ``[n]`` of an answer once,
+  pooled over answers) that name a passage from the gold answer's source file (and, for
+  ``on page``, its page when the gold answer has one);
+- **correct**: the model's answer states the gold answer's key facts: every number of its first clause
+  (the text before the first ``;`` or ``,``; numbers written as words count, leading zeros
+  ignored) and at least half of that clause's words (stemmed, stop words dropped; the whole
+  gold answer when the clause has fewer than two words);
+- the same cited and on-source shares after attribution (``Answer.text``), for comparison.
+
+Each answer is written to the results file with its raw text, so a person can read them.
+
+    python benchmarks/citing.py                                # Qwen2.5-Coder-1.5B, 3 templates (~15-40 min)
+    python benchmarks/citing.py --model qwen2.5-coder-0.5b     # -> results/citing-qwen2.5-coder-0.5b.json
+    python benchmarks/citing.py --templates tutor -n 5 --suffix=-try   # a quick look
+    python benchmarks/citing.py --rescore benchmarks/results/citing.json  # judge saved answers again
+    python benchmarks/citing.py --model qwen2.5-coder-0.5b --prompts-from benchmarks/results/citing-before.json \
+        --suffix=-qwen2.5-coder-0.5b-before                    # an earlier run's templates on another model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import DEMO_CORPUS, Report, versions
+
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+QUESTIONS = DEMO_CORPUS / ".questions.json"
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_NUMBER = re.compile(r"\d+(?:[.:]\d+)?")
+
+
+def _normalise(text: str) -> str:
+    """Number words as digits, leading zeros dropped ("Lab 07" and "lab 7" match)."""
+    text = re.sub(r"[A-Za-z]+", lambda m: _NUMBER_WORDS.get(m.group().lower(), m.group()), text)
+    return re.sub(r"(?<![\d.:])0+(?=\d)", "", text)
+
+
+def key_facts(gold: str) -> tuple[set[str], set[str]]:
+    """The numbers and the words an answer must state to count as correct (see the docstring)."""
+    from ragbook.lexical import Analyzer
+
+    analyse = Analyzer()
+    clause = re.split(r"[;,]", gold, maxsplit=1)[0]
+    words = set(analyse(_normalise(clause)))
+    if len(words) < 2:
+        clause, words = gold, set(analyse(_normalise(gold)))
+    numbers = set(_NUMBER.findall(_normalise(clause))) or set(_NUMBER.findall(_normalise(gold)))
+    return numbers, words
+
+
+def is_correct(answer: str, gold: str) -> bool:
+    from ragbook.lexical import Analyzer
+
+    numbers, words = key_facts(gold)
+    text = _normalise(answer)
+    found = set(_NUMBER.findall(text))
+    terms = set(Analyzer()(text))
+    return numbers <= found and len(words & terms) >= len(words) / 2
+
+
+def _from_source(hit: Any, gold: dict[str, Any], *, page: bool = False) -> bool:
+    if hit is None or not hit.source.endswith(gold["source"].removeprefix("corpora/")):
+        return False
+    return not page or gold.get("page") is None or hit.page == gold["page"]
+
+
+def judge(answer: Any, gold: dict[str, Any]) -> dict[str, Any]:
+    """What one answer did: citations in the model's own text and after attribution, correctness."""
+    from ragbook.answer import check_answer
+
+    raw_citations, _ = check_answer(answer.raw_text or answer.text, answer.passages)
+    row = {
+        "question": gold["question"], "gold": gold["answer"], "mode": answer.mode,
+        "raw_text": answer.raw_text, "text": answer.text,
+        "passages": [h.citation() for h in answer.passages],
+        "gold_retrieved": any(_from_source(h, gold) for h in answer.passages),
+        "raw_citations": [c.n for c in raw_citations],
+        "raw_valid": [c.n for c in raw_citations if c.valid],
+        "raw_on_source": [c.n for c in raw_citations if _from_source(c.hit, gold)],
+        "raw_on_page": [c.n for c in raw_citations if _from_source(c.hit, gold, page=True)],
+        "citations": [c.n for c in answer.citations],
+        "valid": [c.n for c in answer.citations if c.valid],
+        "on_source": [c.n for c in answer.citations if _from_source(c.hit, gold)],
+        "correct": is_correct(answer.raw_text or answer.text, gold["answer"]),
+        "seconds": round(answer.timings.get("total", 0.0), 2),
+        "completion_tokens": answer.tokens.get("completion"),
+    }
+    return row
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    raw_cites = sum(len(r["raw_citations"]) for r in rows)
+    cites = sum(len(r["citations"]) for r in rows)
+    return {
+        "answers": n,
+        "cited_by_model": _share(sum(bool(r["raw_valid"]) for r in rows), n),
+        "model_citations": raw_cites,
+        "model_citations_valid": _share(sum(len(r["raw_valid"]) for r in rows), raw_cites),
+        "model_citations_on_source": _share(sum(len(r["raw_on_source"]) for r in rows), raw_cites),
+        "model_citations_on_page": _share(sum(len(r["raw_on_page"]) for r in rows), raw_cites),
+        "correct": _share(sum(r["correct"] for r in rows), n),
+        "cited_after_attribution": _share(sum(bool(r["valid"]) for r in rows), n),
+        "citations_on_source_after_attribution": _share(sum(len(r["on_source"]) for r in rows), cites),
+        "gold_source_retrieved": _share(sum(r["gold_retrieved"] for r in rows), n),
+        "abstained": sum(r["mode"] == "abstained" for r in rows),
+        "seconds_p50": round(statistics.median(r["seconds"] for r in rows), 1) if rows else None,
+    }
+
+
+def demo_index(folder: Path) -> Any:
+    """The demo's index, built the way ``ragbook demo`` builds it."""
+    from ragbook.index import build
+
+    return build(DEMO_CORPUS, out=folder)
+
+
+def run(llm: Any, index: Any, templates: list[Any], questions: list[dict[str, Any]],
+        report: Report | None = None) -> dict[str, Any]:
+    """Answer every question with every template; per-template summaries and answers."""
+    from ragbook.assistant import Assistant
+
+    out: dict[str, Any] = {}
+    for template in templates:
+        bot = Assistant(index, llm=llm, template=template, temperature=0.0)
+        rows = []
+        for gold in questions:
+            rows.append(judge(bot.ask(gold["question"]), gold))
+            r = rows[-1]
+            print(f"   [{bot.template.name}] {'C' if r['raw_valid'] else '-'}{'+' if r['correct'] else '-'} "
+                  f"{r['seconds']:5.1f} s  {gold['question'][:50]!r}: {r['raw_text'][:110]!r}", flush=True)
+        summary = summarise(rows)
+        out[bot.template.name] = {"summary": summary, "answers": rows}
+        line = (f"{bot.template.name:8} cited by the model {summary['cited_by_model']}, its citations on the gold "
+                f"source {summary['model_citations_on_source']}, correct {summary['correct']}; after attribution "
+                f"cited {summary['cited_after_attribution']}")
+        if report is not None:
+            report.info(f"{bot.template.name}", summary, line)
+        else:
+            print(line, flush=True)
+    return out
+
+
+def rescore(path: Path) -> None:
+    """Judge the answers saved in a results file again (after a change to the judging; no model)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for name, rows in data["answers"].items():
+        for row in rows:
+            row["correct"] = is_correct(row["raw_text"] or row["text"], row["gold"])
+        data["figures"][name] = summarise(rows)
+        print(f"{name:8} correct {data['figures'][name]['correct']}")
+    data["rescored"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="preset name or GGUF path")
+    parser.add_argument("--templates", nargs="+", default=["tutor", "research", "strict"])
+    parser.add_argument("-n", type=int, default=None, help="only the first N questions")
+    parser.add_argument("--suffix", default=None, help="results file suffix (default: -MODEL unless the default model)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp threads (1: on a shared 2-core machine one thread reads the prompt faster "
+                             "than two; greedy answers are the same)")
+    parser.add_argument("--prompts-from", type=Path, metavar="JSON",
+                        help="use the templates recorded in an earlier results file (e.g. the before run)")
+    parser.add_argument("--rescore", type=Path, metavar="JSON", help="judge a results file's saved answers again")
+    args = parser.parse_args()
+    if args.rescore:
+        rescore(args.rescore)
+        return
+
+    from ragbook.llm import load_llm
+    from ragbook.prompt import Template, get_template
+
+    questions = json.loads(QUESTIONS.read_text(encoding="utf-8"))[: args.n]
+    if args.prompts_from:
+        recorded = json.loads(args.prompts_from.read_text(encoding="utf-8"))["settings"]["prompts"]
+        templates = [Template.from_dict(recorded[t]) for t in args.templates]
+    else:
+        templates = [get_template(t) for t in args.templates]
+    report = Report("citing", model=args.model, templates=args.templates, questions=len(questions), k=5,
+                    temperature=0.0, threads=args.threads, prompts_from=args.prompts_from,
+                    prompts={t.name: t.to_dict() for t in templates})
+    report.data["versions"] = versions("llama-cpp-python", "sentence-transformers", "torch")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        index = demo_index(Path(tmp) / "demo-index")
+        llm = load_llm(args.model, n_threads=args.threads)
+        report.info("setup_s", round(time.perf_counter() - t0, 1), f"index and model ready in {time.perf_counter() - t0:.0f} s")
+        results = run(llm, index, templates, questions, report)
+    report.data["answers"] = {name: r["answers"] for name, r in results.items()}
+    suffix = args.suffix if args.suffix is not None else ("" if args.model == DEFAULT_MODEL else f"-{Path(args.model).name}")
+    report.write(suffix)
+
+
+if __name__ == "__main__":
+    main()
