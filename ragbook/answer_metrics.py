@@ -20,12 +20,12 @@ import re
 import string
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ragbook._display import html_escape, html_table, shorten
-from ragbook.qa import QAItem, QASet, _pandas, _summary_text, load_qa
+from ragbook.qa import QAItem, QASet, Report, _summary_text, load_qa
 
 if TYPE_CHECKING:
     from ragbook.answer import Answer, Citation
@@ -183,26 +183,8 @@ def evaluate_answers(assistant: Any, questions: QASet | str | Path, *, limit: in
 
 
 @dataclass
-class AnswerReport:
+class AnswerReport(Report):
     """Per-question answers and scores (``rows``) and the figures over them (``summary``)."""
-
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    settings: dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.rows)
-
-    def __getitem__(self, key: int | str) -> Any:
-        """A row by position, or a summary figure by name (``report["f1"]``)."""
-        return self.summary[key] if isinstance(key, str) else self.rows[key]
-
-    def to_pandas(self) -> Any:
-        return _pandas("AnswerReport.to_pandas").DataFrame(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "settings": self.settings, "rows": self.rows}

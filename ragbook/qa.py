@@ -482,17 +482,13 @@ def _summary_text(summary: Mapping[str, Any], keys: Sequence[str]) -> str:
 
 
 @dataclass
-class RetrievalReport:
-    """Per-question retrieval scores (``rows``) and their means (``summary``)."""
+class Report:
+    """Per-question rows and the figures over them: a row by position, a figure by name."""
 
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     name: str = ""
-
-    @property
-    def k(self) -> int:
-        return int(self.summary["k"])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -501,15 +497,24 @@ class RetrievalReport:
         return iter(self.rows)
 
     def __getitem__(self, key: int | str) -> Any:
-        """A row by position, or a summary figure by name (``report["ndcg@5"]``)."""
+        """A row by position, or a summary figure by name (``report["ndcg@5"]``, ``report["f1"]``)."""
         return self.summary[key] if isinstance(key, str) else self.rows[key]
+
+    def to_pandas(self) -> Any:
+        return _pandas(f"{type(self).__name__}.to_pandas").DataFrame(self.rows)
+
+
+@dataclass
+class RetrievalReport(Report):
+    """Per-question retrieval scores (``rows``) and their means (``summary``)."""
+
+    @property
+    def k(self) -> int:
+        return int(self.summary["k"])
 
     def misses(self) -> list[dict[str, Any]]:
         """The questions whose expected source is not among the passages retrieved."""
         return [r for r in self.rows if not r[f"hit@{self.k}"]]
-
-    def to_pandas(self) -> Any:
-        return _pandas("RetrievalReport.to_pandas").DataFrame(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "settings": self.settings, "rows": self.rows}
