@@ -6,6 +6,11 @@ from other jobs hits both alike.  Also reports ``from ragbook import Index`` (wh
 user types next; it pulls numpy but still no torch/faiss) and, when over target, the top
 offenders from ``python -X importtime``.
 
+Then a saved assistant in a fresh process, as in another notebook: ``ragbook.load(file)`` to
+the first (extractive) answer, against the raw libraries doing the same work in a fresh
+process (load the sentence-transformers model, read the FAISS index, encode the question,
+search), each in fresh subprocesses, alternated.
+
     python benchmarks/startup.py            # 7 runs each (~10 s)
     python benchmarks/startup.py --quick    # 5 runs each
 """
@@ -114,8 +119,73 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   python -X importtime -c '{code}': top cumulative, imports two levels deep{'' if over else ' (for reference)'}")
             for s, n in rows[:10]:
                 print(f"     {s * 1000:7.1f} ms  {n}")
+    saved_assistant(rep, runs=3 if args.quick else 5)
     rep.write()
     return 0
+
+
+LOAD_AND_ANSWER = """
+import time, json
+t0 = time.perf_counter()
+import ragbook
+bot = ragbook.load({path!r}, llm="extractive")
+t1 = time.perf_counter()
+answer = bot.ask({question!r})
+t2 = time.perf_counter()
+print(json.dumps({{"load": t1 - t0, "answer": t2 - t1, "total": t2 - t0, "cited": bool(answer.citations)}}))
+"""
+
+RAW_LOAD_AND_SEARCH = """
+import time, json
+t0 = time.perf_counter()
+import faiss
+from sentence_transformers import SentenceTransformer
+from ragbook.embedding import resolve_model
+model = SentenceTransformer(str(resolve_model("default")[1]), device="cpu")
+index = faiss.read_index({faiss_path!r})
+t1 = time.perf_counter()
+q = model.encode([{question!r}], normalize_embeddings=True)
+index.search(q, 5)
+t2 = time.perf_counter()
+print(json.dumps({{"load": t1 - t0, "answer": t2 - t1, "total": t2 - t0}}))
+"""
+
+
+def saved_assistant(rep: Report, runs: int) -> None:
+    """A saved assistant opened in a fresh process, to its first answer, vs the raw libraries' load + search."""
+    import json
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    import ragbook
+
+    question = "How many times can I submit a lab to the autograder?"
+    rep.section("a saved assistant in a fresh process: ragbook.load to the first answer (extractive)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "demo.ragbook")
+        ragbook.Assistant(ragbook.build(REPO / "corpora"), llm="extractive").save(path)
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("dense.faiss"))
+            faiss_path = z.extract(name, tmp)
+        codes = {"ragbook": LOAD_AND_ANSWER.format(path=path, question=question),
+                 "raw": RAW_LOAD_AND_SEARCH.format(faiss_path=faiss_path, question=question)}
+        got: dict[str, list[dict]] = {"ragbook": [], "raw": []}
+        for _ in range(runs):
+            for label, code in codes.items():
+                out = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=REPO, capture_output=True,
+                                     text=True, check=True).stdout.strip().splitlines()[-1]
+                got[label].append(json.loads(out))
+    med = {label: {k: median([r[k] for r in rows]) for k in ("load", "answer", "total")} for label, rows in got.items()}
+    for label in ("ragbook", "raw"):
+        m = med[label]
+        print(f"   {label:8} load {m['load']:.2f} s, first answer {m['answer'] * 1000:.0f} ms, total {m['total']:.2f} s")
+    ratio = med["ragbook"]["total"] / med["raw"]["total"]
+    rep.info("saved_assistant_s", med, f"   ragbook / raw, load to first answer: {ratio:.2f}x "
+             "(ragbook also checks the file, loads BM25 and chunks, and picks sentences to quote)")
+    rep.info("saved_assistant_ratio", round(ratio, 3))
+    rep.check("saved_assistant_cited", all(r["cited"] for r in got["ragbook"]), "True",
+              all(r["cited"] for r in got["ragbook"]), "the first answer of the loaded assistant cites its passages")
 
 
 if __name__ == "__main__":
