@@ -7,15 +7,18 @@ before ragbook's attribution adds markers) are checked:
 - **cited**: the share of answers whose raw text has at least one valid ``[n]`` (a passage that
   was in the prompt);
 - **on source**: the share of the raw text's citations (each distinct ``[n]`` of an answer once,
-  pooled over answers) that name a passage from the gold answer's source file (and, for
-  ``on page``, its page when the gold answer has one);
+  pooled over answers) that name a passage from the gold answer's source file (``on page``: and
+  its page, when the gold answer has one); **on passage**: the gold answer's own passage, i.e.
+  also its section (the passage's last heading) when the gold answer names one;
 - **correct**: the model's answer states the gold answer's key facts: every number of its first clause
   (the text before the first ``;`` or ``,``; numbers written as words count, leading zeros
   ignored) and at least half of that clause's words (stemmed, stop words dropped; the whole
   gold answer when the clause has fewer than two words);
 - the same cited and on-source shares after attribution (``Answer.text``), for comparison.
 
-Each answer is written to the results file with its raw text, so a person can read them.
+Each answer is written to the results file with its raw text, so a person can read them.  Answers
+are also journaled as they come (``$TMPDIR/ragbook-citing[-suffix].jsonl``): a run killed half
+way, on a busy machine where 45 answers take 30-60 minutes, picks up where it stopped.
 
     python benchmarks/citing.py                                # Qwen2.5-Coder-1.5B, 3 templates (~15-40 min)
     python benchmarks/citing.py --model qwen2.5-coder-0.5b     # -> results/citing-qwen2.5-coder-0.5b.json
@@ -80,6 +83,17 @@ def _from_source(hit: Any, gold: dict[str, Any], *, page: bool = False) -> bool:
     return not page or gold.get("page") is None or hit.page == gold["page"]
 
 
+def on_gold_passage(citation: str, gold: dict[str, Any]) -> bool:
+    """Whether a passage's citation (``source, page 4`` / ``source, cell 13 > Heading > Sub``) is the gold one."""
+    where, _, sections = citation.partition(" > ")
+    source, *places = where.split(", ")
+    if not source.endswith(gold["source"].removeprefix("corpora/")):
+        return False
+    if gold.get("page") is not None and f"page {gold['page']}" not in places:
+        return False
+    return not gold.get("section") or sections.split(" > ")[-1] == gold["section"]
+
+
 def judge(answer: Any, gold: dict[str, Any]) -> dict[str, Any]:
     """What one answer did: citations in the model's own text and after attribution, correctness."""
     from ragbook.answer import check_answer
@@ -94,6 +108,7 @@ def judge(answer: Any, gold: dict[str, Any]) -> dict[str, Any]:
         "raw_valid": [c.n for c in raw_citations if c.valid],
         "raw_on_source": [c.n for c in raw_citations if _from_source(c.hit, gold)],
         "raw_on_page": [c.n for c in raw_citations if _from_source(c.hit, gold, page=True)],
+        "raw_on_passage": [c.n for c in raw_citations if c.hit is not None and on_gold_passage(c.hit.citation(), gold)],
         "citations": [c.n for c in answer.citations],
         "valid": [c.n for c in answer.citations if c.valid],
         "on_source": [c.n for c in answer.citations if _from_source(c.hit, gold)],
@@ -119,6 +134,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "model_citations_valid": _share(sum(len(r["raw_valid"]) for r in rows), raw_cites),
         "model_citations_on_source": _share(sum(len(r["raw_on_source"]) for r in rows), raw_cites),
         "model_citations_on_page": _share(sum(len(r["raw_on_page"]) for r in rows), raw_cites),
+        "model_citations_on_passage": _share(sum(len(r["raw_on_passage"]) for r in rows), raw_cites),
         "correct": _share(sum(r["correct"] for r in rows), n),
         "cited_after_attribution": _share(sum(bool(r["valid"]) for r in rows), n),
         "citations_on_source_after_attribution": _share(sum(len(r["on_source"]) for r in rows), cites),
@@ -135,25 +151,49 @@ def demo_index(folder: Path) -> Any:
     return build(DEMO_CORPUS, out=folder)
 
 
+def _load_done(journal: Path | None, key: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Answers an interrupted run of the same model and prompts already judged (see ``run``)."""
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    if journal is None or not journal.is_file():
+        return done
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["key"] == key:
+            done[entry["template"], entry["row"]["question"]] = entry["row"]
+    return done
+
+
 def run(llm: Any, index: Any, templates: list[Any], questions: list[dict[str, Any]],
-        report: Report | None = None) -> dict[str, Any]:
-    """Answer every question with every template; per-template summaries and answers."""
+        report: Report | None = None, journal: Path | None = None) -> dict[str, Any]:
+    """Answer every question with every template; per-template summaries and answers.
+
+    Each judged answer is appended to ``journal`` (JSON lines) as it comes, so that a run
+    killed half way (an hour of CPU on a shared machine) resumes where it stopped.
+    """
     from ragbook.assistant import Assistant
 
+    key = json.dumps([llm.name, [t.to_dict() for t in templates]], sort_keys=True)
+    done = _load_done(journal, key)
     out: dict[str, Any] = {}
     for template in templates:
         bot = Assistant(index, llm=llm, template=template, temperature=0.0)
         rows = []
         for gold in questions:
+            if (bot.template.name, gold["question"]) in done:
+                rows.append(done[bot.template.name, gold["question"]])
+                continue
             rows.append(judge(bot.ask(gold["question"]), gold))
+            if journal is not None:
+                with open(journal, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"key": key, "template": bot.template.name, "row": rows[-1]}) + "\n")
             r = rows[-1]
             print(f"   [{bot.template.name}] {'C' if r['raw_valid'] else '-'}{'+' if r['correct'] else '-'} "
                   f"{r['seconds']:5.1f} s  {gold['question'][:50]!r}: {r['raw_text'][:110]!r}", flush=True)
         summary = summarise(rows)
         out[bot.template.name] = {"summary": summary, "answers": rows}
         line = (f"{bot.template.name:8} cited by the model {summary['cited_by_model']}, its citations on the gold "
-                f"source {summary['model_citations_on_source']}, correct {summary['correct']}; after attribution "
-                f"cited {summary['cited_after_attribution']}")
+                f"source {summary['model_citations_on_source']} (passage {summary['model_citations_on_passage']}), "
+                f"correct {summary['correct']}; after attribution cited {summary['cited_after_attribution']}")
         if report is not None:
             report.info(f"{bot.template.name}", summary, line)
         else:
@@ -165,10 +205,14 @@ def rescore(path: Path) -> None:
     """Judge the answers saved in a results file again (after a change to the judging; no model)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     for name, rows in data["answers"].items():
+        golds = {g["question"]: g for g in json.loads(QUESTIONS.read_text(encoding="utf-8"))}
         for row in rows:
             row["correct"] = is_correct(row["raw_text"] or row["text"], row["gold"])
+            row["raw_on_passage"] = [n for n in row["raw_valid"]
+                                     if on_gold_passage(row["passages"][n - 1], golds[row["question"]])]
         data["figures"][name] = summarise(rows)
-        print(f"{name:8} correct {data['figures'][name]['correct']}")
+        print(f"{name:8} correct {data['figures'][name]['correct']}, citations on the gold passage "
+              f"{data['figures'][name]['model_citations_on_passage']}")
     data["rescored"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -183,7 +227,8 @@ def main() -> None:
                         help="llama.cpp threads (1: on a shared 2-core machine one thread reads the prompt faster "
                              "than two; greedy answers are the same)")
     parser.add_argument("--prompts-from", type=Path, metavar="JSON",
-                        help="use the templates recorded in an earlier results file (e.g. the before run)")
+                        help="use the templates recorded in an earlier results file (e.g. the before run), "
+                             "or in a JSON object of Template.to_dict() by name")
     parser.add_argument("--rescore", type=Path, metavar="JSON", help="judge a results file's saved answers again")
     args = parser.parse_args()
     if args.rescore:
@@ -195,7 +240,8 @@ def main() -> None:
 
     questions = json.loads(QUESTIONS.read_text(encoding="utf-8"))[: args.n]
     if args.prompts_from:
-        recorded = json.loads(args.prompts_from.read_text(encoding="utf-8"))["settings"]["prompts"]
+        recorded = json.loads(args.prompts_from.read_text(encoding="utf-8"))
+        recorded = recorded["settings"]["prompts"] if "settings" in recorded else recorded  # a results file, or templates
         templates = [Template.from_dict(recorded[t]) for t in args.templates]
     else:
         templates = [get_template(t) for t in args.templates]
@@ -203,15 +249,17 @@ def main() -> None:
                     temperature=0.0, threads=args.threads, prompts_from=args.prompts_from,
                     prompts={t.name: t.to_dict() for t in templates})
     report.data["versions"] = versions("llama-cpp-python", "sentence-transformers", "torch")
+    suffix = args.suffix if args.suffix is not None else ("" if args.model == DEFAULT_MODEL else f"-{Path(args.model).name}")
+    journal = Path(tempfile.gettempdir()) / f"ragbook-citing{suffix}.jsonl"  # answers so far, to resume a killed run
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         index = demo_index(Path(tmp) / "demo-index")
         llm = load_llm(args.model, n_threads=args.threads)
         report.info("setup_s", round(time.perf_counter() - t0, 1), f"index and model ready in {time.perf_counter() - t0:.0f} s")
-        results = run(llm, index, templates, questions, report)
+        results = run(llm, index, templates, questions, report, journal)
     report.data["answers"] = {name: r["answers"] for name, r in results.items()}
-    suffix = args.suffix if args.suffix is not None else ("" if args.model == DEFAULT_MODEL else f"-{Path(args.model).name}")
     report.write(suffix)
+    journal.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ class SentenceCheck:
     sentence: str
     cites: list[int]
     support: float  # share of the sentence's content words found in the passages it cites
-    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation"
+    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation" | "copied example"
     attributed: bool = False  # the citation was added by ragbook, not written by the model
 
 
@@ -104,13 +104,23 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
     return "".join(out), added
 
 
+def _copy_key(sentence: str) -> str:
+    """A sentence without its citations, case or spacing, to spot one repeated from the example."""
+    return " ".join(_MARK.sub(" ", sentence).lower().split()).rstrip(".!?")
+
+
 def _terms(text: str) -> set[str]:
     return set(_ANALYZER(_MARK.sub(" ", text)))
 
 
-def check_answer(text: str, passages: list[Hit], *, no_answer: str = "",
-                 attributed: set[str] = frozenset()) -> tuple[list[Citation], list[SentenceCheck]]:
-    """Resolve every ``[n]`` and check each sentence against what it cites."""
+def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: set[str] = frozenset(),
+                 example: str = "") -> tuple[list[Citation], list[SentenceCheck]]:
+    """Resolve every ``[n]`` and check each sentence against what it cites.
+
+    ``example`` is the template's worked answer: a sentence repeated from it is flagged
+    "copied example" (a model too small to tell the example from the question does that).
+    """
+    copied = {_copy_key(s) for s in split_sentences(example)} - {""}
     cited: dict[int, Citation] = {}
     for m in _MARK.finditer(text):
         for n in _numbers(m.group(1)):
@@ -123,6 +133,9 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "",
         words = _terms(sentence)
         cites = [n for m in _MARK.finditer(sentence) for n in _numbers(m.group(1))]
         valid = [n for n in cites if 1 <= n <= len(passages)]
+        if _copy_key(sentence) in copied:
+            checks.append(SentenceCheck(sentence, cites, 0.0, "copied example"))
+            continue
         if len(valid) < len(cites):
             checks.append(SentenceCheck(sentence, cites, 0.0, "invalid citation"))
             continue
@@ -141,6 +154,10 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "",
         by_ragbook = _MARK.sub("", sentence).strip() in attributed
         checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook))
     return sorted(cited.values(), key=lambda c: c.n), checks
+
+
+COPIED_HINT = ("the model repeated the template's worked example instead of answering: it is too small to tell "
+               "the example from the question; use a larger model, or a template without it (template.edit(example=None))")
 
 
 @dataclass
@@ -172,7 +189,7 @@ class Answer:
 
     @property
     def unsupported(self) -> list[str]:
-        return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation")]
+        return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation", "copied example")]
 
     @property
     def ok(self) -> bool:
@@ -185,6 +202,8 @@ class Answer:
         for check in self.checks:
             if check.flag:
                 lines.append(f"! {check.flag}: {shorten(check.sentence, 90)}")
+        if any(c.flag == "copied example" for c in self.checks):
+            lines.append(f"! {COPIED_HINT}")
         return "\n".join(lines).rstrip()
 
     def __repr__(self) -> str:
@@ -221,6 +240,8 @@ class Answer:
         body.append(html_escape(self.text[pos:]))
         flags = "".join(f"<li>{html_escape(c.flag)}: {html_escape(shorten(c.sentence, 120))}</li>"
                         for c in self.checks if c.flag)
+        if any(c.flag == "copied example" for c in self.checks):
+            flags += f"<li>{html_escape(COPIED_HINT)}</li>"
         sources = "".join(
             f"<details><summary>[{n}] {html_escape(h.citation())}</summary>"
             f"<blockquote style='white-space:pre-wrap'>{html_escape(h.text)}</blockquote></details>"

@@ -303,7 +303,9 @@ class AnswerStream:
         timings["total"] = time.perf_counter() - t0
         raw = text
         text, added = attribute(text, packed.passages)
-        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added)
+        example = a.template.example.answer if a.template.example is not None else ""
+        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added,
+                                         example=example)
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,

@@ -30,7 +30,8 @@ def test_answer_cites_the_passage_it_used(course):
     assert cited.source == answer.passages[0].source and cited.text == answer.passages[0].text
     assert answer.passages[0].source.endswith("photosynthesis.md")
     assert "[1] course/notes/photosynthesis.md" in answer.prompt
-    assert answer.prompt.index("Question:") < answer.prompt.index("cite the numbers")  # instruction after question
+    asked = answer.messages[-1]["content"]  # the real question comes last, after the worked example
+    assert asked.index("Question:") < asked.index("End each sentence with the number")  # instruction after question
     assert answer.timings["retrieval"] > 0 and answer.timings["total"] >= answer.timings["generation"]
     assert answer.ok and "[1]" in str(answer)
 
@@ -68,6 +69,18 @@ def test_attribution_keeps_numbers_and_file_names_whole():
     assert len(added) == 2
     _, checks = check_answer(text, passages)
     assert [c.cites for c in checks] == [[1], [2]] and not any(c.flag for c in checks)
+
+
+def test_an_answer_that_repeats_the_worked_example_is_flagged(course):
+    example = TEMPLATES["tutor"].example.answer
+    first = example.split(" [")[0]  # "You can keep each borrowed book for three weeks"
+    reply = f"The Calvin cycle fixes carbon dioxide into sugar [1]. {first.upper()}  [2]."
+    answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("What does the Calvin cycle do?")
+    assert [c.flag for c in answer.checks] == ["", "copied example"]
+    assert answer.unsupported == [answer.checks[1].sentence] and not answer.ok
+    assert "worked example" in str(answer) and "example=None" in answer._repr_html_()
+    plain = Assistant(course, llm=EchoLLM(reply=reply), k=2, template=TEMPLATES["tutor"].edit(example=None))
+    assert "copied example" not in [c.flag for c in plain.ask("What does the Calvin cycle do?").checks]
 
 
 def test_abstains_when_nothing_relevant(course):
@@ -147,6 +160,33 @@ def test_templates_are_editable_and_checked():
     assert "<script>" not in Template(name="<script>", system="s", user="{passages}{question}")._repr_html_()
 
 
+def test_templates_show_a_worked_example_first():
+    research = TEMPLATES["research"]
+    hits = [SimpleNamespace(chunk=SimpleNamespace(citation=lambda: "notes.md", text="The sky is blue."))]
+    history = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "reply"}]
+    messages = research.messages("Why is the sky blue?", hits, history)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    example = research.example
+    assert messages[2]["content"] == example.answer and "[2]" in example.answer
+    assert example.question in messages[1]["content"] and f"[2] {example.passages[1][0]}" in messages[1]["content"]
+    assert messages[-1]["content"].startswith("Sources:\n\n[1] notes.md\nThe sky is blue.")
+    assert "Why is the sky blue?" not in messages[1]["content"]
+
+    bare = research.edit(example=None)
+    assert [m["role"] for m in bare.messages("q", hits)] == ["system", "user"]
+    assert Template(name="mine", system="s", user="{passages} {question}").example is None  # none unless asked for
+
+    data = json.loads(json.dumps(research.to_dict()))
+    assert data["example"]["passages"][0] == list(example.passages[0])
+    assert Template.from_dict(data) == research
+    assert Template.from_dict({**data, "example": None}) == bare
+    with pytest.raises(ValueError, match="an example needs"):
+        Template.from_dict({**data, "example": {"question": "q"}})
+    with pytest.raises(ValueError, match="must be an Example"):
+        research.edit(example={"question": "q"}).check()
+    assert "borrowed book" in research._repr_html_()
+
+
 def test_save_and_load_one_file(course, tmp_path):
     bot = Assistant(course, name="Science 7", llm="extractive", template=TEMPLATES["research"].edit(name="mine"), k=3,
                     mode="hybrid", mmr=0.7, filters={"source": "*.md"})
@@ -154,6 +194,7 @@ def test_save_and_load_one_file(course, tmp_path):
     assert path.endswith("science.ragbook")
     back = load_assistant(path)
     assert back.name == "Science 7" and back.template.name == "mine" and back.retriever.k == 3
+    assert back.template == bot.template and back.template.example == TEMPLATES["research"].example
     assert back.retriever.mmr == 0.7 and back.retriever.filters == {"source": "*.md"}
     q = "What is the deadliest volcanic hazard?"
     assert back.ask(q).text == bot.ask(q).text
