@@ -13,7 +13,8 @@ before ragbook's attribution adds markers) are checked:
 - **correct**: the model's answer states the gold answer's key facts: every number of its first clause
   (the text before the first ``;`` or ``,``; numbers written as words count, leading zeros
   ignored) and at least half of that clause's words (stemmed, stop words dropped; the whole
-  gold answer when the clause has fewer than two words);
+  gold answer when the clause has fewer than two words); and no sentence contradicts a negative
+  clause of the gold answer (gold "grace days do not apply", answer "You can use grace days on it");
 - the same cited and on-source shares after attribution (``Answer.text``), for comparison.
 
 Each answer is written to the results file with its raw text, so a person can read them.  Answers
@@ -67,6 +68,30 @@ def key_facts(gold: str) -> tuple[set[str], set[str]]:
     return numbers, words
 
 
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|none)\b|n't\b", re.IGNORECASE)
+
+
+def contradicts(answer: str, gold: str) -> bool:
+    """Whether the answer states the opposite of one of the gold answer's negative clauses.
+
+    For a clause like "grace days do not apply", a sentence that shares most of its words
+    ("grace days") but says nothing negative ("You can use grace days on it") contradicts it.
+    """
+    from ragbook.answer import split_sentences
+    from ragbook.lexical import Analyzer
+
+    analyse = Analyzer()
+    for clause in re.split(r"[;,]", gold):
+        words = set(analyse(_normalise(clause)))
+        if not _NEGATION.search(clause) or len(words) < 2:
+            continue
+        for sentence in split_sentences(answer):
+            shared = words & set(analyse(_normalise(sentence)))
+            if len(shared) >= max(2, len(words) / 2) and not _NEGATION.search(sentence):
+                return True
+    return False
+
+
 def is_correct(answer: str, gold: str) -> bool:
     from ragbook.lexical import Analyzer
 
@@ -74,7 +99,7 @@ def is_correct(answer: str, gold: str) -> bool:
     text = _normalise(answer)
     found = set(_NUMBER.findall(text))
     terms = set(Analyzer()(text))
-    return numbers <= found and len(words & terms) >= len(words) / 2
+    return numbers <= found and len(words & terms) >= len(words) / 2 and not contradicts(answer, gold)
 
 
 def _from_source(hit: Any, gold: dict[str, Any], *, page: bool = False) -> bool:

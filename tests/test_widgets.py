@@ -274,6 +274,24 @@ def test_template_editor_previews_and_applies(bot):
     assert bot.template.name == "volcanologist"  # only "Use this template" changes the assistant
 
 
+def test_template_editor_turns_the_worked_example_off_and_on(bot):
+    from ragbook.prompt import TEMPLATES
+    from ragbook.widgets import TemplateEditor
+
+    panel = TemplateEditor(bot)
+    assert panel.example.value and "borrowed book" in panel.preview.value
+    panel.example.value = False  # e.g. for a model too small to tell the example from the question
+    assert "borrowed book" not in panel.preview.value and panel.template.example is None
+    panel.use_button.click()
+    assert bot.template.example is None and bot.template.system == TEMPLATES["tutor"].system
+    panel.example.value = True
+    assert panel.template.example == TEMPLATES["tutor"].example and "borrowed book" in panel.preview.value
+    custom = TemplateEditor(TEMPLATES["strict"].edit(example=None))
+    assert not custom.example.value and "borrowed book" not in custom.preview.value
+    custom.base.value = "research"
+    assert custom.example.value and custom.template.example == TEMPLATES["research"].example
+
+
 # -- the app and display ----------------------------------------------------------------------------
 
 def test_app_tabs_rebuild_and_save(bot, notes_dir, tmp_path):

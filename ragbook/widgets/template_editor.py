@@ -31,7 +31,7 @@ class TemplateEditor(Panel):
     title = "Template"
 
     def __init__(self, target: Any = "tutor", *, question: str = "What is this course about?") -> None:
-        from ragbook.prompt import TEMPLATES, Template, get_template
+        from ragbook.prompt import EXAMPLE, TEMPLATES, Template, get_template
 
         self.assistant = target if hasattr(target, "ask") else None
         start: Template = self.assistant.template if self.assistant is not None else get_template(target)
@@ -48,20 +48,23 @@ class TemplateEditor(Panel):
                           layout=w.Layout(width="98%", height="9em" if f == "user" else "4.5em"))
             for f in _FIELDS
         }
+        self._example = start.example or EXAMPLE  # kept while the box is unticked, to tick it again
+        self.example = w.Checkbox(value=start.example is not None, indent=False,
+                                  description="Show the model a worked, cited example before the question")
         self.question = w.Text(value=question, description="Sample question", continuous_update=False,
                                style={"description_width": "initial"}, layout=w.Layout(width="80%"))
         self.use_button = w.Button(description="Use this template", button_style="primary", icon="check",
                                    layout=w.Layout(display="" if self.assistant is not None else "none"))
         self.preview = w.HTML()
         self.base.observe(self._on_base, names="value")
-        for control in (self.name, self.question, *self.fields.values()):
+        for control in (self.name, self.question, self.example, *self.fields.values()):
             control.observe(self._on_edit, names="value")
         self.use_button.on_click(self._on_use)
         help_text = w.HTML("<small>Placeholders: <code>{passages}</code> and <code>{question}</code> in user, "
                            "<code>{n}</code> <code>{citation}</code> <code>{text}</code> in passage, "
                            "<code>{no_answer}</code> anywhere; write <code>{{</code> <code>}}</code> for braces.</small>")
         super().__init__([
-            w.HBox([self.base, self.name]), *self.fields.values(), help_text, self.question, self.use_button,
+            w.HBox([self.base, self.name]), *self.fields.values(), help_text, self.example, self.question, self.use_button,
             w.HTML("<b>Rendered prompt</b>"), self.preview,
         ])
         self.refresh()
@@ -81,10 +84,10 @@ class TemplateEditor(Panel):
         """Rebuild the template from the fields and show its rendered prompt; returns the template."""
         from ragbook.prompt import Template
 
-        extra = {"example": self.template.example} if getattr(self.template, "example", None) is not None else {}
         template = Template(name=self.name.value.strip() or "custom",
                             description=self.template.description if self.name.value == self.template.name else "edited",
-                            **{f: self.fields[f].value for f in _FIELDS}, **extra)
+                            example=self._example if self.example.value else None,
+                            **{f: self.fields[f].value for f in _FIELDS})
         template.check()
         messages = template.messages(self.question.value or "(the question)", self._sample_passages())
         self.template = template
@@ -102,13 +105,15 @@ class TemplateEditor(Panel):
 
     @guarded
     def _on_base(self, change: dict[str, Any]) -> None:
-        from ragbook.prompt import TEMPLATES
+        from ragbook.prompt import EXAMPLE, TEMPLATES
 
         base = TEMPLATES.get(change["new"])
         if base is None:
             return
         self._loading = True
         try:
+            self._example = base.example or EXAMPLE
+            self.example.value = base.example is not None
             self.name.value = base.name
             for f in _FIELDS:
                 self.fields[f].value = getattr(base, f)
