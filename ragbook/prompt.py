@@ -6,7 +6,10 @@ Passages are numbered ``[1]..[n]`` with their source and page; the instruction t
 ../shared/MODELS.md).  The built-in templates also show the model one worked :class:`Example`
 (a made-up question about a library, its passages and a cited answer) before the real
 question: told how to cite, Qwen2.5-Coder-1.5B wrote ``[n]`` itself in 20-67% of its answers;
-shown, in most (benchmarks/citing.py).  :func:`pack` fits the passages into the model's context
+shown, in 87-93%, with about as many answers correct (34 of 45 gold answers, was 35; see
+benchmarks/citing.py).  A model too small to tell the example from the question (SmolLM2-135M)
+repeats it: the answer flags that sentence, and ``template.edit(example=None)`` turns the
+example off.  :func:`pack` fits the passages into the model's context
 window, dropping the lowest-ranked first and saying which it dropped: nothing is cut silently.
 """
 
@@ -166,8 +169,8 @@ TEMPLATES: dict[str, Template] = {
             system=("You are a careful research assistant. You are precise, you never claim more than the "
                     "sources say, and you cite every claim with the number of its source in square brackets."),
             user=("Sources:\n\n{passages}\n\nQuestion: {question}\n\n"
-                  f"Answer precisely from the sources above. {_CITE} Every sentence must carry a citation. "
-                  "If sources disagree, say so. If the sources do not answer the question, say: {no_answer}"),
+                  f"Answer precisely from the sources above. {_CITE} "
+                  "If sources disagree, say so. If the sources say nothing about the question, say: {no_answer}"),
             example=EXAMPLE,
         ),
         Template(
@@ -177,7 +180,7 @@ TEMPLATES: dict[str, Template] = {
                     "each sentence with the number of its passage in square brackets."),
             user=("Passages:\n\n{passages}\n\nQuestion: {question}\n\n"
                   "Answer ONLY with facts stated in the passages above; do not add anything else. "
-                  f"{_CITE} If the passages do not contain the answer, reply exactly: {{no_answer}}"),
+                  f"{_CITE} If the passages say nothing about the question, reply exactly: {{no_answer}}"),
             example=EXAMPLE,
         ),
     ]
