@@ -79,27 +79,45 @@ class SentenceCheck:
 
 
 def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
-    """Add ``[n]`` after sentences the model left uncited, when one passage clearly backs them.
+    """Cite the passage that clearly backs a sentence the model left uncited or cited wrongly.
 
-    Small models often answer correctly but forget to cite; matching each uncited sentence to
-    the passage holding most of its content words makes the answer checkable.  Returns the
-    new text and the sentences that got a citation this way.
+    Small models often answer correctly but forget to cite, or cite the wrong number (one shown
+    a worked example that cites ``[2]`` first tends to write ``[2]`` first).  A sentence gets the
+    passage holding most of its content words (at least ``min_support`` of them) when it has no
+    citation, or when the passages it cites hold fewer than half of them (what
+    :func:`check_answer` would flag as unsupported) and that passage is not among them; a wrong
+    number is replaced.  Returns the new text and the sentences whose citation is ragbook's (as
+    :func:`check_answer` sees them, markers removed); the model's own words stay in
+    ``Answer.raw_text``.
     """
     passage_terms = [_terms(h.text) for h in passages]
     out, pos, added = [], 0, set()
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
         words = _terms(sentence)
-        if _MARK.search(sentence) or len(words) < 3 or not passage_terms:
+        if len(words) < 3 or not passage_terms:
             continue
         support = [len(words & terms) / len(words) for terms in passage_terms]
         best = max(range(len(support)), key=lambda i: (support[i], -i))
         if support[best] < min_support:
             continue
-        end = m.start() + len(sentence.rstrip())
-        out.append(text[pos:end] + f" [{best + 1}]")
-        pos = end
-        added.add(sentence.strip())
+        cites = [n for mark in _MARK.finditer(sentence) for n in _numbers(mark.group(1))]
+        if not cites:
+            end = m.start() + len(sentence.rstrip())
+            out.append(text[pos:end] + f" [{best + 1}]")
+            pos = end
+            added.add(sentence.strip())
+            continue
+        valid = [n for n in cites if 1 <= n <= len(passages)]
+        backed = set().union(*(passage_terms[n - 1] for n in valid)) if valid else set()
+        if best + 1 in cites or len(words & backed) >= len(words) / 2:
+            continue
+        first = _MARK.search(sentence)
+        fixed = (sentence[:first.start()] + f"[{best + 1}]"
+                 + re.sub(r"\s*" + _MARK.pattern, "", sentence[first.end():]))
+        out.append(text[pos:m.start()] + fixed)
+        pos = m.end()
+        added.add(_MARK.sub("", fixed).strip())
     out.append(text[pos:])
     return "".join(out), added
 
@@ -192,6 +210,16 @@ class Answer:
         return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation", "copied example")]
 
     @property
+    def ragbook_cited(self) -> list[str]:
+        """Sentences whose citation ragbook added or corrected (the model's own text is ``raw_text``)."""
+        return [c.sentence for c in self.checks if c.attributed]
+
+    def _ragbook_cited_note(self) -> str:
+        n = len(self.ragbook_cited)
+        return (f"ragbook cited {n} sentence{'s' * (n != 1)} the model left uncited or cited wrongly; "
+                "its own words are in answer.raw_text")
+
+    @property
     def ok(self) -> bool:
         """True when every citation names a given passage and no sentence is unsupported."""
         return not self.invalid_citations and not self.unsupported
@@ -204,6 +232,8 @@ class Answer:
                 lines.append(f"! {check.flag}: {shorten(check.sentence, 90)}")
         if any(c.flag == "copied example" for c in self.checks):
             lines.append(f"! {COPIED_HINT}")
+        if self.ragbook_cited:
+            lines.append(f"({self._ragbook_cited_note()})")
         return "\n".join(lines).rstrip()
 
     def __repr__(self) -> str:
@@ -247,6 +277,8 @@ class Answer:
             f"<blockquote style='white-space:pre-wrap'>{html_escape(h.text)}</blockquote></details>"
             for n, h in enumerate(self.passages, start=1)
         )
+        if self.ragbook_cited:
+            flags += f"<li style='color:#555'>{html_escape(self._ragbook_cited_note())}</li>"
         timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
         return (f"<div class='ragbook-answer'><div style='white-space:pre-wrap'>{''.join(body)}</div>"
                 + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")

@@ -88,7 +88,7 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
     if show_prompt and answer.prompt:
         print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
     if answer.text != answer.raw_text and answer.raw_text:
-        print(f"\n  with citations (ragbook matched uncited sentences to passages):\n  {answer.text}")
+        print(f"\n  with citations (ragbook cited sentences the model left uncited or cited wrongly):\n  {answer.text}")
     if answer.citations:
         print()
         for c in answer.citations:

@@ -59,6 +59,35 @@ def test_uncited_sentences_get_citations_from_matching_passages(course):
     assert [c.n for c in answer.citations] == [n]
 
 
+def test_a_citation_of_the_wrong_passage_is_corrected_and_said_so():
+    passages = [SimpleNamespace(text="Reading rooms are open from 09:00 to 20:00 on weekdays."),
+                SimpleNamespace(text="You may send each lab to Gradewell at most 6 times; only the last run counts.")]
+    reply = ("You can send each lab to Gradewell at most 6 times [1]. Reading rooms open at 09:00 on weekdays [1]. "
+             "Only the last Gradewell run counts [1][2]. The moon is made of cheese [1].")
+    text, added = attribute(reply, passages)
+    assert text == ("You can send each lab to Gradewell at most 6 times [2]. Reading rooms open at 09:00 on weekdays [1]. "
+                    "Only the last Gradewell run counts [1][2]. The moon is made of cheese [1].")
+    _, checks = check_answer(text, passages, attributed=added)
+    assert [(c.cites, c.attributed, c.flag) for c in checks] == [
+        ([2], True, ""),  # corrected: passage 1 holds none of it, passage 2 all
+        ([1], False, ""),  # right already
+        ([1, 2], False, ""),  # one of its citations backs it
+        ([1], False, "unsupported"),  # no passage backs it: left as the model wrote it, and flagged
+    ]
+    text, _ = attribute("Send each lab to Gradewell at most 6 times [7], as said [1].", passages)
+    assert text == "Send each lab to Gradewell at most 6 times [2], as said."  # the one number that backs it
+
+
+def test_an_answer_says_which_citations_are_ragbooks(course):
+    reply = "The Calvin cycle fixes carbon dioxide into sugar using ATP and NADPH."
+    answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("What does the Calvin cycle do?")
+    assert answer.raw_text == reply and answer.ragbook_cited == [answer.checks[0].sentence]
+    assert "ragbook cited 1 sentence the model left uncited or cited wrongly" in str(answer)
+    assert "answer.raw_text" in answer._repr_html_()
+    plain = Assistant(course, llm=EchoLLM(reply=answer.text), k=2).ask("What does the Calvin cycle do?")
+    assert plain.ragbook_cited == [] and "ragbook cited" not in str(plain)
+
+
 def test_attribution_keeps_numbers_and_file_names_whole():
     passages = [SimpleNamespace(text="The sample standard deviation of the commute times is 16.91 minutes."),
                 SimpleNamespace(text="Labs use Python 3.11; the notes are in notes.md.")]
