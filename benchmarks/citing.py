@@ -55,15 +55,25 @@ def _normalise(text: str) -> str:
     return re.sub(r"(?<![\d.:])0+(?=\d)", "", text)
 
 
+def _analyse(text: str) -> set[str]:
+    """The stemmed content words of ``text`` (ragbook's BM25 analyser), numbers as digits."""
+    global _ANALYZER
+    if _ANALYZER is None:
+        from ragbook.lexical import Analyzer
+
+        _ANALYZER = Analyzer()
+    return set(_ANALYZER(_normalise(text)))
+
+
+_ANALYZER = None
+
+
 def key_facts(gold: str) -> tuple[set[str], set[str]]:
     """The numbers and the words an answer must state to count as correct (see the docstring)."""
-    from ragbook.lexical import Analyzer
-
-    analyse = Analyzer()
     clause = re.split(r"[;,]", gold, maxsplit=1)[0]
-    words = set(analyse(_normalise(clause)))
+    words = _analyse(clause)
     if len(words) < 2:
-        clause, words = gold, set(analyse(_normalise(gold)))
+        clause, words = gold, _analyse(gold)
     numbers = set(_NUMBER.findall(_normalise(clause))) or set(_NUMBER.findall(_normalise(gold)))
     return numbers, words
 
@@ -78,27 +88,22 @@ def contradicts(answer: str, gold: str) -> bool:
     ("grace days") but says nothing negative ("You can use grace days on it") contradicts it.
     """
     from ragbook.answer import split_sentences
-    from ragbook.lexical import Analyzer
 
-    analyse = Analyzer()
     for clause in re.split(r"[;,]", gold):
-        words = set(analyse(_normalise(clause)))
+        words = _analyse(clause)
         if not _NEGATION.search(clause) or len(words) < 2:
             continue
         for sentence in split_sentences(answer):
-            shared = words & set(analyse(_normalise(sentence)))
+            shared = words & _analyse(sentence)
             if len(shared) >= max(2, len(words) / 2) and not _NEGATION.search(sentence):
                 return True
     return False
 
 
 def is_correct(answer: str, gold: str) -> bool:
-    from ragbook.lexical import Analyzer
-
     numbers, words = key_facts(gold)
-    text = _normalise(answer)
-    found = set(_NUMBER.findall(text))
-    terms = set(Analyzer()(text))
+    found = set(_NUMBER.findall(_normalise(answer)))
+    terms = _analyse(answer)
     return numbers <= found and len(words & terms) >= len(words) / 2 and not contradicts(answer, gold)
 
 
@@ -229,8 +234,8 @@ def run(llm: Any, index: Any, templates: list[Any], questions: list[dict[str, An
 def rescore(path: Path) -> None:
     """Judge the answers saved in a results file again (after a change to the judging; no model)."""
     data = json.loads(path.read_text(encoding="utf-8"))
+    golds = {g["question"]: g for g in json.loads(QUESTIONS.read_text(encoding="utf-8"))}
     for name, rows in data["answers"].items():
-        golds = {g["question"]: g for g in json.loads(QUESTIONS.read_text(encoding="utf-8"))}
         for row in rows:
             row["correct"] = is_correct(row["raw_text"] or row["text"], row["gold"])
             row["raw_on_passage"] = [n for n in row["raw_valid"]

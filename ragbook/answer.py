@@ -22,6 +22,7 @@ _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 # "notes.md") does not end it, so a citation is never added in the middle of a number.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
 _ANALYZER = Analyzer()
+_SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
 
 
 def _numbers(group: str) -> list[int]:
@@ -101,7 +102,7 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
         best = max(range(len(support)), key=lambda i: (support[i], -i))
         if support[best] < min_support:
             continue
-        cites = [n for mark in _MARK.finditer(sentence) for n in _numbers(mark.group(1))]
+        cites = _cites(sentence)
         if not cites:
             end = m.start() + len(sentence.rstrip())
             out.append(text[pos:end] + f" [{best + 1}]")
@@ -109,8 +110,7 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
             added.add(sentence.strip())
             continue
         valid = [n for n in cites if 1 <= n <= len(passages)]
-        backed = set().union(*(passage_terms[n - 1] for n in valid)) if valid else set()
-        if best + 1 in cites or len(words & backed) >= len(words) / 2:
+        if best + 1 in cites or _support(words, passage_terms, valid) >= _SUPPORTED:
             continue
         first = _MARK.search(sentence)
         fixed = (sentence[:first.start()] + f"[{best + 1}]"
@@ -120,6 +120,16 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
         added.add(_MARK.sub("", fixed).strip())
     out.append(text[pos:])
     return "".join(out), added
+
+
+def _cites(sentence: str) -> list[int]:
+    return [n for mark in _MARK.finditer(sentence) for n in _numbers(mark.group(1))]
+
+
+def _support(words: set[str], passage_terms: list[set[str]], numbers: Any) -> float:
+    """The share of ``words`` found in the passages numbered ``numbers`` (1-based)."""
+    pool = set().union(*(passage_terms[n - 1] for n in numbers))
+    return len(words & pool) / len(words)
 
 
 def _copy_key(sentence: str) -> str:
@@ -145,11 +155,10 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
             if n not in cited:
                 cited[n] = Citation(n, passages[n - 1] if 1 <= n <= len(passages) else None)
     passage_terms = [_terms(h.text) for h in passages]
-    every = set().union(*passage_terms) if passage_terms else set()
     checks = []
     for sentence in split_sentences(text):
         words = _terms(sentence)
-        cites = [n for m in _MARK.finditer(sentence) for n in _numbers(m.group(1))]
+        cites = _cites(sentence)
         valid = [n for n in cites if 1 <= n <= len(passages)]
         if _copy_key(sentence) in copied:
             checks.append(SentenceCheck(sentence, cites, 0.0, "copied example"))
@@ -163,12 +172,8 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
         if len(words) < 3:  # "Yes.", headings, list numbers: too short to judge
             checks.append(SentenceCheck(sentence, cites, 1.0))
             continue
-        pool = set().union(*(passage_terms[n - 1] for n in valid)) if valid else every
-        support = len(words & pool) / len(words)
-        if not cites:
-            flag = "no citation" if support >= 0.5 else "unsupported"
-        else:
-            flag = "" if support >= 0.5 else "unsupported"
+        support = _support(words, passage_terms, valid or range(1, len(passages) + 1))  # uncited: any passage
+        flag = ("" if cites else "no citation") if support >= _SUPPORTED else "unsupported"
         by_ragbook = _MARK.sub("", sentence).strip() in attributed
         checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook))
     return sorted(cited.values(), key=lambda c: c.n), checks
@@ -214,10 +219,13 @@ class Answer:
         """Sentences whose citation ragbook added or corrected (the model's own text is ``raw_text``)."""
         return [c.sentence for c in self.checks if c.attributed]
 
-    def _ragbook_cited_note(self) -> str:
-        n = len(self.ragbook_cited)
-        return (f"ragbook cited {n} sentence{'s' * (n != 1)} the model left uncited or cited wrongly; "
-                "its own words are in answer.raw_text")
+    def _notes(self) -> list[tuple[str, bool]]:
+        """What to tell the reader under the flags, each with whether it is a warning."""
+        notes = [(COPIED_HINT, True)] if any(c.flag == "copied example" for c in self.checks) else []
+        if n := len(self.ragbook_cited):
+            notes.append((f"ragbook cited {n} sentence{'s' * (n != 1)} the model left uncited or cited wrongly; "
+                          "its own words are in answer.raw_text", False))
+        return notes
 
     @property
     def ok(self) -> bool:
@@ -230,10 +238,7 @@ class Answer:
         for check in self.checks:
             if check.flag:
                 lines.append(f"! {check.flag}: {shorten(check.sentence, 90)}")
-        if any(c.flag == "copied example" for c in self.checks):
-            lines.append(f"! {COPIED_HINT}")
-        if self.ragbook_cited:
-            lines.append(f"({self._ragbook_cited_note()})")
+        lines += [f"! {note}" if warning else f"({note})" for note, warning in self._notes()]
         return "\n".join(lines).rstrip()
 
     def __repr__(self) -> str:
@@ -270,15 +275,14 @@ class Answer:
         body.append(html_escape(self.text[pos:]))
         flags = "".join(f"<li>{html_escape(c.flag)}: {html_escape(shorten(c.sentence, 120))}</li>"
                         for c in self.checks if c.flag)
-        if any(c.flag == "copied example" for c in self.checks):
-            flags += f"<li>{html_escape(COPIED_HINT)}</li>"
+        for note, warning in self._notes():
+            style = "" if warning else " style='color:#555'"
+            flags += f"<li{style}>{html_escape(note)}</li>"
         sources = "".join(
             f"<details><summary>[{n}] {html_escape(h.citation())}</summary>"
             f"<blockquote style='white-space:pre-wrap'>{html_escape(h.text)}</blockquote></details>"
             for n, h in enumerate(self.passages, start=1)
         )
-        if self.ragbook_cited:
-            flags += f"<li style='color:#555'>{html_escape(self._ragbook_cited_note())}</li>"
         timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
         return (f"<div class='ragbook-answer'><div style='white-space:pre-wrap'>{''.join(body)}</div>"
                 + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")
