@@ -16,7 +16,19 @@ _EXPORTS = {
     "Document": "ragbook.documents",
     "Chunk": "ragbook.documents",
     "Segment": "ragbook.documents",
-    "LoadError": "ragbook.documents",
+    "RagbookError": "ragbook.errors",
+    "SettingsError": "ragbook.errors",
+    "TemplateError": "ragbook.errors",
+    "LoadError": "ragbook.errors",
+    "IndexLockedError": "ragbook.errors",
+    "ModelNotFoundError": "ragbook.errors",
+    "BundleError": "ragbook.errors",
+    "LLMError": "ragbook.errors",
+    "LLMTimeoutError": "ragbook.errors",
+    "DataFormatError": "ragbook.errors",
+    "MissingDependencyError": "ragbook.errors",
+    "NotFoundError": "ragbook.errors",
+    "MagicError": "ragbook.errors",
     "load": ("ragbook.bundle", "load_assistant"),
     "load_documents": ("ragbook.loaders", "load"),
     "load_file": "ragbook.loaders",
@@ -26,8 +38,8 @@ _EXPORTS = {
     "Embedder": "ragbook.embedding",
     "Index": "ragbook.index",
     "BuildReport": "ragbook.index",
-    "IndexFormatError": "ragbook.index",
-    "ModelMismatchError": "ragbook.index",
+    "IndexFormatError": "ragbook.errors",
+    "ModelMismatchError": "ragbook.errors",
     "build": "ragbook.index",
     "open_index": "ragbook.index",
     "Retriever": "ragbook.retrieval",
@@ -73,9 +85,12 @@ def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's hook: %
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.chunking import Chunker
-    from ragbook.documents import Chunk, Document, LoadError, Segment
+    from ragbook.documents import Chunk, Document, Segment
+    from ragbook.errors import (BundleError, DataFormatError, IndexFormatError, IndexLockedError, LLMError,
+                                LLMTimeoutError, LoadError, MagicError, MissingDependencyError, ModelMismatchError,
+                                ModelNotFoundError, NotFoundError, RagbookError, SettingsError, TemplateError)
     from ragbook.embedding import Embedder
-    from ragbook.index import BuildReport, Index, IndexFormatError, ModelMismatchError, build, open_index
+    from ragbook.index import BuildReport, Index, build, open_index
     from ragbook.answer import Answer
     from ragbook.assistant import Assistant
     from ragbook.bundle import load_assistant as load

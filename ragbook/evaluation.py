@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+from ragbook.errors import DataFormatError, NotFoundError, SettingsError
 
 if TYPE_CHECKING:
     from ragbook.documents import Document
@@ -86,7 +87,7 @@ def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from exc
+                    raise DataFormatError(f"{path}, line {number}: not JSON ({exc.msg})") from exc
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -101,7 +102,7 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
             try:
                 qrels.setdefault(parts[0], {})[parts[1]] = int(float(parts[-1]))
             except ValueError as exc:
-                raise ValueError(f"{path}, line {number}: expected 'query-id<TAB>corpus-id<TAB>score'") from exc
+                raise DataFormatError(f"{path}, line {number}: expected 'query-id<TAB>corpus-id<TAB>score'") from exc
     return qrels
 
 
@@ -114,14 +115,14 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     """
     root = Path(folder).expanduser()
     if not (root / "corpus.jsonl").is_file():
-        raise FileNotFoundError(f"{root}: no corpus.jsonl; expected a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+        raise NotFoundError(f"{root}: no corpus.jsonl; expected a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     corpus = {str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""}
               for d in _read_jsonl(root / "corpus.jsonl")}
     if (root / "qrels").is_dir():
         path = root / "qrels" / f"{split}.tsv"
         if not path.is_file():
             found = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
-            raise FileNotFoundError(f"{root}: no qrels/{split}.tsv; splits here: {', '.join(found) or 'none'}")
+            raise NotFoundError(f"{root}: no qrels/{split}.tsv; splits here: {', '.join(found) or 'none'}")
         queries = {str(q["_id"]): q["text"] for q in _read_jsonl(root / "queries.jsonl")}
         return BeirData(corpus, queries, _read_qrels(path), name=root.name, split=split)
     if (root / "questions.jsonl").is_file():
@@ -134,7 +135,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
             qrels[qid] = {str(d): 1 for d in q["gold_doc_ids"]}
             answers[qid] = list(q.get("answers", []))
         return BeirData(corpus, queries, qrels, answers, name=root.name, split="answerable")
-    raise FileNotFoundError(f"{root}: found corpus.jsonl but neither qrels/ (BEIR) nor questions.jsonl (SQuAD-style)")
+    raise NotFoundError(f"{root}: found corpus.jsonl but neither qrels/ (BEIR) nor questions.jsonl (SQuAD-style)")
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
 def _top(ranked: Sequence[str], k: int) -> list[str]:
     """The first ``k`` distinct ids (a repeated id would count twice otherwise)."""
     if k < 1:
-        raise ValueError(f"k must be at least 1, not {k}")
+        raise SettingsError(f"k must be at least 1, not {k}")
     out: dict[str, None] = {}
     for doc in ranked:
         out.setdefault(doc)
@@ -216,14 +217,14 @@ def index_beir(corpus: Mapping[str, Mapping[str, str]], model: Any = None, *, pr
     from ragbook.index import Index
 
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+        raise SettingsError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
     embedder = model if hasattr(model, "encode_documents") else Embedder(model or DEFAULT_MODEL)
     documents = beir_documents(corpus)
     if protocol == "mteb":
         fixed = {"chunk_size": embedder.max_tokens, "overlap": 0, "index_type": "flat"}
         clash = [k for k in fixed if k in index_settings and index_settings[k] != fixed[k]]
         if clash:
-            raise ValueError(f"protocol='mteb' fixes {', '.join(clash)}; leave them out")
+            raise SettingsError(f"protocol='mteb' fixes {', '.join(clash)}; leave them out")
         index_settings.update(fixed)
     index = Index(embedder, **index_settings)
     if protocol == "mteb":

@@ -25,6 +25,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ragbook._display import Markup, html_escape, html_table
 from ragbook.qa import QASet, _pandas, _summary_text, format_table, load_qa
+from ragbook.errors import MissingDependencyError, SettingsError
 
 __all__ = ["compare", "Comparison", "INDEX_KEYS", "ANSWER_KEYS"]
 
@@ -71,7 +72,7 @@ class _Indexes:
         if key not in self.built:
             source = self.documents if self.documents is not None else self.base.roots
             if not source:
-                raise ValueError("this index was built from documents in memory, so it cannot be rebuilt with another "
+                raise SettingsError("this index was built from documents in memory, so it cannot be rebuilt with another "
                                  "chunk_size: pass documents= (the documents or their paths) to compare()")
             bm25 = self.base.bm25.settings()
             index = Index(self.base.embedder, chunk_size=chunk_size, overlap=overlap,
@@ -92,7 +93,7 @@ def _configurations(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     values = [v if isinstance(v, (list, tuple)) else [v] for v in grid.values()]
     empty = [k for k, v in zip(keys, values) if not v]
     if empty:
-        raise ValueError(f"the grid gives no values for {', '.join(empty)}")
+        raise SettingsError(f"the grid gives no values for {', '.join(empty)}")
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
@@ -115,19 +116,19 @@ def compare(target: Any, questions: Any, grid: Mapping[str, Any], *, answers: bo
     retrieval_keys = _retrieval_keys()
     unknown = [k for k in grid if k not in (*INDEX_KEYS, *ANSWER_KEYS, *retrieval_keys)]
     if unknown:
-        raise ValueError(f"unknown setting(s) in the grid: {', '.join(unknown)}; known: "
+        raise SettingsError(f"unknown setting(s) in the grid: {', '.join(unknown)}; known: "
                          f"{', '.join((*INDEX_KEYS, *retrieval_keys, *ANSWER_KEYS))}")
     if not answers and any(k in grid for k in ANSWER_KEYS):
-        raise ValueError(f"{', '.join(k for k in grid if k in ANSWER_KEYS)} change the answers, not retrieval: "
+        raise SettingsError(f"{', '.join(k for k in grid if k in ANSWER_KEYS)} change the answers, not retrieval: "
                          "pass answers=True to evaluate answers")
     if isinstance(questions, BeirData):
         if answers:
-            raise ValueError("answers need a question set with gold answers (load_qa), not a BEIR data set")
+            raise SettingsError("answers need a question set with gold answers (load_qa), not a BEIR data set")
         data, qa = questions.sample(limit, seed), None
     else:
         data, qa = None, (questions if isinstance(questions, QASet) else load_qa(questions)).sample(limit, seed)
         if not answers and not any(q.judged for q in qa):
-            raise ValueError(f"nothing to score in {qa.name or 'the questions'}: no question names a source or page "
+            raise SettingsError(f"nothing to score in {qa.name or 'the questions'}: no question names a source or page "
                              "(for retrieval), and answers=False")
 
     base_assistant = target if hasattr(target, "template") and hasattr(target, "retriever") else None
@@ -242,10 +243,10 @@ class Comparison:
         """The row with the highest ``metric`` (nDCG, else F1, by default); the first one on a tie."""
         metric = metric or self._default_metric()
         if metric not in self.metrics:
-            raise ValueError(f"no figure {metric!r} here; the figures are {', '.join(self.metrics)}")
+            raise SettingsError(f"no figure {metric!r} here; the figures are {', '.join(self.metrics)}")
         scored = [r for r in self.rows if r.get(metric) is not None]
         if not scored:
-            raise ValueError(f"no configuration has a value for {metric!r}")
+            raise SettingsError(f"no configuration has a value for {metric!r}")
         return max(scored, key=lambda r: r[metric])
 
     def varied(self) -> list[str]:
@@ -305,16 +306,16 @@ class Comparison:
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:
-            raise ImportError("Comparison.plot needs matplotlib: pip install matplotlib "
+            raise MissingDependencyError("Comparison.plot needs matplotlib: pip install matplotlib "
                               "(or pip install 'ragbook[eval]')") from exc
         names = [metrics] if isinstance(metrics, str) else list(metrics or self.metrics[:2])
         missing = [m for m in names if m not in self.metrics]
         if missing or not names:
-            raise ValueError(f"cannot plot {', '.join(missing) or 'nothing'}; the figures are {', '.join(self.metrics)}")
+            raise SettingsError(f"cannot plot {', '.join(missing) or 'nothing'}; the figures are {', '.join(self.metrics)}")
         varied = self.varied()
         x = x or (varied[0] if varied else self.keys[0])
         if x not in self.keys:
-            raise ValueError(f"x must be one of the settings {', '.join(self.keys)}, not {x!r}")
+            raise SettingsError(f"x must be one of the settings {', '.join(self.keys)}, not {x!r}")
         groups = [k for k in varied if k != x]
         xs = list(dict.fromkeys(str(r.get(x)) for r in self.rows))
         series = list(dict.fromkeys(tuple(str(r.get(k)) for k in groups) for r in self.rows))

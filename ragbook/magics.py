@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from ragbook.errors import MagicError
 
 __all__ = ["RagbookMagics", "load_ipython_extension"]
 
 _USAGE = """usage:
-  %ragbook use PATH_OR_VARIABLE [--model NAME]   pick the assistant (a .ragbook file or an Assistant variable)
+  %ragbook use PATH_OR_VARIABLE [--model NAME] [--trust-llm]
+                                                  pick the assistant (a .ragbook file or an Assistant variable);
+                                                  --trust-llm uses the model the file names
   %ragbook                                        show the assistant in use
   %ragbook models                                 list the language models and where they come from
   %ragbook panel                                  open the assistant's app
   %%ask [-k N] [--mode hybrid|dense|bm25] [--prompt]   answer the cell's question (%ask QUESTION on one line)"""
 
 
-class MagicError(ValueError):
-    """A magic was used wrongly; the message says how to use it."""
 
 
 @magics_class
@@ -57,6 +58,8 @@ class RagbookMagics(Magics):
 
     def use(self, args: list[str]) -> Any:
         model = None
+        trust = "--trust-llm" in args  # use the model a shared file names (see ragbook.load)
+        args = [a for a in args if a != "--trust-llm"]
         if "--model" in args:
             i = args.index("--model")
             if i + 1 >= len(args):
@@ -74,7 +77,7 @@ class RagbookMagics(Magics):
         elif Path(target).expanduser().exists():
             from ragbook.bundle import load_assistant
 
-            assistant = load_assistant(Path(target).expanduser(), **({"llm": model} if model else {}))
+            assistant = load_assistant(Path(target).expanduser(), trust_llm=trust, **({"llm": model} if model else {}))
         else:
             raise MagicError(f"{target!r} is neither a file nor an assistant variable; save one with "
                              "bot.save('course.ragbook') or build one with ragbook.Assistant(index)")

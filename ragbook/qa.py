@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.evaluation import hit_rate_at_k, mrr_at_k, ndcg_at_k, queries_cached, recall_at_k
+from ragbook.errors import DataFormatError, MissingDependencyError, NotFoundError, SettingsError
 
 if TYPE_CHECKING:
     from ragbook.documents import Chunk
@@ -147,7 +148,7 @@ class QASet:
         if n is None or n >= len(self.items):
             return self
         if n < 1:
-            raise ValueError(f"the sample size must be at least 1, not {n}")
+            raise SettingsError(f"the sample size must be at least 1, not {n}")
         picked = sorted(random.Random(seed).sample(range(len(self.items)), n))
         return QASet([self.items[i] for i in picked], self.name, self.path)
 
@@ -179,11 +180,11 @@ def load_qa(path: str | Path) -> QASet:
     path = Path(path).expanduser()
     if path.is_dir():
         if not (path / "questions.jsonl").is_file():
-            raise FileNotFoundError(f"{path}: a folder of questions needs questions.jsonl (SQuAD-style); "
+            raise NotFoundError(f"{path}: a folder of questions needs questions.jsonl (SQuAD-style); "
                                     "otherwise give a .csv, .jsonl or .json file")
         path = path / "questions.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"no such question file: {path}")
+        raise NotFoundError(f"no such question file: {path}")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
         rows = _csv_rows(path)
@@ -192,17 +193,17 @@ def load_qa(path: str | Path) -> QASet:
     elif suffix == ".json":
         rows = _json_rows(path)
     else:
-        raise ValueError(f"{path}: unknown question file type {suffix!r}; use .csv, .tsv, .jsonl or .json")
+        raise DataFormatError(f"{path}: unknown question file type {suffix!r}; use .csv, .tsv, .jsonl or .json")
     items: list[QAItem] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         item = _item(row, line, len(items) + 1, path)
         if item.id in seen:
-            raise ValueError(f"{path}, line {line}: id {item.id!r} is used twice (first on line {seen[item.id]})")
+            raise DataFormatError(f"{path}, line {line}: id {item.id!r} is used twice (first on line {seen[item.id]})")
         seen[item.id] = line
         items.append(item)
     if not items:
-        raise ValueError(f"{path}: no questions found")
+        raise DataFormatError(f"{path}: no questions found")
     extra = sorted({k for q in items for k in q.metadata})
     if extra:
         log.info("%s: columns kept as metadata, not scored: %s", path.name, ", ".join(extra))
@@ -217,17 +218,17 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader, [])]
     if "question" not in header:
-        raise ValueError(f"{path}, line 1: no 'question' column (the header has: {', '.join(header) or 'nothing'}); "
+        raise DataFormatError(f"{path}, line 1: no 'question' column (the header has: {', '.join(header) or 'nothing'}); "
                          "the first line must name the columns, e.g. question,source,page,answer")
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
-        raise ValueError(f"{path}, line 1: column {dupes[0]!r} appears twice")
+        raise DataFormatError(f"{path}, line 1: column {dupes[0]!r} appears twice")
     for values in reader:
         line = reader.line_num
         if not any(v.strip() for v in values):
             continue
         if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
-            raise ValueError(f"{path}, line {line}: {len(values)} values for {len(header)} columns "
+            raise DataFormatError(f"{path}, line {line}: {len(values)} values for {len(header)} columns "
                              f"(a {delimiter!r} inside a value needs the value in double quotes)")
         row = {h: v for h, v in zip(header, values) if h}
         yield line, {k: _split_bar(v) if k in ("source", "sources", "answer", "answers", "gold_doc_ids") else v
@@ -246,7 +247,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+                raise DataFormatError(f"{path}, line {number}: not JSON ({exc.msg})") from None
             yield number, row
 
 
@@ -255,12 +256,12 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}, line {exc.lineno}: not JSON ({exc.msg})") from None
+        raise DataFormatError(f"{path}, line {exc.lineno}: not JSON ({exc.msg})") from None
     depth = 2
     if isinstance(data, dict) and isinstance(data.get("questions"), list):
         data, depth = data["questions"], 3
     if not isinstance(data, list):
-        raise ValueError(f"{path}, line 1: expected a list of questions (or {{\"questions\": [...]}})")
+        raise DataFormatError(f"{path}, line 1: expected a list of questions (or {{\"questions\": [...]}})")
     starts = _object_lines(text, depth)
     for i, row in enumerate(data):
         yield starts[i] if i < len(starts) else 1, row
@@ -294,20 +295,20 @@ def _object_lines(text: str, depth_of_items: int) -> list[int]:
 def _item(row: Any, line: int, position: int, path: Path) -> QAItem:
     where = f"{path}, line {line}"
     if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected an object with a \"question\", got {type(row).__name__}")
+        raise DataFormatError(f"{where}: expected an object with a \"question\", got {type(row).__name__}")
     row = {str(k).strip().lower(): v for k, v in row.items()}
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"{where}: the question is empty or missing")
+        raise DataFormatError(f"{where}: the question is empty or missing")
     qid = str(row.get("id") if row.get("id") not in (None, "") else f"q{position}").strip()
     if "answer" in row and "answers" in row:
-        raise ValueError(f"{where}: give 'answer' or 'answers', not both")
+        raise DataFormatError(f"{where}: give 'answer' or 'answers', not both")
     answers = _strings(row.get("answer", row.get("answers")), "answer", where)
     sources = _strings(row.get("source", row.get("sources", row.get("gold_doc_ids"))), "source", where)
     pages = _pages(row.get("page", row.get("pages")), where)
     unanswerable = _flag(row.get("unanswerable", row.get("is_impossible")), where)
     if unanswerable and answers:
-        raise ValueError(f"{where}: the question is marked unanswerable but has an answer; remove one of them")
+        raise DataFormatError(f"{where}: the question is marked unanswerable but has an answer; remove one of them")
     metadata = {k: v for k, v in row.items() if k not in _KNOWN and v not in (None, "")}
     return QAItem(question.strip(), qid, tuple(sources), pages, tuple(answers), unanswerable, metadata)
 
@@ -320,7 +321,7 @@ def _strings(value: Any, what: str, where: str) -> list[str]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [str(value)]
     if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{where}: {what} must be text or a list of texts, not {shorten(json.dumps(value), 60)}")
+        raise DataFormatError(f"{where}: {what} must be text or a list of texts, not {shorten(json.dumps(value), 60)}")
     return [str(v).strip() for v in value if str(v).strip()]
 
 
@@ -328,7 +329,7 @@ def _pages(value: Any, where: str) -> tuple[int, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, bool):
-        raise ValueError(f"{where}: page must be a number or a range like 3-5, not {value}")
+        raise DataFormatError(f"{where}: page must be a number or a range like 3-5, not {value}")
     if isinstance(value, int):
         numbers = [value]
     elif isinstance(value, float) and value.is_integer():
@@ -338,12 +339,12 @@ def _pages(value: Any, where: str) -> tuple[int, ...]:
     elif isinstance(value, str) and (m := _PAGE_RANGE.match(value)):
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo or hi - lo > _MAX_PAGE_RANGE:
-            raise ValueError(f"{where}: page range {value!r} runs backwards or is too long")
+            raise DataFormatError(f"{where}: page range {value!r} runs backwards or is too long")
         numbers = list(range(lo, hi + 1))
     else:
-        raise ValueError(f"{where}: page {shorten(str(value), 40)!r} is not a page number (use 4, or 3-5 for a range)")
+        raise DataFormatError(f"{where}: page {shorten(str(value), 40)!r} is not a page number (use 4, or 3-5 for a range)")
     if any(n < 1 for n in numbers):
-        raise ValueError(f"{where}: pages are numbered from 1, not {min(numbers)}")
+        raise DataFormatError(f"{where}: pages are numbered from 1, not {min(numbers)}")
     return tuple(sorted(set(numbers)))
 
 
@@ -355,7 +356,7 @@ def _flag(value: Any, where: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"{where}: unanswerable must be true or false (or yes/no, 1/0), not {shorten(str(value), 30)!r}")
+    raise DataFormatError(f"{where}: unanswerable must be true or false (or yes/no, 1/0), not {shorten(str(value), 30)!r}")
 
 
 # -- retrieval on a question set -------------------------------------------------------------------
@@ -372,7 +373,7 @@ def _retriever(target: Any, k: int | None, settings: Mapping[str, Any]) -> Any:
             changes["k"] = k
         return dataclasses.replace(base, **changes) if changes else base
     if not hasattr(target, "bm25"):
-        raise TypeError(f"expected an Index or an Assistant, not {type(target).__name__}")
+        raise SettingsError(f"expected an Index or an Assistant, not {type(target).__name__}")
     return Retriever(target, k=k or 5, **settings)
 
 
@@ -449,7 +450,7 @@ def _pandas(what: str) -> Any:
     try:
         import pandas as pd
     except ImportError as exc:
-        raise ImportError(f"{what} needs pandas: pip install pandas (or pip install 'ragbook[eval]')") from exc
+        raise MissingDependencyError(f"{what} needs pandas: pip install pandas (or pip install 'ragbook[eval]')") from exc
     return pd
 
 

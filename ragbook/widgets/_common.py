@@ -13,6 +13,7 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from ragbook._display import html_escape
+from ragbook.errors import SettingsError
 
 log = logging.getLogger("ragbook.widgets")
 
@@ -107,7 +108,7 @@ def safe_filename(name: str) -> str:
     base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
     base = _UNSAFE.sub("_", base).strip(" .")
     if not base or base.strip("_") == "":
-        raise ValueError(f"the upload name {name!r} is not a usable file name; rename the file and upload it again")
+        raise SettingsError(f"the upload name {name!r} is not a usable file name; rename the file and upload it again")
     return base[:200]
 
 
@@ -115,7 +116,7 @@ def inside(folder: Path, name: str) -> Path:
     """``folder / name``, refusing anything that would land outside ``folder``."""
     target = (folder / name).resolve()
     if folder.resolve() not in target.parents:
-        raise ValueError(f"the upload name {name!r} leaves the upload folder; rename the file")
+        raise SettingsError(f"the upload name {name!r} leaves the upload folder; rename the file")
     return target
 
 

@@ -9,6 +9,7 @@ import ipywidgets as w
 
 from ragbook._display import html_escape
 from ragbook.widgets._common import Panel, guarded
+from ragbook.errors import SettingsError
 
 __all__ = ["App"]
 
@@ -66,7 +67,7 @@ class App(Panel):
     def _on_save(self, _button: Any = None) -> None:
         path = self.save_path.value.strip()
         if not path:
-            raise ValueError("type a file name to save to, like course.ragbook")
+            raise SettingsError("type a file name to save to, like course.ragbook")
         saved = self.assistant.save(path)
         self.say(f"saved to {saved}; open it anywhere with ragbook.load({str(saved)!r})")
 

@@ -12,6 +12,7 @@ import ipywidgets as w
 
 from ragbook._display import html_escape, html_table
 from ragbook.widgets._common import Panel, card, guarded, inside, safe_filename
+from ragbook.errors import NotFoundError, SettingsError
 
 __all__ = ["Builder"]
 
@@ -95,13 +96,13 @@ class Builder(Panel):
                 name = safe_filename(raw_name)
                 target = inside(self.upload_dir, name)
                 if loader_for(target) is None:
-                    raise ValueError(f"{name}: ragbook cannot read this kind of file (it reads PDF, Markdown, text, "
+                    raise SettingsError(f"{name}: ragbook cannot read this kind of file (it reads PDF, Markdown, text, "
                                      "HTML and notebooks)")
                 data = bytes(content)
                 if not data:
-                    raise ValueError(f"{name}: the file is empty")
+                    raise SettingsError(f"{name}: the file is empty")
                 if len(data) > MAX_UPLOAD_MB * 2**20:
-                    raise ValueError(f"{name}: larger than {MAX_UPLOAD_MB} MB; index it from a path instead")
+                    raise SettingsError(f"{name}: larger than {MAX_UPLOAD_MB} MB; index it from a path instead")
                 tmp = target.with_name(target.name + ".part")
                 tmp.write_bytes(data)
                 os.replace(tmp, target)
@@ -125,11 +126,11 @@ class Builder(Panel):
         targets = [p.strip() for p in self.paths.value.split(",") if p.strip()]
         for t in targets:
             if not glob.has_magic(t) and not Path(t).expanduser().exists():
-                raise FileNotFoundError(f"{t} does not exist; give a folder, a file or a glob (relative to {os.getcwd()})")
+                raise NotFoundError(f"{t} does not exist; give a folder, a file or a glob (relative to {os.getcwd()})")
         if self.uploaded:
             targets.append(str(self.upload_dir))
         if not targets:
-            raise ValueError("nothing to index: upload files or type a folder, file or glob under Files")
+            raise SettingsError("nothing to index: upload files or type a folder, file or glob under Files")
         return targets
 
     def _progress(self, what: str, done: int, total: int | None) -> None:
@@ -185,7 +186,7 @@ class Builder(Panel):
         if self.index is None or not len(self.index):
             return self._on_build()
         if (self.chunk_size.value, self.overlap.value) != (self.index.chunk_size, self.index.overlap):
-            raise ValueError("the chunk settings changed: press Build to re-index everything with them "
+            raise SettingsError("the chunk settings changed: press Build to re-index everything with them "
                              f"(the index uses {self.index.chunk_size}/{self.index.overlap})")
         targets = self._targets()
         return self._run(lambda: self.index.add(targets), "Updating")

@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from ragbook._display import html_escape, shorten
 from ragbook.widgets._common import Panel, guarded
+from ragbook.errors import SettingsError
 
 __all__ = ["Inspector", "hits_html", "parse_pages"]
 
@@ -23,12 +24,12 @@ def parse_pages(text: str) -> tuple[int, int] | list[int] | None:
     if m:
         lo, hi = int(m.group(1)), int(m.group(2))
         if lo > hi:
-            raise ValueError(f"pages {text!r}: the first page is after the last")
+            raise SettingsError(f"pages {text!r}: the first page is after the last")
         return (lo, hi)
     try:
         return [int(p) for p in re.split(r"[,\s]+", text) if p]
     except ValueError:
-        raise ValueError(f"pages {text!r}: write a page (3), a range (3-10) or a list (1, 4, 7)") from None
+        raise SettingsError(f"pages {text!r}: write a page (3), a range (3-10) or a list (1, 4, 7)") from None
 
 
 class _Context:
@@ -178,7 +179,7 @@ class Inspector(Panel):
                 return self.results
         text = self.query.value.strip()
         if not text:
-            raise ValueError("type a query first")
+            raise SettingsError("type a query first")
         self.retriever = replace(self.retriever, **self.settings())
         self.results = self.retriever.search(text)
         self.hits.value = hits_html(self.results, self._context.around)
