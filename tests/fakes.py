@@ -78,7 +78,7 @@ class EchoLLM:
         marker = f"[{self.cite}] "
         if marker not in user:
             return "I don't know."
-        passage = user.split(marker, 1)[1].split("\n", 2)[1]
+        passage = user.split(marker, 1)[1].split("\n", 2)[1].removeprefix("> ")  # passages are quoted
         return passage.split(". ")[0].rstrip(".") + f". [{self.cite}]"
 
     def chat(self, messages, *, max_tokens=512, temperature=0.0, stop=None, seed=0):

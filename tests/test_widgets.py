@@ -263,7 +263,7 @@ def test_template_editor_previews_and_applies(bot):
     panel.fields["system"].value = "You are a <volcano> expert."
     assert "&lt;volcano&gt; expert" in panel.preview.value
     panel.fields["user"].value = "Passages: {passages} Q: {question} {oops}"
-    assert "unknown placeholder" in panel.error
+    assert "placeholder {oops}" in panel.error
     panel.fields["user"].value = "Passages:\n{passages}\n\nQ: {question}"
     assert panel.error == ""
     panel.name.value = "volcanologist"
