@@ -17,18 +17,22 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ragbook._display import html_escape, html_table
+from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, attribute, check_answer
 from ragbook.prompt import Template, get_template, pack
-from ragbook.retrieval import Hit, Results, Retriever
+from ragbook.retrieval import Hit, Results, Retriever, check_number
+from ragbook.errors import SettingsError
 
 __all__ = ["Assistant", "AnswerStream", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
 
 EXTRACTIVE = "extractive"
-# Cosine similarity of the best passage below which the assistant says it has nothing.
-# Measured on the demo corpus with all-MiniLM-L6-v2: on-topic questions scored 0.48-0.82,
-# off-topic ones 0.12-0.34.
-DEFAULT_MIN_RELEVANCE = 0.4
+# Relevance of the best passage (Hit.relevance: 0..1, the same scale for every question and
+# retrieval mode) below which the assistant says it has nothing.  Measured with all-MiniLM-L6-v2:
+# on SQuAD 2.0, 0.8% of 2,910 answerable questions fall below 0.3 (hybrid; dense 0.9%, BM25 0.9%)
+# and no made-up query reaches it (hybrid and BM25; dense: 10% of them do); on the demo corpus its
+# 15 questions score 0.33-0.68 (hybrid), 2 of 15 off-topic questions score above 0.3 (a word
+# such as "capital" matches), made-up words at most 0.28.
+DEFAULT_MIN_RELEVANCE = 0.3
 _RETRIEVER_KEYS = ("k", "mode", "fusion", "weight", "rrf_k", "candidates", "mmr", "filters", "min_score",
                    "reranker", "rerank_depth")
 _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|then|the same|"
@@ -50,10 +54,12 @@ class Assistant:
                  temperature: float = 0.0, history_turns: int = 2, **retrieval: Any) -> None:
         unknown = set(retrieval) - set(_RETRIEVER_KEYS)
         if unknown:
-            raise TypeError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
+            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
         self.index = index
         self.name = name
         self.template = get_template(template)
+        if min_relevance is not None:
+            check_number("min_relevance", min_relevance, 0.0, 1.0, "the best passage's relevance below which it abstains")
         self.min_relevance = min_relevance
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
@@ -62,6 +68,10 @@ class Assistant:
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if hasattr(llm, "chat") else None
         self.history: list[_Turn] = []
+        # Set by ragbook.load: in words, by part ("llm", "reranker", "embedding"), what the file named
+        # that is not used (or is, on trust); and the model reference it named, when not used.
+        self.notes: dict[str, str] = {}
+        self.suggested_llm: Any = None
 
     # -- the model -------------------------------------------------------------------------
 
@@ -91,6 +101,8 @@ class Assistant:
     def llm(self, value: Any) -> None:
         self._llm_spec = value
         self._llm = value if hasattr(value, "chat") else None
+        self.suggested_llm = None  # the user chose: a saved file's suggestion no longer applies
+        self.notes.pop("llm", None)
 
     @property
     def model_name(self) -> str:
@@ -129,9 +141,9 @@ class Assistant:
 
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("the question is empty: ask something about your documents")
+            raise SettingsError("the question is empty: ask something about your documents")
         if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
+            raise SettingsError(f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,} "
                              "(ask about a passage by quoting a sentence, not the whole text)")
         return question.strip()
 
@@ -172,7 +184,7 @@ class Assistant:
                         history_turns=self.history_turns)
         unknown = set(changes) - set(settings)
         if unknown:
-            raise TypeError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}")
         settings.update(changes)
         return Assistant(self.index, **settings)
 
@@ -182,10 +194,15 @@ class Assistant:
         retrieval = {k: v for k, v in self.retriever.settings().items() if k in _RETRIEVER_KEYS}
         retrieval.update(rrf_k=self.retriever.rrf_k)
         if callable((self.retriever.filters or {}).get("where")):
-            raise ValueError("a filter with a Python function cannot be saved; use globs, ranges and lists")
+            raise SettingsError("a filter with a Python function cannot be saved; use globs, ranges and lists")
+        if retrieval.get("filters"):  # JSON has no tuples: a (low, high) range must not come back as a list ("any of")
+            retrieval["filters"] = {k: {"range": list(v)} if isinstance(v, tuple) else v
+                                    for k, v in retrieval["filters"].items()}
         llm: Any
         if self._llm_spec == EXTRACTIVE:
             llm = EXTRACTIVE
+        elif self._llm_spec is None and self.suggested_llm is not None:
+            llm = self.suggested_llm  # the author's choice passes on, still only a suggestion to whoever opens it
         elif self._llm_spec is None and os.environ.get("RAGBOOK_MODEL", "").strip():
             llm = None  # this machine's $RAGBOOK_MODEL is not the assistant's own choice
         elif self._llm is not None:
@@ -203,10 +220,11 @@ class Assistant:
         return save_assistant(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **overrides: Any) -> Assistant:
+    def load(cls, path: str | os.PathLike[str], *, trust_llm: bool = False, **overrides: Any) -> Assistant:
+        """See :func:`ragbook.bundle.load_assistant` (``trust_llm``: use the models the file names)."""
         from ragbook.bundle import load_assistant
 
-        return load_assistant(path, **overrides)
+        return load_assistant(path, trust_llm=trust_llm, **overrides)
 
     def panel(self, question: str = "") -> Any:
         """The assistant's app in the notebook: chat, retrieval inspector, compare, template editor, builder."""
@@ -217,14 +235,16 @@ class Assistant:
     def __repr__(self) -> str:
         r = self.retriever
         return (f"Assistant(name={self.name!r}, model={self.model_name!r}, template={self.template.name!r}, "
-                f"k={r.k}, mode={r.mode!r}, chunks={len(self.index)})")
+                f"k={r.k}, mode={r.mode!r}, chunks={len(self.index)}"
+                + (f", note={shorten(' '.join(self.notes.values()), 300)!r}" if self.notes else "") + ")")
 
     def _repr_html_(self) -> str:
         r = self.retriever
         rows = [["model", self.model_name], ["template", f"{self.template.name}: {self.template.description}"],
                 ["retrieval", f"{r.mode} ({r.fusion}), k={r.k}" + (f", mmr={r.mmr}" if r.mmr is not None else "")],
                 ["documents", f"{self.index.stats()['files']} files, {len(self.index.chunks):,} chunks"],
-                ["says it doesn't know below", f"relevance {self.min_relevance}"]]
+                ["says it doesn't know below", f"relevance {self.min_relevance}"],
+                *(["note", note] for note in self.notes.values())]
         return f"<div class='ragbook-assistant'><b>{html_escape(self.name)}</b>{html_table(['', ''], rows)}</div>"
 
 
@@ -262,7 +282,7 @@ class AnswerStream:
             "retrieval": time.perf_counter() - t1}
         base = dict(question=self.question, query=query, model=a.model_name)
 
-        best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+        best = max((h.relevance for h in hits if h.relevance is not None), default=None)
         if not hits or (a.min_relevance is not None and best is not None and best < a.min_relevance):
             text = a.template.no_answer
             if hits:
@@ -307,6 +327,18 @@ class AnswerStream:
         citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added,
                                          example=example)
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
+        cut = _why_incomplete(gen, a.max_answer_tokens)
         self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
-                            timings=timings, tokens=tokens, raw_text=raw, **{**base, "model": llm.name}))
+                            timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
+                            **{**base, "model": llm.name}))
+
+
+def _why_incomplete(gen: Any, max_tokens: int) -> str:
+    """Why a model's answer stops before its end, or "" when it does not (``gen``: the model's last Generation)."""
+    if getattr(gen, "incomplete", False):  # the backend was cut off: a server closed its stream early
+        return getattr(gen, "incomplete_reason", "") or "the model's answer was cut off"
+    if getattr(gen, "finish_reason", "") == "length":
+        return (f"the answer used all the tokens it was allowed (max_answer_tokens={max_tokens}, or what the context "
+                f"window left) and stops mid-way; raise max_answer_tokens, or retrieve fewer passages")
+    return ""

@@ -198,7 +198,7 @@ def test_templates_show_a_worked_example_first():
     example = research.example
     assert messages[2]["content"] == example.answer and "[2]" in example.answer
     assert example.question in messages[1]["content"] and f"[2] {example.passages[1][0]}" in messages[1]["content"]
-    assert messages[-1]["content"].startswith("Sources:\n\n[1] notes.md\nThe sky is blue.")
+    assert messages[-1]["content"].startswith("Sources:\n\n[1] notes.md\n> The sky is blue.")  # passages are quoted
     assert "Why is the sky blue?" not in messages[1]["content"]
 
     bare = research.edit(example=None)
@@ -212,7 +212,7 @@ def test_templates_show_a_worked_example_first():
     with pytest.raises(ValueError, match="an example needs"):
         Template.from_dict({**data, "example": {"question": "q"}})
     with pytest.raises(ValueError, match="must be an Example"):
-        research.edit(example={"question": "q"}).check()
+        research.edit(example={"question": "q"})
     assert "borrowed book" in research._repr_html_()
 
 
@@ -343,3 +343,12 @@ def test_a_saved_model_reference_displays_by_name(course):
     bot = Assistant(course, llm={"backend": "llama.cpp", "model": "/models/qwen/Qwen-7B-Q4.gguf", "sha256": {}})
     assert bot.model_name == "Qwen-7B-Q4.gguf" and "/models" not in repr(bot)
     assert Assistant(course, llm={"backend": "llama.cpp", "name": "qwen2.5-coder-0.5b"}).model_name == "qwen2.5-coder-0.5b"
+
+
+def test_range_and_list_filters_survive_a_save(course, tmp_path):
+    bot = Assistant(course, llm="extractive", filters={"page": (3, 10), "cell": [3, 10], "source": "*.md"})
+    back = load_assistant(bot.save(tmp_path / "ranges"))
+    # a range stays a range (pages 3 to 10), a list stays a list (cells 3 or 10)
+    assert back.retriever.filters == {"page": (3, 10), "cell": [3, 10], "source": "*.md"}
+    assert Assistant(course, llm="extractive", filters={"page": (None, 4)}).settings()["retrieval"]["filters"] == {
+        "page": {"range": [None, 4]}}

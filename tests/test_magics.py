@@ -73,3 +73,31 @@ def test_magic_mistakes_say_what_to_do(shell, tmp_path):
     with pytest.raises(MagicError, match="--model needs a name"):
         shell.run_line_magic("ragbook", "use x --model")
     assert "qwen2.5-coder-1.5b" in str(shell.run_line_magic("ragbook", "models"))
+
+
+
+def test_use_a_shared_file_trusts_its_model_only_when_asked(shell, make_index, notes_dir, tmp_path, monkeypatch):
+    import json
+    import zipfile
+
+    from ragbook.assistant import Assistant
+
+    index = make_index(chunk_size=64, overlap=8)
+    index.add(notes_dir)
+    saved = Assistant(index, name="geo", llm="extractive", k=3).save(tmp_path / "geo.ragbook")
+    # the author's file names a model file outside it (rewritten here as a stranger could)
+    outside = tmp_path / "their-model.gguf"
+    outside.write_bytes(b"GGUF" + b"\0" * 64)
+    shared = tmp_path / "shared.ragbook"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(shared, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "assistant.json":
+                data = json.dumps({**json.loads(data), "llm": str(outside)}).encode()
+            dst.writestr(info, data)
+    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    bot = shell.run_line_magic("ragbook", f"use {shared}")
+    assert bot.extractive and bot.model_name == "extractive"  # this machine's choice
+    assert "their-model.gguf" in str(bot.suggested_llm) and "trust_llm" in bot.notes["llm"]
+    trusted = shell.run_line_magic("ragbook", f"use {shared} --trust-llm")
+    assert not trusted.extractive and trusted.model_name == str(outside) and trusted.suggested_llm is None

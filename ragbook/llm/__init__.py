@@ -10,19 +10,30 @@ a folder with ``config.json`` or ``"hf:org/name"`` (transformers), ``"openai:htt
 (an OpenAI-compatible server; ``#model`` or ``model=`` picks the model), or the dict from
 ``llm.info()`` (the same model again, its files' sha256 checked).  Importing this package
 imports none of torch, transformers or llama_cpp: each backend imports its library on load.
+
+A model reference read from a shared file is not the user's own choice: :func:`packaged_reference`
+says whether it names only a packaged, hash-checked preset (safe to load), :func:`shareable_reference`
+strips secrets and the names of secrets from one, and :func:`describe_reference` says in words what
+it would use.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ragbook._display import shorten
 from ragbook.llm.base import LLM, Generation, LLMError
 from ragbook.llm.presets import PRESETS, ModelInfo, default_model, format_models, list_models
+from ragbook.errors import SettingsError
 
 __all__ = ["LLM", "Generation", "LLMError", "ModelInfo", "load_llm", "list_models", "format_models",
-           "default_model", "PRESETS", "LlamaCppLLM", "HFLLM", "OpenAILLM"]
+           "default_model", "PRESETS", "LlamaCppLLM", "HFLLM", "OpenAILLM", "packaged_reference",
+           "shareable_reference", "describe_reference"]
 
 _BACKENDS = {"LlamaCppLLM": "ragbook.llm.llamacpp", "HFLLM": "ragbook.llm.hf", "OpenAILLM": "ragbook.llm.openai"}
 
@@ -42,7 +53,7 @@ def load_llm(spec: str | os.PathLike[str] | LLM | dict[str, Any] | None = None, 
     """
     if isinstance(spec, LLM):
         if kwargs:
-            raise ValueError("load_llm(llm) returns that model as it is; settings cannot be changed on it")
+            raise SettingsError("load_llm(llm) returns that model as it is; settings cannot be changed on it")
         return spec
     if spec is None:
         spec = default_model()
@@ -108,7 +119,12 @@ def _unknown(text: str) -> str:
 
 
 def _from_info(info: dict[str, Any], **kwargs: Any) -> LLM:
-    """The model an ``LLM.info()`` dict describes, refusing files whose sha256 changed."""
+    """The model an ``LLM.info()`` dict describes, refusing files whose sha256 changed.
+
+    The dict is taken as the caller's own choice (its paths, URL and ``api_key_env`` are used):
+    a reference read from a shared file goes through :func:`packaged_reference` or, when the user
+    trusts it, :func:`shareable_reference` first (see :func:`ragbook.bundle.load_assistant`).
+    """
     backend = info.get("backend")
     if "model" not in info:
         raise LLMError(f"not a model description from LLM.info(): {info!r}")
@@ -159,3 +175,89 @@ def _check_hashes(recorded: dict[str, str], actual: dict[str, str], where: Path)
     changed = sorted(set(recorded) ^ set(actual) | {k for k in recorded if k in actual and recorded[k] != actual[k]})
     raise LLMError(f"the weights in {where} are not the recorded ones (sha256 differs for: {', '.join(changed)}): "
                    f"the model was changed or retrained since it was saved; load it by path to accept the new weights.")
+
+
+# -- references read from shared files ----------------------------------------------------------
+
+# A key that holds a secret or says where to find one (api_key, api_key_env, token, headers...).
+# Nothing in an LLM.info() dict matches by accident: its keys are backend, model, name, path,
+# sha256, url, timeout, context_window, n_ctx, seed, sampling, revision, adapter, dtype, device.
+_SECRET_KEY = re.compile(r"key|token|secret|passw|auth|credential|cookie|header|bearer", re.IGNORECASE)
+
+# What a shared file may set on a packaged llama.cpp preset: plain numbers in sane ranges, so it
+# cannot make a small model allocate a huge context or hand llama.cpp arbitrary arguments.
+MAX_SHARED_N_CTX = 32_768
+_SHARED_SAMPLING = ("top_p", "top_k", "min_p", "typical_p", "repeat_penalty", "presence_penalty",
+                    "frequency_penalty", "tfs_z", "mirostat_mode", "mirostat_tau", "mirostat_eta")
+
+
+def shareable_reference(ref: Any) -> Any:
+    """``ref`` (a model spec or an ``LLM.info()`` dict) without secrets or the names of secrets.
+
+    Drops every secret-like key (``api_key_env`` included: a file that names an environment
+    variable can make ragbook send its value), and user names, passwords and secret-like query
+    parameters from URLs.  Applied when an assistant is saved and again when one is loaded.
+    """
+    if isinstance(ref, dict):
+        return {k: shareable_reference(v) for k, v in ref.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(ref, (list, tuple)):
+        return [shareable_reference(v) for v in ref]
+    if isinstance(ref, str) and "://" in ref:
+        return _without_credentials(ref)
+    return ref
+
+
+def _without_credentials(text: str) -> str:
+    prefix = "openai:" if text.startswith("openai:") else ""
+    try:
+        parts = urlsplit(text[len(prefix):])
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_KEY.search(k)]
+        clean = parts._replace(netloc=parts.netloc.rpartition("@")[2], query=urlencode(query))
+        return prefix + urlunsplit(clean)
+    except ValueError:  # not a URL after all (urlsplit refuses e.g. a broken IPv6 host): nothing to strip
+        return text
+
+
+def packaged_reference(ref: Any) -> str | dict[str, Any] | None:
+    """The packaged llama.cpp preset ``ref`` names, as a clean reference; ``None`` if it names anything else.
+
+    Such a preset is safe to load from a file someone else wrote: its weights come from an
+    installed package and are checked against the sha256 in :data:`PRESETS`, so the file
+    chooses no path, no server and no download.  Hub presets are not: they may download.
+    """
+    name = ref.get("model") if isinstance(ref, dict) and ref.get("backend") == "llama.cpp" else ref
+    preset = PRESETS.get(name) if isinstance(name, str) else None
+    if preset is None or preset.backend != "llama.cpp" or not preset.sha256:
+        return None
+    if not isinstance(ref, dict):
+        return name
+    out: dict[str, Any] = {"backend": "llama.cpp", "model": name, "name": name}
+    if _is_int(ref.get("n_ctx")) and 256 <= ref["n_ctx"] <= MAX_SHARED_N_CTX:
+        out["n_ctx"] = ref["n_ctx"]
+    if _is_int(ref.get("seed")):
+        out["seed"] = ref["seed"]
+    if isinstance(ref.get("cache_prompt"), bool):
+        out["cache_prompt"] = ref["cache_prompt"]
+    sampling = ref.get("sampling")
+    if isinstance(sampling, dict):
+        out["sampling"] = {k: v for k, v in sampling.items() if k in _SHARED_SAMPLING and _is_number(v)}
+    return out
+
+
+def describe_reference(ref: Any) -> str:
+    """A model reference in words, for a warning or a note: which model, and where ragbook would get it."""
+    if isinstance(ref, dict):
+        model = shorten(str(ref.get("model", "?")), 120)
+        if ref.get("backend") == "openai":
+            return f"the model {model!r} on the server {shorten(str(ref.get('url', '?')), 160)!r}"
+        adapter = f" with the adapter {shorten(str(ref['adapter']), 160)!r}" if ref.get("adapter") else ""
+        return f"the {shorten(str(ref.get('backend', '?')), 40)} model {model!r}{adapter}"
+    return f"the model {shorten(str(ref), 160)!r}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
