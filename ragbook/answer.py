@@ -201,6 +201,9 @@ class Answer:
     dropped: list[Hit] = field(default_factory=list)  # passages that did not fit the context
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
+    # the text stops before the model finished: the server cut the stream, or max_answer_tokens ran out
+    incomplete: bool = False
+    incomplete_reason: str = ""
 
     @property
     def abstained(self) -> bool:
@@ -221,7 +224,9 @@ class Answer:
 
     def _notes(self) -> list[tuple[str, bool]]:
         """What to tell the reader under the flags, each with whether it is a warning."""
-        notes = [(COPIED_HINT, True)] if any(c.flag == "copied example" for c in self.checks) else []
+        notes = [(f"incomplete: {self.incomplete_reason or 'the answer was cut off'}", True)] if self.incomplete else []
+        if any(c.flag == "copied example" for c in self.checks):
+            notes.append((COPIED_HINT, True))
         if n := len(self.ragbook_cited):
             notes.append((f"ragbook cited {n} sentence{'s' * (n != 1)} the model left uncited or cited wrongly; "
                           "its own words are in answer.raw_text", False))
@@ -244,7 +249,8 @@ class Answer:
     def __repr__(self) -> str:
         ms = self.timings.get("total", 0.0) * 1000
         return (f"Answer(text={shorten(self.text, 60)!r}, citations={[c.n for c in self.citations]}, "
-                f"passages={len(self.passages)}, mode={self.mode!r}, model={self.model!r}, ms={ms:.0f})")
+                f"passages={len(self.passages)}, mode={self.mode!r}, model={self.model!r}, ms={ms:.0f}"
+                + (", incomplete=True)" if self.incomplete else ")"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -253,6 +259,7 @@ class Answer:
             "passages": [h.to_dict() for h in self.passages],
             "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag} for c in self.checks],
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
+            "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
         }
 
     def _repr_html_(self) -> str:

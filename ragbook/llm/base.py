@@ -5,25 +5,47 @@ exact prompt text after the chat template) and ``_generate``, a generator that y
 answer's text pieces and *returns* a :class:`Usage`.  The base class turns that into both
 ``chat`` (one :class:`Generation`) and ``stream`` (text pieces, then ``last_generation``), so
 that timings, validation and the two call shapes behave the same on every backend.
+
+A deadline bounds the whole answer (``llm.deadline``, or ``deadline=`` per call): the base class
+checks it between pieces, and a backend that can wait without producing pieces (a server sending
+keep-alives) checks :meth:`Params.remaining` itself.  Past it, :class:`LLMTimeoutError`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Sequence
 
 from ragbook._display import html_escape, html_table, shorten
+from ragbook.errors import LLMError, LLMTimeoutError, SettingsError
 
-__all__ = ["LLM", "Generation", "LLMError", "Usage", "Params", "normalize_messages", "StopTrimmer", "physical_cores"]
+__all__ = ["LLM", "Generation", "LLMError", "LLMTimeoutError", "Usage", "Params", "normalize_messages", "StopTrimmer",
+           "physical_cores", "check_deadline", "deadline_error"]
 
 ROLES = ("system", "user", "assistant")
 
 
-class LLMError(RuntimeError):
-    """A language-model backend failed; the message says what to do about it."""
+def check_deadline(deadline: Any) -> float | None:
+    """``deadline`` as seconds (a positive number), or ``None`` for no limit."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0 or math.isnan(deadline):
+        raise SettingsError(f"deadline must be a number of seconds > 0 (or None for no limit), not {deadline!r}")
+    return float(deadline)
+
+
+def deadline_error(name: str, seconds: float, received: int = 0) -> LLMTimeoutError:
+    """The error for an answer not finished in time; it says how to allow more."""
+    got = f" (stopped after {received:,} characters)" if received else ""
+    return LLMTimeoutError(
+        f"{name} gave no complete answer within {seconds:g} s (deadline={seconds:g}){got}: the model is slow, or "
+        f"the server is stuck or keeps the answer going. Raise it with load_llm(..., deadline=...) or "
+        f"llm.deadline = ..., or pass deadline= to chat()/stream()."
+    )
 
 
 @dataclass
@@ -35,7 +57,9 @@ class Generation:
     equals ``total_s``).  ``finish_reason`` is ``"stop"`` (the model ended, or a stop string
     was met) or ``"length"`` (``max_tokens`` or the context window ran out); after a stream
     that was stopped early it is ``"cancelled"`` (``"error"`` if the backend failed), and the
-    token counts, then unknown, are -1.
+    token counts, then unknown, are -1.  ``incomplete`` is True when the answer was cut off
+    by something other than the model (a server that closed its stream before the end);
+    ``finish_reason`` is then ``"incomplete"`` and ``incomplete_reason`` says what happened.
     """
 
     text: str
@@ -45,6 +69,8 @@ class Generation:
     total_s: float
     model: str
     finish_reason: str
+    incomplete: bool = False
+    incomplete_reason: str = ""
 
     @property
     def tokens_per_s(self) -> float:
@@ -65,7 +91,8 @@ class Generation:
             f"Generation(text={shorten(self.text, 60)!r}, prompt_tokens={self.prompt_tokens}, "
             f"completion_tokens={self.completion_tokens}, first_token_s={self.first_token_s:.2f}, "
             f"total_s={self.total_s:.2f}, tokens_per_s={self.tokens_per_s:.1f}, model={self.model!r}, "
-            f"finish_reason={self.finish_reason!r})"
+            f"finish_reason={self.finish_reason!r}"
+            + (f", incomplete_reason={shorten(self.incomplete_reason, 80)!r})" if self.incomplete else ")")
         )
 
     def _repr_html_(self) -> str:
@@ -74,9 +101,11 @@ class Generation:
             f"{self.first_token_s:.2f} s · total {self.total_s:.2f} s · {self.tokens_per_s:.1f} tok/s · "
             f"{self.model} · {self.finish_reason}"
         )
+        warning = (f"<div style='color:#b00020'>incomplete: {html_escape(self.incomplete_reason)}</div>"
+                   if self.incomplete else "")
         return (
             "<div class='ragbook-generation'>"
-            f"<div style='white-space:pre-wrap'>{html_escape(self.text)}</div>"
+            f"<div style='white-space:pre-wrap'>{html_escape(self.text)}</div>{warning}"
             f"<div><small>{html_escape(stats)}</small></div></div>"
         )
 
@@ -89,23 +118,38 @@ class Usage:
     completion_tokens: int
     finish_reason: str
     first_token_s: float | None = None  # when the backend knows better than "first piece seen"
+    incomplete_reason: str = ""  # set when the answer was cut off by something other than the model
 
 
 @dataclass(frozen=True)
 class Params:
-    """Validated generation settings, as the backends receive them."""
+    """Validated generation settings, as the backends receive them.
+
+    ``deadline`` is the seconds the whole answer may take (``None``: no limit); ``started`` is
+    the :func:`time.monotonic` time the answer began, set when the generation starts.
+    """
 
     max_tokens: int = 512
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     seed: int = 0
+    deadline: float | None = None
+    started: float | None = None
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (``inf`` without one); negative once it has passed."""
+        if self.deadline is None:
+            return math.inf
+        started = time.monotonic() if self.started is None else self.started
+        return started + self.deadline - time.monotonic()
 
     @classmethod
-    def make(cls, max_tokens: int, temperature: float, stop: str | Sequence[str] | None, seed: int | None) -> "Params":
+    def make(cls, max_tokens: int, temperature: float, stop: str | Sequence[str] | None, seed: int | None,
+             deadline: float | None = None) -> "Params":
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive integer, not {max_tokens!r}")
+            raise SettingsError(f"max_tokens must be a positive integer, not {max_tokens!r}")
         if not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0, not {temperature!r}")
+            raise SettingsError(f"temperature must be a number >= 0, not {temperature!r}")
         if stop is None:
             stops: tuple[str, ...] = ()
         elif isinstance(stop, str):
@@ -113,8 +157,9 @@ class Params:
         else:
             stops = tuple(stop)
         if not all(isinstance(s, str) and s for s in stops):
-            raise ValueError(f"stop must be a string or a list of non-empty strings, not {stop!r}")
-        return cls(max_tokens=max_tokens, temperature=float(temperature), stop=stops, seed=int(seed or 0))
+            raise SettingsError(f"stop must be a string or a list of non-empty strings, not {stop!r}")
+        return cls(max_tokens=max_tokens, temperature=float(temperature), stop=stops, seed=int(seed or 0),
+                   deadline=check_deadline(deadline))
 
 
 def normalize_messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[str, str]]:
@@ -122,15 +167,15 @@ def normalize_messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[st
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     if not isinstance(messages, Sequence) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+        raise SettingsError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            raise ValueError(f"message {i} must be a dict with 'role' and 'content', not {m!r}")
+            raise SettingsError(f"message {i} must be a dict with 'role' and 'content', not {m!r}")
         if m["role"] not in ROLES:
-            raise ValueError(f"message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}")
+            raise SettingsError(f"message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}")
         if not isinstance(m["content"], str):
-            raise ValueError(f"message {i} content must be a string, not {type(m['content']).__name__}")
+            raise SettingsError(f"message {i} content must be a string, not {type(m['content']).__name__}")
         out.append({"role": m["role"], "content": m["content"]})
     return out
 
@@ -145,6 +190,7 @@ class LLM(ABC):
     name: str = ""
     backend: str = ""
     context_window: int = 0
+    deadline: float | None = None  # seconds an answer may take; None: no limit (see check_deadline)
     last_generation: Generation | None = None
     _context_kwarg = "context_window"  # the load_llm keyword that sets the context size
 
@@ -186,21 +232,24 @@ class LLM(ABC):
     # -- the public calls ----------------------------------------------------------------------
 
     def chat(self, messages: str | Sequence[dict[str, Any]], *, max_tokens: int = 512, temperature: float = 0.0,
-             stop: str | Sequence[str] | None = None, seed: int = 0) -> Generation:
-        """The model's answer to ``messages`` (``{"role", "content"}`` dicts, or one user string)."""
+             stop: str | Sequence[str] | None = None, seed: int = 0, deadline: float | None = None) -> Generation:
+        """The model's answer to ``messages`` (``{"role", "content"}`` dicts, or one user string).
+
+        ``deadline`` (seconds) overrides ``self.deadline`` for this answer.
+        """
         msgs = normalize_messages(messages)
-        params = Params.make(max_tokens, temperature, stop, seed)
+        params = Params.make(max_tokens, temperature, stop, seed, self.deadline if deadline is None else deadline)
         return self._chat(msgs, params)
 
     def stream(self, messages: str | Sequence[dict[str, Any]], *, max_tokens: int = 512, temperature: float = 0.0,
-               stop: str | Sequence[str] | None = None, seed: int = 0) -> Iterator[str]:
+               stop: str | Sequence[str] | None = None, seed: int = 0, deadline: float | None = None) -> Iterator[str]:
         """The answer as text pieces while it is generated; then ``self.last_generation`` has the totals.
 
         Stopping early (``break``) stops the generation; ``last_generation`` then describes the
-        part that was produced.
+        part that was produced.  The deadline counts from the first ``next()``.
         """
         msgs = normalize_messages(messages)  # checked now, not at the first next()
-        params = Params.make(max_tokens, temperature, stop, seed)
+        params = Params.make(max_tokens, temperature, stop, seed, self.deadline if deadline is None else deadline)
         return self._run(msgs, params, streaming=True)
 
     def _chat(self, messages: list[dict[str, str]], params: Params) -> Generation:
@@ -214,6 +263,7 @@ class LLM(ABC):
         first: float | None = None
         parts: list[str] = []
         usage: Usage | None = None
+        params = replace(params, started=time.monotonic())
         gen = self._generate(messages, params, streaming)
         failed = False
         try:
@@ -223,6 +273,8 @@ class LLM(ABC):
                 except StopIteration as done:
                     usage = done.value
                     break
+                if params.remaining() < 0:  # between pieces: a slow model, or a server that drips
+                    raise deadline_error(self.name, params.deadline or 0, sum(map(len, parts)))
                 if not piece:
                     continue
                 if first is None:
@@ -248,6 +300,8 @@ class LLM(ABC):
                 total_s=round(total, 6),
                 model=self.name,
                 finish_reason=usage.finish_reason,
+                incomplete=bool(usage.incomplete_reason),
+                incomplete_reason=usage.incomplete_reason,
             )
 
     def _check_fits(self, prompt_tokens: int, params: Params) -> int:

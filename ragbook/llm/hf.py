@@ -27,7 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, normalize_messages
+from ragbook.llm.base import (LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, deadline_error,
+                              normalize_messages)
+from ragbook.errors import MissingDependencyError, SettingsError
 
 __all__ = ["HFLLM", "SIMPLE_TEMPLATE"]
 
@@ -79,19 +81,22 @@ class HFLLM(LLM):
     ``model`` is a folder with ``config.json``, or a hub name (``"hf:Qwen/Qwen2.5-1.5B-Instruct"``
     or plain ``"Qwen/Qwen2.5-1.5B-Instruct"``; offline it must be in the Hugging Face cache).
     ``adapter`` is a folder saved by PEFT (a LoRA), applied on top.  ``device`` / ``dtype``
-    override the automatic choice; ``context_window`` caps the model's own limit.
+    override the automatic choice; ``context_window`` caps the model's own limit.  ``deadline``
+    (seconds, none by default) bounds each answer, checked between tokens.
     """
 
     backend = "transformers"
 
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None, adapter: str | os.PathLike[str] | None = None,
                  device: str | None = None, dtype: str | None = None, context_window: int | None = None,
-                 attn_implementation: str | None = None, revision: str | None = None, seed: int = 0) -> None:
+                 attn_implementation: str | None = None, revision: str | None = None, seed: int = 0,
+                 deadline: float | None = None) -> None:
+        self.deadline = check_deadline(deadline)
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
-            raise ImportError("the transformers backend needs torch and transformers: "
+            raise MissingDependencyError("the transformers backend needs torch and transformers: "
                               "pip install torch==2.13.0 transformers") from exc
         text = os.fspath(model)
         hub = text[3:] if text.startswith("hf:") else None
@@ -110,7 +115,7 @@ class HFLLM(LLM):
         if dtype is None:
             dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if self.device.startswith("cuda") else "float32"
         if dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32', 'float16' or 'bfloat16', not {dtype!r}")
+            raise SettingsError(f"dtype must be 'float32', 'float16' or 'bfloat16', not {dtype!r}")
         self.dtype = dtype
         if attn_implementation is None and self.device.startswith("cuda"):
             attn_implementation = "flash_attention_2" if _importable("flash_attn") else "sdpa"
@@ -151,7 +156,7 @@ class HFLLM(LLM):
         try:
             from peft import PeftModel
         except ImportError as exc:
-            raise ImportError("LoRA adapters need peft: pip install peft") from exc
+            raise MissingDependencyError("LoRA adapters need peft: pip install peft") from exc
         if not (folder / "adapter_config.json").is_file():
             raise LLMError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)")
         try:
@@ -219,6 +224,8 @@ class HFLLM(LLM):
                 thread.join()
         if errors:
             raise LLMError(f"generation with {self.name} failed: {errors[0]!r}") from errors[0]
+        if streamer.expired:
+            raise deadline_error(self.name, params.deadline or 0, len(streamer.sent))
         finish = "stop" if streamer.stopped else "length"
         return Usage(n_prompt, streamer.n_tokens, finish, None if streaming else streamer.first_token_s)
 
@@ -229,6 +236,9 @@ class HFLLM(LLM):
             def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
                 import torch
 
+                if params.remaining() < 0:  # also for chat(), which reads no pieces until the end
+                    streamer.expired = True
+                    streamer.cancel.set()
                 return torch.full((input_ids.shape[0],), streamer.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
         kwargs: dict[str, Any] = {
@@ -282,6 +292,7 @@ class _Streamer:
         self.n_tokens = 0
         self.first_token_s: float | None = None
         self.stopped = False      # the model's end token or a stop string
+        self.expired = False      # stopped at the deadline
         self.cancel = threading.Event()
 
     def put(self, value: Any) -> None:

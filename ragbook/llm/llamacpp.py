@@ -21,8 +21,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, normalize_messages, physical_cores
+from ragbook.llm.base import (LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, normalize_messages,
+                              physical_cores)
 from ragbook.llm import presets
+from ragbook.errors import MissingDependencyError, SettingsError
 
 __all__ = ["LlamaCppLLM", "DEFAULT_N_CTX"]
 
@@ -41,7 +43,7 @@ def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             "the llama.cpp backend needs llama-cpp-python: "
             'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" pip install llama-cpp-python '
             "(it compiles, ~5 min; add -DGGML_CUDA=on for an NVIDIA GPU)"
@@ -66,7 +68,8 @@ class LlamaCppLLM(LLM):
     cores; every layer goes to the GPU when the build has one (``n_gpu_layers=-1``).
     ``sha256`` (hex) is checked before loading; presets always are.  Sampling settings other
     than temperature (``top_k``, ``top_p``, ``min_p``, ``repeat_penalty``...) can be given as
-    ``sampling={...}`` and are passed to ``create_chat_completion``.
+    ``sampling={...}`` and are passed to ``create_chat_completion``.  ``deadline`` (seconds, none
+    by default) bounds each answer, checked between tokens.
     """
 
     backend = "llama.cpp"
@@ -75,7 +78,8 @@ class LlamaCppLLM(LLM):
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None, n_ctx: int | None = None,
                  n_threads: int | None = None, n_gpu_layers: int | None = None, seed: int = 0,
                  sha256: str | None = None, cache_prompt: bool = False, sampling: dict[str, Any] | None = None,
-                 check_memory: bool = True, **llama_kwargs: Any) -> None:
+                 check_memory: bool = True, deadline: float | None = None, **llama_kwargs: Any) -> None:
+        self.deadline = check_deadline(deadline)
         text = os.fspath(model)
         self.preset = text if text in presets.PRESETS else None
         if self.preset is not None:
@@ -105,7 +109,7 @@ class LlamaCppLLM(LLM):
         self.sampling = dict(sampling or {})
         clash = set(self.sampling) & {"messages", "max_tokens", "temperature", "seed", "stop", "stream"}
         if clash:
-            raise ValueError(f"sampling= cannot set {', '.join(sorted(clash))}: pass those to chat()/stream()")
+            raise SettingsError(f"sampling= cannot set {', '.join(sorted(clash))}: pass those to chat()/stream()")
         self.n_threads = n_threads or physical_cores()
         llama_cpp = _import_llama_cpp()
         if n_gpu_layers is None:
