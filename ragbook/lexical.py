@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from ragbook.errors import IndexFormatError
+from ragbook.storage import BM25_SETTINGS, SchemaError, list_of, record, string, validate
 
 __all__ = ["BM25", "Analyzer"]
 
@@ -31,6 +35,9 @@ STOPWORDS = frozenset(
 )
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+# Longer "words" are dropped (Lucene's maxTokenLength): a 100,000-character run in one file
+# would otherwise be a term, bloat bm25.json and exceed what a saved index may hold.
+MAX_TERM_CHARS = 255
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
@@ -49,8 +56,10 @@ class Analyzer:
         words = _TOKEN.findall(text.lower())
         out: list[str] = []
         for word in words:
-            if _CJK.search(word):
-                out.extend(_cjk_terms(word))
+            if _CJK.search(word):  # CJK runs become bigrams, whatever their length
+                out.extend(term for term in _cjk_terms(word) if len(term) <= MAX_TERM_CHARS)
+            elif len(word) > MAX_TERM_CHARS:
+                continue  # base64 or a hash, never typed in a query: as in Lucene, not a term
             elif not (self.use_stopwords and word in STOPWORDS):
                 out.append(word)
         if self._stem is not None:
@@ -111,36 +120,41 @@ class BM25:
         """Keep rows where ``keep`` is true (renumbered in order) and append ``new_texts``."""
         n_old = len(self.doc_len)
         keep = np.ones(n_old, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
-        term_of = np.repeat(np.arange(len(self.indptr) - 1, dtype=np.int64), np.diff(self.indptr))
-        newrow = np.cumsum(keep) - 1
+        # kept postings, renumbered: still term-major, rows increasing within a term
         mask = keep[self.rows] if len(self.rows) else np.zeros(0, dtype=bool)
-        terms, rows, tfs = [term_of[mask]], [newrow[self.rows[mask]]], [self.tf[mask]]
-        lengths = [self.doc_len[keep]]
+        old_terms = np.repeat(np.arange(len(self.indptr) - 1, dtype=np.int32), np.diff(self.indptr))[mask]
+        old_rows = (np.cumsum(keep, dtype=np.int64) - 1).astype(np.int32)[self.rows[mask]]
+        old_tf = self.tf[mask]
+        lengths = self.doc_len[keep]
 
-        first = int(keep.sum())
-        t_new, r_new, f_new, l_new = [], [], [], []
+        # New postings go into typed arrays (12 bytes each): Python lists of ints cost ~10x
+        # that, which for a 200 MB text file was gigabytes.
+        first = len(lengths)
+        t_new, r_new, f_new, l_new = array("i"), array("i"), array("f"), array("f")
+        vocab = self.vocab
         for i, text in enumerate(new_texts):
             counts = Counter(self.analyzer(text))
             l_new.append(sum(counts.values()))
             for term, c in counts.items():
-                tid = self.vocab.get(term)
+                tid = vocab.get(term)
                 if tid is None:
-                    tid = self.vocab[term] = len(self.vocab)
+                    tid = vocab[term] = len(vocab)
                 t_new.append(tid)
-                r_new.append(first + i)
                 f_new.append(c)
-        terms.append(np.asarray(t_new, dtype=np.int64))
-        rows.append(np.asarray(r_new, dtype=np.int64))
-        tfs.append(np.asarray(f_new, dtype=np.float32))
-        lengths.append(np.asarray(l_new, dtype=np.float32))
+            r_new.extend([first + i] * len(counts))
 
-        term_all = np.concatenate(terms)
-        order = np.lexsort((np.concatenate(rows), term_all))
-        self.rows = np.concatenate(rows)[order].astype(np.int32)
-        self.tf = np.concatenate(tfs)[order].astype(np.float32)
-        self.indptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_all, minlength=len(self.vocab)), out=self.indptr[1:])
-        self.doc_len = np.concatenate(lengths).astype(np.float32)
+        term_all = np.concatenate([old_terms, np.frombuffer(t_new, dtype=np.intc)]).astype(np.int32, copy=False)
+        del old_terms, t_new
+        # old postings come first and every new row is after every old one, so a stable sort
+        # by term alone leaves rows increasing within each term
+        order = np.argsort(term_all, kind="stable")
+        self.indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_all, minlength=len(vocab)), out=self.indptr[1:])
+        del term_all
+        self.rows = np.concatenate([old_rows, np.frombuffer(r_new, dtype=np.intc)]).astype(np.int32, copy=False)[order]
+        del old_rows, r_new
+        self.tf = np.concatenate([old_tf, np.frombuffer(f_new, dtype=np.float32)]).astype(np.float32, copy=False)[order]
+        self.doc_len = np.concatenate([lengths, np.frombuffer(l_new, dtype=np.float32)]).astype(np.float32, copy=False)
         self._norm = None
 
     def build(self, texts: Iterable[str]) -> BM25:
@@ -211,16 +225,70 @@ class BM25:
         )
         arrays = {"indptr": self.indptr, "rows": self.rows, "tf": self.tf, "doc_len": self.doc_len}
         for name, arr in arrays.items():
-            np.save(folder / f"bm25.{name}.npy", arr, allow_pickle=False)
-        return ["bm25.json"] + [f"bm25.{name}.npy" for name in arrays]
+            np.save(folder / f"bm25.{name}.npy", np.asarray(arr, dtype=_DTYPES[name]), allow_pickle=False)
+        return list(FILES)
 
     @classmethod
     def load(cls, folder: Path) -> BM25:
-        meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+        """Read what :meth:`save` wrote, checked for consistency (a tampered file is an IndexFormatError)."""
+        try:
+            meta = json.loads((folder / "bm25.json").read_bytes().decode("utf-8"))
+            validate(meta, _META_SCHEMA)
+        except (ValueError, RecursionError, SchemaError) as exc:
+            raise IndexFormatError(f"{folder}: bm25.json is damaged ({exc}); rebuild the index") from None
         s = meta["settings"]
-        bm = cls(k1=s["k1"], b=s["b"], analyzer=Analyzer(stemmer=s["stemmer"], stopwords=s["stopwords"]))
+        try:
+            analyzer = Analyzer(stemmer=s["stemmer"], stopwords=s["stopwords"])
+        except KeyError:  # PyStemmer's answer to an unknown language
+            raise IndexFormatError(f"{folder}: bm25.json names an unknown stemmer {s['stemmer']!r}; rebuild the index") from None
+        bm = cls(k1=s["k1"], b=s["b"], analyzer=analyzer)
         bm.vocab = {term: i for i, term in enumerate(meta["terms"])}
-        for name in ("indptr", "rows", "tf", "doc_len"):
-            setattr(bm, name, np.load(folder / f"bm25.{name}.npy", allow_pickle=False))
+        if len(bm.vocab) != len(meta["terms"]):
+            raise IndexFormatError(f"{folder}: bm25.json lists a term twice; rebuild the index")
+        for name, dtype in _DTYPES.items():
+            try:
+                arr = np.load(folder / f"bm25.{name}.npy", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{folder}: bm25.{name}.npy cannot be read ({exc}); rebuild the index") from None
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
+                raise IndexFormatError(f"{folder}: bm25.{name}.npy holds {getattr(arr, 'dtype', '?')} values in "
+                                       f"{getattr(arr, 'ndim', '?')} dimensions, not a list of {dtype}; rebuild the index")
+            setattr(bm, name, arr)
+        problem = _postings_problem(len(bm.vocab), bm.indptr, bm.rows, bm.tf, bm.doc_len)
+        if problem:
+            raise IndexFormatError(f"{folder}: the BM25 arrays are inconsistent ({problem}); rebuild the index")
         bm._norm = None
         return bm
+
+
+FILES = ("bm25.json", "bm25.indptr.npy", "bm25.rows.npy", "bm25.tf.npy", "bm25.doc_len.npy")
+_DTYPES = {"indptr": np.dtype(np.int64), "rows": np.dtype(np.int32), "tf": np.dtype(np.float32),
+           "doc_len": np.dtype(np.float32)}
+_META_SCHEMA = record({"settings": BM25_SETTINGS, "terms": list_of(string(max_length=10_000))})
+
+
+def _postings_problem(n_terms: int, indptr: np.ndarray, rows: np.ndarray, tf: np.ndarray,
+                      doc_len: np.ndarray) -> str | None:
+    """What is wrong with a set of postings, or None: every check scoring relies on (O(postings))."""
+    n_docs, nnz = len(doc_len), len(rows)
+    if len(indptr) != n_terms + 1:
+        return f"{len(indptr)} offsets for {n_terms} terms"
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        return "term offsets are not increasing from 0 to the number of postings"
+    if len(tf) != nnz:
+        return f"{len(tf)} term frequencies for {nnz} postings"
+    if nnz and (rows.min() < 0 or rows.max() >= n_docs):
+        return f"a posting names a passage outside 0..{n_docs - 1}"
+    if not (np.all(np.isfinite(tf)) and np.all(tf > 0)):
+        return "a term frequency is not a positive number"
+    if not (np.all(np.isfinite(doc_len)) and np.all(doc_len >= 0)):
+        return "a passage length is negative or not a number"
+    # within a term, rows are strictly increasing (a repeated row would count twice)
+    starts = np.zeros(nnz, dtype=bool)
+    starts[indptr[:-1][indptr[:-1] < nnz]] = True
+    if nnz > 1 and not np.all((np.diff(rows.astype(np.int64)) > 0) | starts[1:]):
+        return "a term's passages are not in increasing order"
+    # a passage's length is the sum of its term frequencies
+    if not np.allclose(np.bincount(rows, weights=tf, minlength=n_docs), doc_len, rtol=1e-5, atol=1e-3):
+        return "passage lengths disagree with the term frequencies"
+    return None

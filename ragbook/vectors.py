@@ -16,11 +16,14 @@ come from the memory-mapped float matrix, so the scores ragbook reports stay exa
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ragbook.errors import IndexFormatError, SettingsError
 
 __all__ = ["VectorStore", "AUTO_THRESHOLD", "KINDS", "top_n"]
 
@@ -45,7 +48,7 @@ class VectorStore:
                  ef_search: int = 96, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD,
                  pq_m: int | None = None, refine: int = 10) -> None:
         if kind not in KINDS:
-            raise ValueError(f"unknown index type {kind!r}; choose one of {', '.join(KINDS)}")
+            raise SettingsError(f"unknown index type {kind!r}; choose one of {', '.join(KINDS)}")
         self.dimension = dimension
         self.kind = kind
         self.hnsw_m = hnsw_m
@@ -55,7 +58,7 @@ class VectorStore:
         self.threshold = threshold
         self.pq_m = pq_m or _pq_bytes(dimension)
         if dimension % self.pq_m:
-            raise ValueError(f"pq_m={self.pq_m} must divide the dimension {dimension}")
+            raise SettingsError(f"pq_m={self.pq_m} must divide the dimension {dimension}")
         self.refine = max(1, int(refine))
         self.vectors = np.zeros((0, dimension), dtype=np.float32)
         self.ids = np.zeros(0, dtype=np.int64)
@@ -184,8 +187,9 @@ class VectorStore:
             scores, ids = index.search(q, want)
         finally:
             faiss.omp_set_num_threads(threads)
-        keep = ids[0] >= 0
-        rows = self.row_of(ids[0][keep])
+        rows = self.row_of(ids[0])
+        keep = rows >= 0  # FAISS pads with -1; an id the store does not know is dropped, not read as row -1
+        rows = rows[keep]
         if not pq:
             return rows, scores[0][keep]
         exact = self.scores_for(q, rows)  # codes find the candidates; the stored vectors rank them
@@ -203,26 +207,93 @@ class VectorStore:
     def save(self, folder: Path) -> list[str]:
         np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
         np.save(folder / "ids.npy", self.ids, allow_pickle=False)
-        _faiss().write_index(self.index, str(folder / "dense.faiss"))
-        return ["vectors.npy", "ids.npy", "dense.faiss"]
+        try:
+            _faiss().write_index(self.index, str(folder / "dense.faiss"))
+        except RuntimeError as exc:  # FAISS reports a failed write (a full disk, say) as RuntimeError
+            raise OSError(errno.EIO, f"cannot write dense.faiss ({str(exc).strip().splitlines()[-1]})",
+                          str(folder / "dense.faiss")) from exc
+        return list(FILES)
 
     @classmethod
-    def load(cls, folder: Path, settings: dict[str, Any], dimension: int) -> VectorStore:
+    def load(cls, folder: Path, settings: dict[str, Any], dimension: int, *, verify: bool = True) -> VectorStore:
+        """Read what :meth:`save` wrote, checked (ids unique, shapes agree); ``verify`` also scans for NaN.
+
+        A flat index is rebuilt from ``vectors.npy`` (a copy, as fast as reading it) rather than
+        parsed from ``dense.faiss``, so the common case never feeds FAISS's reader a file that
+        may have been tampered with.
+        """
         params = {k: settings[k] for k in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "threshold", "pq_m", "refine")
                   if k in settings}
-        store = cls(dimension, settings.get("kind", "auto"), **params)
-        store.vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        store.ids = np.load(folder / "ids.npy", allow_pickle=False)
-        if store.vectors.shape != (len(store.ids), dimension):
-            raise ValueError(f"vectors.npy has shape {store.vectors.shape}, expected ({len(store.ids)}, {dimension})")
-        index = _faiss().read_index(str(folder / "dense.faiss"))
-        if index.ntotal != len(store.ids) or index.d != dimension:
-            raise ValueError(f"dense.faiss holds {index.ntotal} vectors of dimension {index.d}; expected {len(store.ids)} of {dimension}")
+        try:
+            store = cls(dimension, settings.get("kind", "auto"), **params)
+        except SettingsError as exc:
+            raise IndexFormatError(f"{folder}: the vector settings are invalid ({exc}); rebuild the index") from None
+        try:
+            vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
+            ids = np.load(folder / "ids.npy", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{folder}: vectors.npy or ids.npy cannot be read ({exc}); rebuild the index") from None
+        problem = _arrays_problem(vectors, ids, dimension, verify)
+        if problem:
+            raise IndexFormatError(f"{folder}: {problem}; rebuild the index")
+        store.vectors, store.ids = vectors, ids
+        in_use = settings.get("in_use", store.kind_in_use)
+        if in_use != store.kind_in_use:
+            raise IndexFormatError(f"{folder}: the manifest says a {in_use} index is in use, but {len(ids)} vectors "
+                                   f"with kind={store.kind!r} make a {store.kind_in_use} one; rebuild the index")
+        if in_use == "flat":
+            return store  # rebuilt from the vectors on first search
+        try:
+            index = _faiss().read_index(str(folder / "dense.faiss"))
+        except RuntimeError as exc:
+            raise IndexFormatError(f"{folder}: dense.faiss cannot be read ({exc}); rebuild the index") from None
+        problem = _faiss_problem(index, in_use, ids, dimension)
+        if problem:
+            raise IndexFormatError(f"{folder}: dense.faiss {problem}; rebuild the index")
         store._index = index
-        store._built_kind = settings.get("in_use", store.kind_in_use)
-        if store._built_kind in ("hnsw", "hnsw-pq"):
+        store._built_kind = in_use
+        if in_use in ("hnsw", "hnsw-pq"):
             _faiss().downcast_index(index.index).hnsw.efSearch = store.ef_search
         return store
+
+
+FILES = ("vectors.npy", "ids.npy", "dense.faiss")
+
+
+def _arrays_problem(vectors: Any, ids: Any, dimension: int, verify: bool) -> str | None:
+    """What is wrong with a loaded vector matrix and its ids, or None."""
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.ndim != 1:
+        return f"ids.npy holds {getattr(ids, 'dtype', '?')} values, not a list of int64 ids"
+    if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.shape != (len(ids), dimension):
+        return (f"vectors.npy holds {getattr(vectors, 'dtype', '?')} values of shape {getattr(vectors, 'shape', '?')}, "
+                f"expected float32 of shape ({len(ids)}, {dimension})")
+    if len(ids) and (ids.min() < 0 or len(np.unique(ids)) != len(ids)):
+        return "ids.npy holds negative or repeated ids"
+    if verify:
+        for lo in range(0, len(vectors), 65_536):  # in blocks: the matrix may be larger than memory
+            if not np.all(np.isfinite(vectors[lo : lo + 65_536])):
+                return "vectors.npy holds a vector that is not finite (NaN or infinity)"
+    return None
+
+
+# the FAISS structure each kind saves: (outer class, inner class or None)
+_STRUCTURES = {"hnsw": ("IndexIDMap2", "IndexHNSWFlat"), "hnsw-pq": ("IndexIDMap2", "IndexHNSWPQ"),
+               "pq": ("IndexIDMap2", "IndexPQ"), "ivf": ("IndexIVFFlat", None), "ivf-pq": ("IndexIVFPQ", None)}
+
+
+def _faiss_problem(index: Any, kind: str, ids: np.ndarray, dimension: int) -> str | None:
+    faiss = _faiss()
+    outer, inner = _STRUCTURES[kind]
+    found = type(index).__name__
+    if inner is not None and found == outer:
+        found += "/" + type(faiss.downcast_index(index.index)).__name__
+    if found != "/".join(filter(None, (outer, inner))):
+        return f"is a {found} structure, not what a {kind} index saves"
+    if index.ntotal != len(ids) or index.d != dimension:
+        return f"holds {index.ntotal} vectors of dimension {index.d}; expected {len(ids)} of {dimension}"
+    if inner is not None and not np.array_equal(np.sort(faiss.vector_to_array(index.id_map)), np.sort(ids)):
+        return "maps its vectors to ids that are not the index's"
+    return None
 
 
 def _pq_bytes(dimension: int) -> int:
