@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from ragbook.errors import ModelNotFoundError, SettingsError
 
 __all__ = ["Reranker"]
 
@@ -21,6 +22,11 @@ class Reranker:
 
     def __init__(self, model: str | os.PathLike[str], *, device: str | None = None, batch_size: int = 32,
                  max_length: int | None = None) -> None:
+        if not isinstance(model, (str, os.PathLike)) or not os.fspath(model).strip():
+            raise SettingsError(f"a reranker is a local cross-encoder folder (or a hub name where online), not {model!r}")
+        for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if (value is not None or name == "batch_size") and not _whole(value):
+                raise SettingsError(f"{name} must be a whole number of at least 1, not {value!r}")
         path = Path(model).expanduser()
         self.name = str(path.resolve()) if path.is_dir() else os.fspath(model)
         self.device = device
@@ -42,7 +48,7 @@ class Reranker:
             try:
                 self._model = CrossEncoder(self.name, **kwargs)
             except OSError as exc:
-                raise RuntimeError(
+                raise ModelNotFoundError(
                     f"cannot load the reranker {self.name!r}: {exc}. Give the path of a local cross-encoder folder."
                 ) from exc
         return self._model
@@ -54,3 +60,7 @@ class Reranker:
         scores = self.model.predict([(query, p) for p in passages], batch_size=self.batch_size,
                                     show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(scores, dtype=np.float32).reshape(len(passages), -1)[:, -1]
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
