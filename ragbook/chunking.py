@@ -13,6 +13,13 @@ character offsets make every span count a binary search), and every finished chu
 re-tokenized on its own to prove it fits what the model reads.  Models truncate silently
 (all-MiniLM-L6-v2 drops everything after 256 word pieces), so an oversized chunk would be
 searchable only by its beginning: here that cannot happen.
+
+Memory is bounded by a window, not by the document.  Token offsets cost about 100 bytes of
+Python objects per token (a 20 MB single-line file once needed 2.9 GB), so a document longer
+than ``_ONE_PASS_CHARS`` is tokenized one window at a time: each window ends at the coarsest
+boundary in its second half, and the unfinished chunk at its end is carried over to start the
+next window, so windows leave no visible seams.  Shorter documents are chunked exactly as if
+windows did not exist.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
-from ragbook.documents import Chunk, Document
+from ragbook.documents import Chunk, Document, Segment
+from ragbook.errors import SettingsError
 
 __all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP"]
 
@@ -31,6 +39,14 @@ __all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP"]
 # 0.959 at 254; overlaps of 10-20% of the size are within noise of each other.
 DEFAULT_CHUNK_SIZE = 200
 DEFAULT_OVERLAP = 32
+
+# A fast tokenizer needs about 170 bytes per character while it works (its normalizer tracks
+# each character's alignment), and the offsets ~100 bytes per token after.  Documents up to
+# _ONE_PASS_CHARS (a 400-page book, ~170 MB at the peak) are tokenized in one pass, exactly as
+# always; longer ones a window of _WINDOW_CHARS at a time (~20 MB; larger windows are no
+# faster, and on a single line give the very same chunks).
+_ONE_PASS_CHARS = 1_000_000
+_WINDOW_CHARS = 100_000
 
 # From coarse to fine; a piece that is still too long moves to the next level.
 _SEPARATORS = [
@@ -83,11 +99,11 @@ class Chunker:
 
     def __post_init__(self) -> None:
         if self.chunk_size < 8:
-            raise ValueError(f"chunk_size must be at least 8 tokens, not {self.chunk_size}")
+            raise SettingsError(f"chunk_size must be at least 8 tokens, not {self.chunk_size}")
         if not 0 <= self.overlap < self.chunk_size // 2 + 1:
-            raise ValueError(f"overlap must be between 0 and half of chunk_size ({self.chunk_size // 2}), not {self.overlap}")
+            raise SettingsError(f"overlap must be between 0 and half of chunk_size ({self.chunk_size // 2}), not {self.overlap}")
         if self.max_tokens is not None and self.chunk_size > self.max_tokens:
-            raise ValueError(
+            raise SettingsError(
                 f"chunk_size={self.chunk_size} tokens is more than the embedding model reads "
                 f"({self.max_tokens} tokens after its special tokens); the rest would be silently "
                 f"dropped. Use chunk_size <= {self.max_tokens}."
@@ -106,32 +122,60 @@ class Chunker:
     def split(self, document: Document) -> list[Chunk]:
         """Chunks of ``document``, in order, each with its page/cell/section and offsets."""
         text = document.text
-        enc = self.tokenizer.encode(text, add_special_tokens=False)
-        starts = [s for s, e in enc.offsets]
-        ends = [e for s, e in enc.offsets]
-        counter = _SpanCounter(starts, ends, text)
-        base_meta = {k: v for k, v in document.metadata.items() if k != "path"}
-        chunks: list[Chunk] = []
+        # once per document: the id hashes the whole text, and chunks of one document share
+        # one metadata dict (as an index loaded from disk does)
+        fields = {"source": document.source, "doc_id": document.id, "title": document.title,
+                  "metadata": {k: v for k, v in document.metadata.items() if k != "path"}}
+        if len(text) <= self._one_pass_chars:
+            counter = self._counter(text, 0, len(text))
+            chunks = []
+            for seg in document.segments:
+                spans = self._merge(self._atoms(text, seg.start, seg.end, 0, counter), counter)
+                chunks.extend(self._chunks(text, seg, spans, fields))
+            return self._enforce_limit(chunks, text)
+        chunks = []
         for seg in document.segments:
-            for a, b in self._merge(self._atoms(text, seg.start, seg.end, 0, counter), counter):
-                a, b = _strip(text, a, b)
-                if a >= b:
-                    continue
-                chunks.append(
-                    Chunk(
-                        text=text[a:b],
-                        source=document.source,
-                        doc_id=document.id,
-                        title=document.title,
-                        page=seg.page,
-                        cell=seg.cell,
-                        section=seg.section,
-                        start=a,
-                        end=b,
-                        metadata=dict(base_meta),
-                    )
-                )
-        return self._enforce_limit(chunks)
+            for spans in self._windows(text, seg.start, seg.end):
+                chunks.extend(self._enforce_limit(self._chunks(text, seg, spans, fields), text))
+        return chunks
+
+    # an instance may lower these (tests do)
+    _one_pass_chars = _ONE_PASS_CHARS
+    _window_chars = _WINDOW_CHARS
+
+    def _counter(self, text: str, lo: int, hi: int) -> _SpanCounter:
+        """Token offsets of ``text[lo:hi]``, as offsets into ``text``."""
+        enc = self.tokenizer.encode(text[lo:hi], add_special_tokens=False)
+        offsets = enc.offsets
+        del enc  # the tokenizer's own copy of the tokens is the larger part
+        return _SpanCounter([s + lo for s, _ in offsets], [e + lo for _, e in offsets], text)
+
+    def _windows(self, text: str, a: int, b: int) -> Iterator[list[tuple[int, int]]]:
+        """Chunk spans of ``text[a:b]``, a bounded window at a time."""
+        size = self._window_chars
+        pos = a
+        while pos < b:
+            end = b if b - pos <= size else _cut(text, pos, pos + size)
+            counter = self._counter(text, pos, end)
+            spans = self._merge(self._atoms(text, pos, end, 0, counter), counter)
+            # the last chunk may be cut short by the window's end: redo it at the start of the
+            # next window, unless that would move on by less than half a window (a chunk of a
+            # few tokens and pages of whitespace), which would make the work quadratic
+            if end < b and len(spans) > 1 and spans[-1][0] >= pos + size // 2:
+                yield spans[:-1]
+                pos = spans[-1][0]
+            else:
+                yield spans
+                pos = end
+
+    def _chunks(self, text: str, seg: Segment, spans: list[tuple[int, int]], fields: dict[str, Any]) -> list[Chunk]:
+        chunks = []
+        for a, b in spans:
+            a, b = _strip(text, a, b)
+            if a < b:
+                chunks.append(Chunk(text=text[a:b], page=seg.page, cell=seg.cell, section=seg.section,
+                                    start=a, end=b, **fields))
+        return chunks
 
     def _atoms(self, text: str, a: int, b: int, level: int, counter: _SpanCounter) -> list[tuple[int, int]]:
         """Pieces of ``text[a:b]`` that each fit, cut at the coarsest boundaries that make them fit."""
@@ -177,12 +221,16 @@ class Chunker:
                     return [(m.end(), b)]
         return []
 
-    def _enforce_limit(self, chunks: list[Chunk]) -> list[Chunk]:
+    def _enforce_limit(self, chunks: list[Chunk], text: str) -> list[Chunk]:
         """Re-tokenize each chunk alone; split any that a model would truncate."""
         if self.max_tokens is None or not chunks:
             return chunks
         limit = self.max_tokens
-        encodings = self.tokenizer.encode_batch([c.text for c in chunks], add_special_tokens=False)
+        # fresh slices of the document, not the chunks' own strings: a Rust tokenizer leaves a
+        # UTF-8 copy cached inside every non-ASCII str it reads, for as long as the str lives
+        pieces = [text[c.start:c.end] for c in chunks]
+        encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
+        del pieces
         out: list[Chunk] = []
         for chunk, enc in zip(chunks, encodings):
             if len(enc.offsets) <= limit:
@@ -192,7 +240,7 @@ class Chunker:
             cut = enc.offsets[limit - 1][1]
             first = _sub_chunk(chunk, 0, cut)
             second = _sub_chunk(chunk, cut, len(chunk.text))
-            out.extend(self._enforce_limit([c for c in (first, second) if c.text]))
+            out.extend(self._enforce_limit([c for c in (first, second) if c.text], text))
         return out
 
 
@@ -217,6 +265,18 @@ class _SpanCounter:
         if spans:
             spans[-1] = (spans[-1][0], b)
         return spans or [(a, b)]
+
+
+def _cut(text: str, lo: int, hi: int) -> int:
+    """Where a window ``text[lo:hi]`` should end: after the coarsest separator in its second half."""
+    mid = lo + (hi - lo) // 2
+    for pattern in _SEPARATORS:
+        last = None
+        for last in pattern.finditer(text, mid, hi):
+            pass
+        if last is not None and last.end() < hi:
+            return last.end()
+    return hi  # one unbroken run of text (base64, say): cut anywhere, the carried chunk hides it
 
 
 def _split_at(text: str, a: int, b: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
@@ -244,5 +304,5 @@ def _sub_chunk(chunk: Chunk, a: int, b: int) -> Chunk:
     return Chunk(
         text=chunk.text[a:b], source=chunk.source, doc_id=chunk.doc_id, title=chunk.title,
         page=chunk.page, cell=chunk.cell, section=chunk.section,
-        start=chunk.start + a, end=chunk.start + b, metadata=dict(chunk.metadata),
+        start=chunk.start + a, end=chunk.start + b, metadata=chunk.metadata,
     )

@@ -14,12 +14,9 @@ from functools import cached_property
 from typing import Any
 
 from ragbook._display import html_escape, shorten
+from ragbook.errors import LoadError
 
 __all__ = ["Segment", "Document", "Chunk", "LoadError"]
-
-
-class LoadError(ValueError):
-    """A file could not be turned into a document; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +40,15 @@ class Segment:
         return out
 
 
+_DIGEST_PIECE = 1 << 20  # characters encoded at a time: a 200 MB text is not copied whole
+
+
 def _digest(*parts: str) -> str:
     h = hashlib.sha256()
     for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
+        # UTF-8 encodes each code point on its own, so pieces hash exactly like the whole
+        for i in range(0, len(part), _DIGEST_PIECE):
+            h.update(part[i : i + _DIGEST_PIECE].encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
     return h.hexdigest()
 

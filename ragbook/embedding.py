@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ragbook.progress import progress
+from ragbook.errors import ModelNotFoundError
 
 __all__ = ["Embedder", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
 
@@ -50,8 +51,16 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-class ModelNotFoundError(RuntimeError):
-    """The embedding model is neither a packaged model, a local folder, nor reachable online."""
+
+
+def _transient(text: str) -> str:
+    """``text`` as a str object of its own, to hand to a tokenizer.
+
+    A Rust tokenizer leaves a UTF-8 copy cached inside every non-ASCII str it reads, for as long
+    as the str lives; the texts embedded are an index's passages, kept for its whole life, and
+    the copy would add half again to their memory.  ASCII strs have no such copy.
+    """
+    return text if text.isascii() or len(text) < 2 else text[:1] + text[1:]
 
 
 def resolve_model(model: str | os.PathLike[str]) -> tuple[str, str]:
@@ -219,7 +228,7 @@ class Embedder:
             for i in range(0, n, step):
                 rows = order[i : i + step]
                 vecs = encode(
-                    [texts[j] for j in rows],
+                    [_transient(texts[j]) for j in rows],
                     batch_size=self.batch_size,
                     normalize_embeddings=self.normalize,
                     convert_to_numpy=True,

@@ -8,6 +8,7 @@ what is wrong and what to do.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import inspect
@@ -15,7 +16,6 @@ import json
 import logging
 import os
 import re
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,9 @@ from typing import Any, Callable, Iterable, Iterator, Union
 
 from ragbook._display import html_escape, html_table
 from ragbook.documents import Document, LoadError
+from ragbook.errors import SettingsError
+from ragbook.loaders.files import (DEFAULT_MAX_FILE_MB, check_regular, printable, special_file_reason,
+                                   unicode_name, without_surrogates)
 from ragbook.loaders.html import load_html
 from ragbook.loaders.notebook import load_notebook
 from ragbook.loaders.pdf import load_pdf
@@ -32,8 +35,6 @@ __all__ = ["register_loader", "loader_for", "load_file", "discover", "load",
            "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_FILE_MB = 200
 
 PathArg = Union[str, "os.PathLike[str]"]
 Loader = Callable[..., Union[Document, "list[Document]", str]]
@@ -55,11 +56,11 @@ def register_loader(extensions: str | Iterable[str], func: Loader | None = None)
     names = [extensions] if isinstance(extensions, str) else list(extensions)
     for name in names:
         if not isinstance(name, str) or not name.startswith(".") or len(name) < 2:
-            raise ValueError(f"an extension looks like '.rst' (with the dot), got {name!r}")
+            raise SettingsError(f"an extension looks like '.rst' (with the dot), got {name!r}")
 
     def register(loader: Loader) -> Loader:
         if not callable(loader):
-            raise TypeError(f"a loader must be callable, got {type(loader).__name__}")
+            raise SettingsError(f"a loader must be callable, got {type(loader).__name__}")
         for name in names:
             _LOADERS[name.lower()] = loader
         return loader
@@ -103,7 +104,9 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
+        # one line, whatever the file is called: a newline or an escape sequence in a name must
+        # not forge more lines or recolour a terminal
+        return f"{printable(self.source)}: {printable(self.reason)}"
 
 
 @dataclass
@@ -157,10 +160,6 @@ def _unsupported(path: Path) -> str:
             "register one with ragbook.register_loader")
 
 
-def _size(n_bytes: float) -> str:
-    return f"{n_bytes / 2**20:.1f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KB"
-
-
 def _call(loader: Loader, path: Path, options: dict[str, Any]) -> Any:
     """Call ``loader`` with the options it accepts: a user's ``def f(path)`` must work too."""
     try:
@@ -185,15 +184,16 @@ def _as_documents(result: Any, path: Path) -> list[Document]:
 
 
 def _json_safe(metadata: Any) -> dict[str, Any]:
-    # Metadata is saved with the index as JSON: anything else becomes its string form now,
-    # rather than failing much later when the index is written.
+    # Metadata is saved with the index as UTF-8 JSON: anything else (objects, lone surrogates)
+    # becomes a string now, rather than failing much later when the index is written.
     if not isinstance(metadata, dict):
         return {}
     try:
-        json.dumps(metadata)
+        json.dumps(metadata, ensure_ascii=False).encode("utf-8")
         return metadata
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(metadata, default=str))
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+        text = json.dumps(metadata, default=str, ensure_ascii=False)
+        return json.loads(without_surrogates(text)[0])
 
 
 def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[Document]:
@@ -202,36 +202,25 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
     ``source`` is the name documents are cited by (default: the file name).  Options go to
     the loader: ``max_file_mb`` (default :data:`DEFAULT_MAX_FILE_MB`), ``passwords`` for
     encrypted PDFs (``{"file.pdf": "secret"}``), ``notebook_outputs``.  Every failure is a
-    :class:`LoadError` whose message says what is wrong and what to do.
+    :class:`LoadError` whose message says what is wrong and what to do.  Only regular files
+    are read: a pipe, socket or device (or a link to one) is refused without being opened.
     """
-    path = Path(path)
-    source = source or path.name
+    path = Path(os.fsdecode(path))
+    # the name documents are cited by: valid Unicode on one line, whatever the file is called
+    source = unicode_name(source) if source else printable(path.name)
     loader = loader_for(path)
     if loader is None:
         raise LoadError(_unsupported(path))
     kind = _KINDS.get(path.suffix.lower(), f"'{path.suffix.lower()}' file")
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        missing = "broken symbolic link; fix or remove it" if path.is_symlink() else "file not found; check the path"
-        raise LoadError(missing) from None
-    except PermissionError:
-        raise LoadError("permission denied; check the file's permissions") from None
-    except OSError as exc:
-        raise LoadError(f"cannot access the file ({exc.strerror}); check the path") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise LoadError("this is a folder, not a file; pass it to ragbook.load() to read the files inside")
-    if not stat.S_ISREG(info.st_mode):
-        raise LoadError("not a regular file (a pipe, socket or device); copy its content into a file")
+    max_mb = options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
+    info = check_regular(path, max_mb)
     if info.st_size == 0:
         raise LoadError("empty file")
-    max_mb = options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
-    if max_mb is not None and info.st_size > max_mb * 2**20:
-        raise LoadError(f"file too large ({_size(info.st_size)}, the limit is max_file_mb={max_mb}); "
-                        "pass a larger max_file_mb to load it")
 
     try:
-        result = _call(loader, path, {**options, "source": source})
+        # the built-in loaders read through ragbook.loaders.files with this limit, which they
+        # check again on the opened file (it may have been replaced or have grown since)
+        result = _call(loader, path, {**options, "source": source, "max_file_mb": max_mb})
         documents = _as_documents(result, path)
     except LoadError:
         raise
@@ -243,10 +232,16 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
     documents = [doc for doc in documents if isinstance(doc.text, str) and doc.text.strip()]
     if not documents:
         raise LoadError("no text found in the file")
-    resolved = str(path.resolve())
+    resolved = unicode_name(str(path.resolve()))
     for doc in documents:
+        # lone surrogates (a broken PDF font map, a custom loader's surrogateescape) cannot be
+        # saved as UTF-8: one bad file must not sink the save of the whole index
+        doc.text, replaced = without_surrogates(doc.text)
+        if replaced:
+            doc.warnings.append(f"{replaced} invalid characters (lone surrogates) replaced with \ufffd")
         doc.source = source
-        doc.title = doc.title or path.stem
+        named = not doc.title or doc.title == path.stem
+        doc.title = printable(path.stem) if named else without_surrogates(str(doc.title))[0]
         doc.metadata = _json_safe(doc.metadata)
         doc.metadata.setdefault("format", path.suffix.lower().lstrip(".") or "text")
         doc.metadata["path"] = resolved
@@ -257,7 +252,7 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, (str, os.PathLike)):
+    if isinstance(value, (str, bytes, os.PathLike)):
         return [value]
     return list(value)
 
@@ -267,15 +262,30 @@ def _matches(patterns: list[str], source: str, name: str) -> bool:
 
 
 def _broken_link(path: str, shown: str) -> Problem | None:
-    """A problem for a symbolic link whose target is gone, else None."""
+    """A problem for a symbolic link whose target is gone (or that loops), else None."""
     if not os.path.islink(path) or os.path.exists(path):
         return None
-    target = os.readlink(path)
+    target = "?"
+    try:
+        target = printable(os.readlink(path))
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Problem(shown, f"symbolic link loop (points to {target!r}, which leads back to itself); fix or remove it")
     return Problem(shown, f"broken symbolic link (points to {target!r}, which does not exist); fix or remove it")
 
 
+def _maybe_document(name: str) -> bool:
+    """Whether a file called ``name`` could be one the user means: a loader reads it, or it has no extension."""
+    return loader_for(name) is not None or not os.path.splitext(name)[1]
+
+
 class _Finder:
-    """One discover() call: the filters, what was found, and which folders were walked."""
+    """One discover() call: the filters, what was found, and which folders were walked.
+
+    Shown paths (``source``) are made printable here, once: every later message, citation
+    and saved record then holds valid Unicode on one line.  Filters match the real names.
+    """
 
     def __init__(self, include: list[str], exclude: list[str], hidden: bool) -> None:
         self.include, self.exclude, self.hidden = include, exclude, hidden
@@ -284,17 +294,52 @@ class _Finder:
         self.seen: set[Path] = set()
         self.visited: set[tuple[int, int]] = set()
 
-    def add(self, path: str, shown: str, root: Path) -> bool:
-        name = os.path.basename(path)
+    def problem(self, shown: str, reason: str) -> None:
+        self.problems.append(Problem(printable(shown), reason))
+
+    def wanted(self, shown: str, name: str) -> bool:
         if self.include and not _matches(self.include, shown, name):
             return False
-        if _matches(self.exclude, shown, name):
-            return False
+        return not _matches(self.exclude, shown, name)
+
+    def file(self, path: str, shown: str, root: Path, how: str) -> int:
+        """Consider one path that is not a folder; returns 1 if it was added.
+
+        ``how`` is ``"named"`` (an argument), ``"matched"`` (by a glob) or ``"walked"`` (in a
+        folder): an unsupported or broken file named directly is always explained, one met in
+        a folder only if it could be a document.  Only regular files are added: a pipe, socket
+        or device that passes the filters is always reported, here, before anything opens it
+        (opening a pipe for reading waits for a writer; a device may never end).
+        """
+        name = os.path.basename(path)
+        if broken := _broken_link(path, shown):
+            if how != "walked" or _maybe_document(name):
+                self.problem(broken.source, broken.reason)
+            return 0
+        try:
+            info = os.stat(path)  # follows links: a link to /dev/zero is a device
+        except OSError as exc:
+            if how != "walked" or _maybe_document(name):
+                self.problem(shown, f"cannot access the file ({exc.strerror or exc}); check it")
+            return 0
+        if reason := special_file_reason(info.st_mode, path):
+            if self.wanted(shown, name):
+                self.problem(shown, reason)
+            return 0
+        if loader_for(name) is None:
+            if how == "named":
+                self.problem(shown, _unsupported(Path(path)))
+            return 0
+        return self.add(path, shown, root)
+
+    def add(self, path: str, shown: str, root: Path) -> int:
+        if not self.wanted(shown, os.path.basename(path)):
+            return 0
         resolved = Path(path).resolve()
         if resolved not in self.seen:
             self.seen.add(resolved)
-            self.files.append(SourceFile(path=resolved, source=shown, root=root))
-        return True
+            self.files.append(SourceFile(path=resolved, source=printable(shown), root=root))
+        return 1
 
     def walk(self, top: str, shown: str, root: Path) -> int:
         """Add the loadable files under ``top``; returns how many matched."""
@@ -311,11 +356,10 @@ class _Finder:
                 with os.scandir(folder) as scan:
                     entries = sorted(scan, key=lambda entry: entry.name)
             except PermissionError:
-                reason = "permission denied: cannot list this folder; check its permissions"
-                self.problems.append(Problem(shown_folder, reason))
+                self.problem(shown_folder, "permission denied: cannot list this folder; check its permissions")
                 continue
             except OSError as exc:
-                self.problems.append(Problem(shown_folder, f"cannot list this folder ({exc.strerror})"))
+                self.problem(shown_folder, f"cannot list this folder ({exc.strerror})")
                 continue
             for entry in entries:
                 if entry.name.startswith(".") and not self.hidden:
@@ -329,12 +373,8 @@ class _Finder:
                     is_dir = False
                 if is_dir:
                     stack.append((entry.path, entry_shown))
-                elif broken := _broken_link(entry.path, entry_shown):
-                    # a dangling "libfoo.so" link is none of our business; a dangling "notes.md" is
-                    if loader_for(entry.name) is not None or not os.path.splitext(entry.name)[1]:
-                        self.problems.append(broken)
-                elif loader_for(entry.name) is not None:
-                    found += self.add(entry.path, entry_shown, root)
+                else:
+                    found += self.file(entry.path, entry_shown, root, "walked")
         return found
 
     def pattern(self, pattern: str) -> None:
@@ -355,33 +395,26 @@ class _Finder:
             shown = f"{label}/{relative}" if label else relative
             if os.path.isdir(match):
                 found += self.walk(match, shown, root)
-            elif broken := _broken_link(match, shown):
-                self.problems.append(broken)
-            elif loader_for(match) is not None:
-                found += self.add(match, shown, root)
+            else:
+                found += self.file(match, shown, root, "matched")
         if not found:
-            self.problems.append(Problem(pattern, "no supported files match this pattern; check the pattern "
-                                         f"(supported: {', '.join(sorted(_LOADERS))})"))
+            self.problem(pattern, "no supported files match this pattern; check the pattern "
+                         f"(supported: {', '.join(sorted(_LOADERS))})")
 
     def argument(self, raw: PathArg) -> None:
-        arg = os.path.expanduser(os.fspath(raw))
+        arg = os.path.expanduser(os.fsdecode(raw))
         if not os.path.lexists(arg):
             if _GLOB_MAGIC.search(arg):
                 self.pattern(arg)
             else:
-                self.problems.append(Problem(arg, f"no such file or folder (relative paths start at {os.getcwd()}); "
-                                             "check the path"))
+                self.problem(arg, f"no such file or folder (relative paths start at {os.getcwd()}); check the path")
             return
         absolute = os.path.abspath(arg)
         name = os.path.basename(absolute)
-        if broken := _broken_link(arg, name):
-            self.problems.append(broken)
-        elif os.path.isdir(arg):
+        if os.path.isdir(arg):
             self.walk(absolute, name, Path(absolute).resolve())
-        elif loader_for(arg) is None:
-            self.problems.append(Problem(name, _unsupported(Path(arg))))
         else:
-            self.add(absolute, name, Path(absolute).resolve())
+            self.file(absolute, name, Path(absolute).resolve(), "named")
 
 
 def discover(paths: PathArg | Iterable[PathArg], include: str | list[str] | None = None,
@@ -392,6 +425,9 @@ def discover(paths: PathArg | Iterable[PathArg], include: str | list[str] | None
     loader are ignored there, but reported when named directly.  ``include``/``exclude``
     are glob patterns matched against the shown path and the file name (exclude wins, and
     also prunes folders).  Hidden files and folders are skipped unless ``hidden=True``.
+    Only regular files (and links to them) are returned: a named pipe, socket or device is a
+    problem, found without opening it.  Shown paths are printable: a name that is not valid
+    UTF-8 shows its odd bytes as ``\\xe9``, control characters as ``\\x1b``.
     Returns the files in sorted order, each file once, and the problems found on the way.
     """
     finder = _Finder(_as_list(include), _as_list(exclude), hidden)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ragbook.documents import Document, LoadError
+from ragbook.loaders.files import DEFAULT_MAX_FILE_MB, read_limited
 from ragbook.loaders.text import decode_text, section_segments
 
 __all__ = ["load_html", "html_to_text"]
@@ -244,7 +245,7 @@ def _declared_charset(data: bytes) -> str | None:
 
 def load_html(path: Path, **options: Any) -> Document:
     """An HTML page's visible text, one segment per heading with the heading path as section."""
-    data = path.read_bytes()
+    data = read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
     markup, warnings = decode_text(data, declared=_declared_charset(data))
     text, title, headings = html_to_text(markup)
     if not text.strip():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ragbook.documents import Document, LoadError, Segment
+from ragbook.loaders.files import DEFAULT_MAX_FILE_MB, read_limited
 from ragbook.loaders.text import decode_text, markdown_headings
 
 __all__ = ["load_notebook"]
@@ -92,7 +93,7 @@ def _cells(notebook: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
 
 def load_notebook(path: Path, **options: Any) -> Document:
     """A notebook's Markdown and code cells; ``notebook_outputs=True`` adds text outputs."""
-    raw, warnings = decode_text(path.read_bytes())
+    raw, warnings = decode_text(read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB)))
     try:
         notebook = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ layer, fonts without a Unicode map); each gets its own sentence instead of a tra
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import unicodedata
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ragbook.documents import Document, LoadError, Segment
+from ragbook.loaders.files import DEFAULT_MAX_FILE_MB, read_limited
 
 __all__ = ["load_pdf", "garble_score"]
 
@@ -121,13 +123,16 @@ def _open(path: Path, options: dict[str, Any]) -> tuple[Any, int]:
         hint = "truncated or incomplete download?" if "ended unexpectedly" in str(exc) else "re-export or repair it"
         return LoadError(f"corrupt or truncated PDF ({type(exc).__name__}: {exc}); {hint}")
 
+    # pypdf would read a path whole into memory anyway; reading it here keeps the checks
+    # (a regular file, within max_file_mb) on what is actually parsed
+    data = read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
+    if not data:
+        raise LoadError("empty file")
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
     except DependencyError:
         raise LoadError(_NEEDS_AES) from None
     except Exception as exc:
-        if path.stat().st_size == 0:
-            raise LoadError("empty file") from None
         raise corrupt(exc) from None
     needs_password = f"encrypted PDF: a password is required; pass passwords={{{path.name!r}: '...'}}"
     if reader.is_encrypted:

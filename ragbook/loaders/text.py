@@ -9,11 +9,12 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ragbook.documents import Document, LoadError, Segment
+from ragbook.loaders.files import DEFAULT_MAX_FILE_MB, read_limited
 
-__all__ = ["decode_text", "markdown_headings", "section_segments", "load_text", "load_markdown"]
+__all__ = ["decode_text", "read_text", "markdown_headings", "section_segments", "load_text", "load_markdown"]
 
 _SNIFF_BYTES = 8192
 # Share of bad bytes below which a UTF-8 file is taken as UTF-8 with a few typos, not as
@@ -91,11 +92,23 @@ def _decode_utf8(data: bytes, warnings: list[str]) -> str:
     return text
 
 
-def _read(path: Path) -> tuple[str, list[str]]:
-    text, warnings = decode_text(path.read_bytes())
-    if not text.strip():
+def read_text(path: Path, options: dict[str, Any]) -> tuple[str, list[str]]:
+    """A text-like file's decoded text and warnings, read safely within ``options["max_file_mb"]``."""
+    text, warnings = decode_text(read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB)))
+    if not text or text.isspace():  # isspace stops at the first letter; strip() would copy it all
         raise LoadError("empty file")
     return text, warnings
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(offset, line)`` for each line, as splitting at newlines would give, one line at a time."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield start, text[start:end]
+        start = end + 1
 
 
 # --- Markdown structure -------------------------------------------------------------------
@@ -104,18 +117,17 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _LIST_OR_QUOTE = re.compile(r"^ {0,3}(?:[-+*>]|\d+[.)])(?:\s|$)")
+_NON_SPACE = re.compile(r"\S")
 
 
 def markdown_headings(text: str) -> list[tuple[int, int, str]]:
     """``(offset, level, title)`` of each ATX or setext heading outside fenced code."""
     headings: list[tuple[int, int, str]] = []
     fence = ""
-    offset = 0
     # the paragraph just above: a setext underline turns all of its lines into a heading
     para_start = 0
     para_lines: list[str] = []
-    for line in text.split("\n"):
-        start, offset = offset, offset + len(line) + 1
+    for start, line in _lines(text):
         if fence:
             closing = line.strip()
             if closing.startswith(fence) and set(closing) == {fence[0]}:
@@ -157,13 +169,14 @@ def section_segments(text: str, headings: list[tuple[int, int, str]], **fields: 
                 path.pop()
             path.append((level, title))
         end = bounds[i + 1][0] if i + 1 < len(bounds) else len(text)
-        span = text[start:end]
-        stripped = span.strip()
-        if not stripped:
+        # trimmed by offsets, not by copying the span: a section may be most of a large file
+        first = _NON_SPACE.search(text, start, end)
+        if first is None:
             continue
-        lead = len(span) - len(span.lstrip())
-        segments.append(Segment(start + lead, start + lead + len(stripped),
-                                section=tuple(t for _, t in path), **fields))
+        last = end
+        while text[last - 1].isspace():
+            last -= 1
+        segments.append(Segment(first.start(), last, section=tuple(t for _, t in path), **fields))
     return segments
 
 
@@ -200,7 +213,7 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
 
 def load_text(path: Path, **options: Any) -> Document:
     """A ``.txt`` file as one segment; the title is the file name without its extension."""
-    text, warnings = _read(path)
+    text, warnings = read_text(path, options)
     text = text.rstrip()
     return Document(text=text, source=path.name, title=path.stem,
                     metadata={"format": "text"}, warnings=warnings)
@@ -208,10 +221,10 @@ def load_text(path: Path, **options: Any) -> Document:
 
 def load_markdown(path: Path, **options: Any) -> Document:
     """A Markdown file, one segment per heading with the heading path as its section."""
-    raw, warnings = _read(path)
+    raw, warnings = read_text(path, options)
     meta, text = _front_matter(raw)
     text = text.strip("\n").rstrip()
-    if not text.strip():
+    if not text or text.isspace():
         raise LoadError("empty file (nothing after the front matter)")
     headings = markdown_headings(text)
     title = meta.get("title", "") or next((t for _, level, t in headings if level == 1), "") or path.stem
