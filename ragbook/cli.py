@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 __all__ = ["main"]
+
+# Document text and file names are untrusted, and a terminal obeys escape sequences: an ESC or a
+# CSI byte in a PDF could retitle the window, rewrite the screen or (OSC 52) fill the clipboard.
+# Everything ragbook prints goes through _TerminalSafe, which shows such characters as escapes.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control and bidirectional-override characters shown as ``\\uXXXX`` escapes."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+class _TerminalSafe(io.TextIOBase):
+    """A stdout wrapper that escapes control characters (valid inside JSON strings too)."""
+
+    def __init__(self, stream) -> None:  # noqa: ANN001 - any text stream
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(terminal_safe(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+def _paths_exist(paths: Sequence[str], what: str) -> None:
+    """A path the user typed that does not exist is an error (a glob may match nothing: it is reported)."""
+    from ragbook.errors import NotFoundError
+
+    for raw in paths:
+        if not os.path.lexists(os.path.expanduser(raw)) and not re.search(r"[*?[]", raw):
+            raise NotFoundError(f"{what} {raw!r} does not exist (relative paths start at {os.getcwd()}); check the path")
 
 
 def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
@@ -35,6 +78,8 @@ def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
 
 def _cmd_index(args: argparse.Namespace) -> int:
     from ragbook.index import build
+
+    _paths_exist(args.paths, "the path")
 
     settings: dict[str, object] = {"include": args.include, "exclude": args.exclude, "hidden": args.hidden}
     for key in ("model", "chunk_size", "overlap", "index_type"):
@@ -100,6 +145,8 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
     for check in answer.checks:
         if check.flag:
             print(f"  ! {check.flag}: {check.sentence[:100]}")
+    if getattr(answer, "incomplete", False):
+        print(f"  ! incomplete: {answer.incomplete_reason}")
     t = answer.timings
     parts = [f"{k} {v:.2f} s" for k, v in t.items()]
     print(f"\n  ({answer.model}, {answer.mode}; {', '.join(parts)})")
@@ -111,11 +158,12 @@ def _assistant_llm(args: argparse.Namespace):
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ragbook.assistant import Assistant
+    from ragbook.errors import NotFoundError
     from ragbook.index import build
 
     corpus = Path(args.corpus)
     if not corpus.is_dir():
-        raise FileNotFoundError(f"demo corpus folder {corpus} not found; run from the ragbook checkout or pass --corpus")
+        raise NotFoundError(f"demo corpus folder {corpus} not found; run from the ragbook checkout or pass --corpus")
     print(f"Building the demo index from {corpus}/ into {args.out}/ (offline, all-MiniLM-L6-v2) ...")
     index = build(corpus, out=args.out)
     print(index.last_report)
@@ -148,7 +196,7 @@ def _load_assistant(args: argparse.Namespace):
         overrides["k"] = args.k
     if getattr(args, "template", None):
         overrides["template"] = args.template
-    return load_assistant(args.file, **overrides)
+    return load_assistant(args.file, trust_llm=args.trust_llm, **overrides)  # its notes are logged as warnings
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -161,6 +209,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
+    from ragbook.errors import RagbookError
+
     bot = _load_assistant(args)
     print(f"{bot.name}: ask about its documents. Commands: /reset (new topic), /prompt (last prompt), /quit.")
     last = None
@@ -186,8 +236,8 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             print(f"{bot.name}> ", end="", flush=True)
             _print_answer(None, stream)
             last = stream.answer
-        except ValueError as exc:
-            print(f"ragbook: {exc}")
+        except (RagbookError, OSError) as exc:  # a failed answer ends the answer, not the conversation
+            print(f"\nragbook: {_error_line(exc)}\n(ask again, /reset, or /quit)", flush=True)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -260,16 +310,18 @@ def _eval_answers_figures(report) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from ragbook.errors import SettingsError
     from ragbook.evaluation import compare, evaluate_answers, evaluate_qa_retrieval, load_qa
 
     target = Path(args.target)
+    _paths_exist([args.target] + ([args.questions] if args.questions else []), "the path")
     grid = _parse_grid(args.grid)
     if (target / "corpus.jsonl").is_file():
         if args.questions:
-            raise ValueError(f"{target} is a data set with its own questions; leave out {args.questions}")
+            raise SettingsError(f"{target} is a data set with its own questions; leave out {args.questions}")
         return _eval_dataset(args, target, grid)
     if not args.questions:
-        raise ValueError("which questions? ragbook eval TARGET QUESTIONS (a .csv, .jsonl or .json file), "
+        raise SettingsError("which questions? ragbook eval TARGET QUESTIONS (a .csv, .jsonl or .json file), "
                          "or ragbook eval DATASET_FOLDER for a BEIR folder")
     qa = load_qa(args.questions).sample(args.limit)
     overrides: dict[str, object] = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
@@ -279,7 +331,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if target.is_file() and target.suffix == ".ragbook":
         from ragbook.bundle import load_assistant
 
-        bot = load_assistant(target, **overrides)
+        bot = load_assistant(target, trust_llm=args.trust_llm, **overrides)
     else:
         from ragbook.assistant import Assistant
         from ragbook.index import Index, build
@@ -314,6 +366,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_dataset(args: argparse.Namespace, folder: Path, grid: dict[str, list[object]]) -> int:
     """``ragbook eval`` on a BEIR (or SQuAD-style) folder: index its corpus, score its questions."""
+    from ragbook.errors import DataFormatError
     from ragbook.assistant import Assistant
     from ragbook.evaluation import (beir_documents, compare, evaluate_answers, evaluate_retrieval, index_beir,
                                     load_beir, load_qa)
@@ -331,7 +384,7 @@ def _eval_dataset(args: argparse.Namespace, folder: Path, grid: dict[str, list[o
     qa = None
     if args.answers:
         if not (folder / "questions.jsonl").is_file():
-            raise ValueError(f"{folder} has no gold answers (questions.jsonl, SQuAD-style): answers cannot be scored")
+            raise DataFormatError(f"{folder} has no gold answers (questions.jsonl, SQuAD-style): answers cannot be scored")
         qa = load_qa(folder).sample(args.limit)
         bot = Assistant(index, llm=_assistant_llm(args), k=args.k or 5, mode=mode)
         report = evaluate_answers(bot, qa)
@@ -355,10 +408,11 @@ def _write_eval_json(args: argparse.Namespace, out: dict[str, object]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from ragbook import __version__
+    from ragbook.vectors import KINDS as VECTOR_KINDS
 
     p = argparse.ArgumentParser(prog="ragbook", description="Retrieval-augmented assistants over your own documents, offline.")
     p.add_argument("--version", action="version", version=f"ragbook {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens; show the traceback of an error")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -371,7 +425,7 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--model", help="embedding model: name or local folder (default all-MiniLM-L6-v2)")
     ix.add_argument("--chunk-size", type=int, help="chunk size in model tokens")
     ix.add_argument("--overlap", type=int, help="overlap between chunks in tokens")
-    ix.add_argument("--index-type", choices=["auto", "flat", "hnsw", "ivf"], help="vector index kind")
+    ix.add_argument("--index-type", choices=list(VECTOR_KINDS), help="vector index kind")
     ix.add_argument("--strict", action="store_true", help="exit with status 1 if any file was skipped")
     ix.set_defaults(func=_cmd_index)
 
@@ -410,6 +464,9 @@ def _parser() -> argparse.ArgumentParser:
             cp.add_argument("--show-prompt", action="store_true", help="print the prompt the model was given")
         cp.add_argument("--llm", help="use another model: preset, .gguf file, folder, or openai:URL")
         cp.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
+        cp.add_argument("--trust-llm", action="store_true",
+                        help="use the model (server, file or folder) the assistant file names; by default a shared "
+                             "file only suggests one and this machine's model answers")
         cp.add_argument("-k", type=int, help="passages to retrieve")
         cp.add_argument("--template", choices=["tutor", "research", "strict"], help="prompt template")
         cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
@@ -434,31 +491,62 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--answers", action="store_true", help="also answer every question and score the answers")
     ev.add_argument("--llm", help="model for --answers: preset, .gguf file, folder, or openai:URL")
     ev.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
+    ev.add_argument("--trust-llm", action="store_true", help="use the model a .ragbook target names (see ragbook ask)")
     ev.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                     help="compare settings, e.g. mode=dense,bm25,hybrid k=3,5 chunk_size=100,200 (repeatable)")
     ev.add_argument("--limit", type=int, help="score a fixed random sample of this many questions (seed 0)")
     ev.add_argument("--json", metavar="OUT", help="write the figures and per-question rows to this JSON file")
     ev.set_defaults(func=_cmd_eval)
+    for command in sub.choices.values():  # -v works after the command too: ragbook index ... -v
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log what happens; show the traceback of an error")
     return p
 
 
+def _error_line(exc: BaseException) -> str:
+    """One line that says what went wrong, for an error ragbook raised or one the system did."""
+    if isinstance(exc, OSError) and not str(exc).startswith("ragbook") and exc.errno is not None:
+        where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"the disk is full{where}; free some space (or choose another folder) and run the command again"
+        reason = exc.strerror or os.strerror(exc.errno)
+        hints = {errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
+                 errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EROFS: "choose a writable folder",
+                 errno.ENOENT: "check the path", errno.EEXIST: "choose another name"}
+        hint = hints.get(exc.errno)
+        return f"{reason}{where}" + (f"; {hint}" if hint else "")
+    if isinstance(exc, MemoryError):
+        return "out of memory; close other programs, or index fewer or smaller files at a time"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from ragbook.errors import RagbookError
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.no_progress:
         from ragbook.progress import config
 
         config.progress = False
-    from ragbook.storage import IndexFormatError
-
+    stdout = sys.stdout
+    if not isinstance(stdout, _TerminalSafe):
+        sys.stdout = _TerminalSafe(stdout)
     try:
         return args.func(args)
-    except (IndexFormatError, ValueError, RuntimeError, FileNotFoundError, ImportError) as exc:
-        print(f"ragbook: error: {exc}", file=sys.stderr)
+    except (RagbookError, OSError, MemoryError) as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"ragbook: error: {terminal_safe(_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ragbook: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -89,3 +89,24 @@ def _callback_exceptions_fail():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*Exception in.*callback.*")
         yield
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A real size-limited disk (tmpfs) that fills up: ``tiny_disk("1m")`` mounts one; needs root, as in CI."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str = "1m") -> Path:
+        disk = tmp_path / f"disk-{len(mounted)}"
+        disk.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
