@@ -28,7 +28,6 @@ from ragbook.bundle import BundleError, load_assistant
 from ragbook.documents import Document
 from ragbook.errors import ModelNotFoundError
 from ragbook.index import Index
-from ragbook.storage import file_digest
 
 SECRET = "sk-victim-0123456789"
 QUESTION = "Where does the Calvin cycle run?"

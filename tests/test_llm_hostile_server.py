@@ -10,7 +10,6 @@ seconds instead of hanging the suite; the bounds are correctness limits, not spe
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import tracemalloc
