@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = [stage for stage in args.stages or ["chunk", "standin"] if stage != "real"]
     with_real = not args.no_real and (args.stages is None or "real" in args.stages)
     worst_ratio: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="ragbook-bench-memory-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         for size in sizes:
             file = make_file(Path(tmp) / f"line-{size:g}mb.txt", size)
             mb = file.stat().st_size / 2**20
