@@ -13,17 +13,19 @@ work, so the figure is the work's, not the imports' or the model's:
   real model on 2 cores would take many hours.  The vectors alone are 1.5 KB per passage
   (~600 MB for 200 MB of text), and FAISS holds a second copy.
 - ``real``: ``Index.add`` with the real model, on the smallest file only (20 MB: ~30k passages,
-  several minutes of embedding on 2 cores).
+  10-40 minutes of embedding on 2 cores).
 
-Files are P&P (from ../shared/data) with its line breaks removed and repeated: English prose with
-curly quotes, so Python holds it at 2 bytes a character.  Target: the ``standin`` stage stays
+Files are P&P's sentences (from ../shared/data) on one line, reshuffled on every pass through
+the book so that passages do not repeat: English prose with curly quotes, so Python holds it at
+2 bytes a character.  Target: the ``standin`` stage stays
 within ~1 GB beyond the loaded model for 200 MB of text, plus what the vectors need (two copies
 while they are added), and load + chunk within ~1 GB; no stage grows faster than the text
 (the ratio to the file size falls or stays level as files grow).
 
-    python benchmarks/memory.py              # 20, 100, 200 MB; real model on 20 MB (~20 min on a busy box)
-    python benchmarks/memory.py --quick      # 2 and 10 MB, real model on 2 MB (~2 min)
-    python benchmarks/memory.py --no-real    # skip the real-model stage
+    python benchmarks/memory.py              # 20, 100, 200 MB; real model on 20 MB (~1.5 h on a busy box)
+    python benchmarks/memory.py --no-real    # the same without the real model (~1 h)
+    python benchmarks/memory.py --quick      # 2 and 10 MB, real model on 2 MB (~3 min)
+    python benchmarks/memory.py --sizes 5    # 5 MB, real model included (~5 min): results/memory-5mb.json
 """
 
 from __future__ import annotations
@@ -181,14 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 and 10 MB files (~2 min)")
     parser.add_argument("--no-real", action="store_true", help="skip the real-model stage")
     parser.add_argument("--stages", nargs="+", choices=["chunk", "standin", "real"], default=None,
-                        help="run only these stages (results go to memory-<stages>.json)")
+                        help="run only these stages")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1] if len(args.child) > 1 else None)), flush=True)
         return 0
 
     sizes = args.sizes or ([2, 10] if args.quick else [20, 100, 200])
-    suffix = ("-quick" if args.quick else "") + ("-" + "-".join(args.stages) if args.stages else "")
+    # a run other than the default one gets a file of its own
+    suffix = (("-quick" if args.quick else "") + ("-" + "-".join(f"{s:g}" for s in args.sizes) + "mb" if args.sizes else "")
+              + ("-" + "-".join(args.stages) if args.stages else ""))
     rep = Report("memory" + suffix, argv if argv is not None else sys.argv[1:],
                  sizes_mb=sizes, source=str(SOURCE), real_model_on_mb=None if args.no_real else min(sizes),
                  versions=versions("ragbook", "tokenizers", "sentence-transformers", "torch", "faiss-cpu", "numpy"),
