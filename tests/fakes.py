@@ -98,3 +98,17 @@ class EchoLLM:
 
     def info(self):
         return {"backend": "test", "model": self.name}
+
+
+class QuietHandler:
+    """Mixin for the tests' real HTTP servers on 127.0.0.1: no request log, and one way to answer."""
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

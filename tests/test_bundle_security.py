@@ -21,7 +21,7 @@ import pytest
 
 import ragbook
 import ragbook.llm
-from fakes import EchoLLM, HashEmbedder
+from fakes import EchoLLM, HashEmbedder, QuietHandler
 from ragbook import bundle
 from ragbook.assistant import Assistant
 from ragbook.bundle import BundleError, load_assistant
@@ -36,16 +36,7 @@ QUESTION = "Where does the Calvin cycle run?"
 # -- a server that records what it is sent -------------------------------------------------------
 
 
-class Recorder(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class Recorder(QuietHandler, BaseHTTPRequestHandler):
 
     def _record(self, body: bytes) -> None:
         self.server.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),

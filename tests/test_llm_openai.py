@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
+from fakes import QuietHandler
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -134,16 +135,7 @@ def test_connection_refused_says_how_to_start_a_server():
 # -- a server that misbehaves on purpose ---------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class Handler(QuietHandler, BaseHTTPRequestHandler):
 
     def do_GET(self):
         mode = self.path.split("/")[1]
