@@ -7,6 +7,7 @@ import pytest
 from conftest import SHARED
 from fakes import HashEmbedder
 from ragbook.index import Index
+from ragbook.loaders import ocr
 
 REALDOCS = SHARED / "data" / "realdocs"
 
@@ -16,9 +17,7 @@ pytestmark = pytest.mark.skipif(not REALDOCS.is_dir(), reason="needs ../shared/d
 SKIPPED = {
     "pdf-hostile/encrypted-rc4-userpw-openpassword.pdf": "password",
     "pdf-hostile/encrypted-aes256-r6-userpw-foo.pdf": "password",
-    "pdf-hostile/scan-no-text-huckfinn-p22.pdf": "no text layer",
-    "pdf-hostile/text-as-vector-curves.pdf": "no text layer",
-    "pdf-hostile/xfa-livecycle-no-text.pdf": "no text",
+    "pdf-hostile/xfa-livecycle-no-text.pdf": "xfa form",
     "pdf-hostile/truncated-federal-register-50pct.pdf": "truncated",
     "pdf-hostile/empty-0-bytes.pdf": "empty",
     "pdf-hostile/header-then-eof-44-bytes.pdf": "corrupt",
@@ -28,6 +27,8 @@ SKIPPED = {
     "pdf-hostile/crash-attributeerror-on-open.pdf": "corrupt",
     "pdf-hostile/no-xref-handwritten.pdf": "corrupt",
 }
+# pages with no text layer: read by OCR where the `ocr` extra is installed, else skipped with the command
+SCANS = {"pdf-hostile/scan-no-text-huckfinn-p22.pdf": "we could a touched him nearly", "pdf-hostile/text-as-vector-curves.pdf": ""}
 
 
 @pytest.mark.slow
@@ -39,6 +40,15 @@ def test_build_over_realdocs_reports_bad_files_and_indexes_the_rest(tmp_path):
         assert name in skipped, f"{name} should be skipped"
         assert phrase in skipped[name].lower(), f"{name}: {skipped[name]!r} should mention {phrase!r}"
     indexed = {s.split("realdocs/", 1)[1] for s in index.sources}
+    for name, phrase in SCANS.items():
+        if ocr.missing() is None:
+            text = " ".join(c.text for c in index.chunks if c.source.endswith(name))
+            assert name in indexed and phrase.lower() in text.lower()
+        else:
+            assert "no text layer" in skipped[name] and "pip install 'ragbook[ocr]'" in skipped[name]
+    # Word files are read (they used to be dropped without a word), each with its sections
+    assert {"docx/japanese-paperqa.docx", "docx/nested-tables-merged-cells.docx", "docx/page-breaks-haystack.docx",
+            "docx/doj-chapter13-trustee-handbook-large.docx"} <= indexed
     assert "pdf-good/irs-irm-2.3.59-400p.pdf" in indexed
     assert "pdf-hostile/encrypted-owner-only-rc4-40.pdf" in indexed  # opens without a password
     assert "pdf-hostile/recoverable-corrupt-zen.pdf" in indexed

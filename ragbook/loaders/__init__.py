@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import glob
+import importlib
 import inspect
 import json
 import logging
@@ -30,9 +31,10 @@ from ragbook.loaders.html import load_html
 from ragbook.loaders.notebook import load_notebook
 from ragbook.loaders.pdf import load_pdf
 from ragbook.loaders.text import load_markdown, load_text
+from ragbook.loaders.unicode import normalize_document
 
 __all__ = ["register_loader", "loader_for", "load_file", "discover", "load",
-           "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB"]
+           "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB", "LOAD_OPTIONS", "title_from_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +42,17 @@ PathArg = Union[str, "os.PathLike[str]"]
 Loader = Callable[..., Union[Document, "list[Document]", str]]
 
 _LOADERS: dict[str, Loader] = {}
+# The options the built-in loaders understand (ragbook.build passes them on); a custom loader's
+# own options can be added here by whoever registers it.
+LOAD_OPTIONS = {"max_file_mb", "max_pages", "passwords", "notebook_outputs", "ocr", "docx_notes", "pptx_notes",
+                "pptx_hidden", "latex_skip_included"}
 _GLOB_MAGIC = re.compile(r"[*?[]")
 # What error messages call a file of each built-in type.
 _KINDS = {".pdf": "PDF", ".md": "Markdown file", ".markdown": "Markdown file", ".txt": "text file",
-          ".text": "text file", ".html": "HTML page", ".htm": "HTML page", ".ipynb": "notebook"}
+          ".text": "text file", ".html": "HTML page", ".htm": "HTML page", ".xhtml": "HTML page", ".ipynb": "notebook",
+          ".docx": "Word document", ".pptx": "PowerPoint deck", ".epub": "EPUB book", ".tex": "LaTeX file",
+          ".latex": "LaTeX file", ".png": "image", ".jpg": "image", ".jpeg": "image", ".tif": "image",
+          ".tiff": "image"}
 
 
 def register_loader(extensions: str | Iterable[str], func: Loader | None = None) -> Any:
@@ -79,11 +88,26 @@ def loader_for(path: PathArg) -> Loader | None:
     return None
 
 
+def _lazy(module: str, name: str) -> Loader:
+    """A loader whose module (and the library it needs) is imported on first use, not by ``import ragbook``."""
+
+    def loader(path: Path, **options: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(path, **options)
+
+    loader.__name__ = loader.__qualname__ = name
+    return loader
+
+
 register_loader([".txt", ".text"], load_text)
 register_loader([".md", ".markdown"], load_markdown)
-register_loader([".html", ".htm"], load_html)
+register_loader([".html", ".htm", ".xhtml"], load_html)
 register_loader(".ipynb", load_notebook)
 register_loader(".pdf", load_pdf)
+register_loader(".docx", _lazy("ragbook.loaders.office", "load_docx"))
+register_loader(".pptx", _lazy("ragbook.loaders.office", "load_pptx"))
+register_loader(".epub", _lazy("ragbook.loaders.epub", "load_epub"))
+register_loader([".tex", ".latex"], _lazy("ragbook.loaders.latex", "load_latex"))
+register_loader([".png", ".jpg", ".jpeg", ".tif", ".tiff"], _lazy("ragbook.loaders.ocr", "load_image"))
 
 
 @dataclass(frozen=True)
@@ -97,7 +121,8 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Problem:
-    """A file that was skipped (``"error"``) or loaded with a problem (``"warning"``)."""
+    """A file that was skipped (``"error"``), loaded with a problem (``"warning"``), or not read
+    because no loader reads its type (``"ignored"``: one problem per extension, ``source="*.xyz"``)."""
 
     source: str
     reason: str
@@ -131,12 +156,16 @@ class Loaded:
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity != "error"]
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ignored(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "ignored"]
 
     def __repr__(self) -> str:
         chars = sum(len(doc.text) for doc in self.documents)
         return (f"Loaded(documents={len(self.documents)}, chars={chars}, "
-                f"errors={len(self.errors)}, warnings={len(self.warnings)})")
+                f"errors={len(self.errors)}, warnings={len(self.warnings)}, ignored={len(self.ignored)})")
 
     def _repr_html_(self) -> str:
         formats = Counter(str(doc.metadata.get("format", "text")) for doc in self.documents)
@@ -154,6 +183,13 @@ class Loaded:
 
 
 # --- reading one file ---------------------------------------------------------------------
+_NAME_SEPARATORS = re.compile(r"[\s_]+|(?<=\w)-+(?=\w)|(?<=[a-z])\.(?=[A-Za-z])")
+
+
+def title_from_name(stem: str) -> str:
+    """A title read from a file name: ``1937-Roosevelt`` -> ``1937 Roosevelt``, ``lab_02_loops`` -> ``lab 02 loops``."""
+    return " ".join(_NAME_SEPARATORS.sub(" ", stem).split()) or stem
+
 def _unsupported(path: Path) -> str:
     what = f"'{path.suffix.lower()}'" if path.suffix else "(no extension)"
     return (f"unsupported file type {what}; supported: {', '.join(sorted(_LOADERS))}; "
@@ -201,7 +237,12 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
 
     ``source`` is the name documents are cited by (default: the file name).  Options go to
     the loader: ``max_file_mb`` (default :data:`DEFAULT_MAX_FILE_MB`), ``passwords`` for
-    encrypted PDFs (``{"file.pdf": "secret"}``), ``notebook_outputs``.  Every failure is a
+    encrypted PDFs (``{"file.pdf": "secret"}``), ``notebook_outputs``, ``ocr`` (read pages
+    without a text layer and images by OCR when the ``ocr`` extra is installed; default True),
+    ``docx_notes`` (Word footnotes, endnotes and comments; default True), ``pptx_notes``
+    (speaker notes; default True), ``pptx_hidden`` (hidden slides; default False),
+    ``latex_skip_included`` (a .tex file that another one in its folder includes is read as
+    part of that one, not twice; default True).  Every failure is a
     :class:`LoadError` whose message says what is wrong and what to do.  Only regular files
     are read: a pipe, socket or device (or a link to one) is refused without being opened.
     """
@@ -230,6 +271,11 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
         raise LoadError(f"could not read {kind}: {type(exc).__name__}: {exc}") from exc
 
     documents = [doc for doc in documents if isinstance(doc.text, str) and doc.text.strip()]
+    for doc in documents:
+        # what people type: presentation forms, full-width letters, ligatures and invisible
+        # characters folded (segments remapped), so that a search finds the text as shown
+        normalize_document(doc)
+    documents = [doc for doc in documents if doc.text.strip()]
     if not documents:
         raise LoadError("no text found in the file")
     resolved = unicode_name(str(path.resolve()))
@@ -240,8 +286,8 @@ def load_file(path: PathArg, source: str | None = None, **options: Any) -> list[
         if replaced:
             doc.warnings.append(f"{replaced} invalid characters (lone surrogates) replaced with \ufffd")
         doc.source = source
-        named = not doc.title or doc.title == path.stem
-        doc.title = printable(path.stem) if named else without_surrogates(str(doc.title))[0]
+        named = not str(doc.title or "").strip() or doc.title == path.stem
+        doc.title = title_from_name(printable(path.stem)) if named else without_surrogates(str(doc.title))[0]
         doc.metadata = _json_safe(doc.metadata)
         doc.metadata.setdefault("format", path.suffix.lower().lstrip(".") or "text")
         doc.metadata["path"] = resolved
@@ -293,6 +339,7 @@ class _Finder:
         self.problems: list[Problem] = []
         self.seen: set[Path] = set()
         self.visited: set[tuple[int, int]] = set()
+        self.unread: dict[str, list[str]] = {}  # extension -> files met in folders that no loader reads
 
     def problem(self, shown: str, reason: str) -> None:
         self.problems.append(Problem(printable(shown), reason))
@@ -329,6 +376,9 @@ class _Finder:
         if loader_for(name) is None:
             if how == "named":
                 self.problem(shown, _unsupported(Path(path)))
+            elif self.wanted(shown, name):
+                ext = os.path.splitext(name)[1].lower()
+                self.unread.setdefault(ext, []).append(shown)
             return 0
         return self.add(path, shown, root)
 
@@ -434,7 +484,19 @@ def discover(paths: PathArg | Iterable[PathArg], include: str | list[str] | None
     for raw in _as_list(paths):
         finder.argument(raw)
     files = sorted(finder.files, key=lambda f: (f.source, str(f.path)))
-    return files, finder.problems
+    return files, finder.problems + _unread_problems(finder.unread)
+
+
+def _unread_problems(unread: dict[str, list[str]]) -> list[Problem]:
+    """One line per extension that no loader reads: ``*.xyz: no loader for .xyz (12 files, e.g. ...)``."""
+    out = []
+    for ext, shown in sorted(unread.items(), key=lambda item: (-len(item[1]), item[0])):
+        what = f"'{ext}'" if ext else "files without an extension"
+        label = f"*{ext}" if ext else "(no extension)"
+        files = f"{len(shown)} file{'s' if len(shown) != 1 else ''}"
+        hint = "; ragbook.register_loader can add one" if ext else ""
+        out.append(Problem(label, f"no loader for {what}: {files} not read (e.g. {sorted(shown)[0]}){hint}", "ignored"))
+    return out
 
 
 def load(paths: PathArg | Iterable[PathArg], include: str | list[str] | None = None,
