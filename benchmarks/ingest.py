@@ -56,6 +56,23 @@ def copy_corpus(src: Path, dst: Path, limit: int | None) -> list[Path]:
     return out
 
 
+
+def raw_with_context(raw, texts, contexts):
+    """The same work with raw sentence-transformers: each passage, and each distinct context line
+    (title > section) once, the passage's vector moved towards its line's (ragbook.index.CONTEXT_WEIGHT)."""
+    import numpy as np
+    from ragbook.index import CONTEXT_WEIGHT
+
+    vectors = raw.encode(texts, batch_size=32, normalize_embeddings=True)
+    lines = sorted({c for c in contexts if c})
+    if lines:
+        line_vectors = raw.encode(lines, batch_size=32, normalize_embeddings=True)
+        at = {line: i for i, line in enumerate(lines)}
+        rows = [i for i, c in enumerate(contexts) if c]
+        vectors[rows] += CONTEXT_WEIGHT * line_vectors[[at[contexts[i]] for i in rows]]
+        vectors[rows] /= np.linalg.norm(vectors[rows], axis=1, keepdims=True)
+    return vectors
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=None, help="corpus folder (default: OpenStax Markdown, else corpora/)")
@@ -112,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(reps):  # A B B A ...: drift in machine load cancels
             order += ["ragbook", "raw"] if i % 2 == 0 else ["raw", "ragbook"]
         builds, raws, reports = [], [], []
-        index = texts = None
+        index = texts = contexts = None
         for side in order:
             if side == "ragbook":
                 index = ragbook.Index(emb)
@@ -121,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 reports.append(report)
                 if texts is None:
                     texts = [index.text(r) for r in range(len(index))]
+                    contexts = [index.locations(r)[0].context for r in range(len(index))]
             else:
-                seconds, vecs = clock(lambda: raw.encode(texts, batch_size=32, normalize_embeddings=True))
+                seconds, vecs = clock(lambda: raw_with_context(raw, texts, contexts))
                 raws.append(seconds)
             print(f"   {side:8} {seconds:6.2f} s", flush=True)
         n = len(texts)
@@ -191,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             updates.append(seconds)
             ureports.append(report)
             # the same passages through raw encode: the part of the update that scales with the edit
-            fresh = [index.text(r) for r in range(len(index) - report.embedded, len(index))]
-            edit_raw.append(median([clock(lambda: raw.encode(fresh, batch_size=32, normalize_embeddings=True))[0] for _ in range(3)]))
+            new_rows = range(len(index) - report.embedded, len(index))
+            fresh = [index.text(r) for r in new_rows]
+            fresh_contexts = [index.locations(r)[0].context for r in new_rows]
+            edit_raw.append(median([clock(lambda: raw_with_context(raw, fresh, fresh_contexts))[0] for _ in range(3)]))
             print(f"   update {i + 1}: {seconds * 1000:7.1f} ms  {victim.name}: {report.embedded} passages embedded, "
                   f"{report.reused} reused, {report.chunks_removed} dropped; "
                   + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in report.seconds.items() if k != "total"), flush=True)

@@ -45,6 +45,8 @@ _EXPORTS = {
     "Retriever": "ragbook.retrieval",
     "Results": "ragbook.retrieval",
     "Hit": "ragbook.retrieval",
+    "DocumentResults": "ragbook.retrieval",
+    "DocumentHit": "ragbook.retrieval",
     "Reranker": "ragbook.rerank",
     "config": "ragbook.progress",
     "Assistant": "ragbook.assistant",
@@ -100,4 +102,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.prompt import TEMPLATES, Template
     from ragbook.progress import config
     from ragbook.rerank import Reranker
-    from ragbook.retrieval import Hit, Results, Retriever
+    from ragbook.retrieval import DocumentHit, DocumentResults, Hit, Results, Retriever

@@ -32,13 +32,22 @@ from typing import Any, Iterator, Protocol
 from ragbook.documents import Chunk, Document, Segment
 from ragbook.errors import SettingsError
 
-__all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP"]
+__all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP", "MAX_CONTEXT_TOKENS", "context_header", "join_headings"]
 
 # Chosen by benchmarks/chunking.py on 16 long SQuAD articles (1,500 questions): hybrid hit@5
 # (chunk holds the answer) is 0.915 at 64 tokens, 0.939 at 128, 0.958 at 200 (overlap 32) and
 # 0.959 at 254; overlaps of 10-20% of the size are within noise of each other.
 DEFAULT_CHUNK_SIZE = 200
 DEFAULT_OVERLAP = 32
+
+# The context line (document title, byline, section path) that names each passage's place:
+# enough for "Introduction to Python Programming > 3 Conditionals > 3.2 Nested decisions", and a
+# hard cap for a title that is really a paragraph.
+MAX_CONTEXT_TOKENS = 40
+_CONTEXT_AUTHORS = 3
+# A segment this short with no blank line in it is a heading alone (an empty section): its text
+# joins the segment that follows instead of standing as a passage of its own.
+_HEADING_CHARS = 200
 
 # A fast tokenizer needs about 170 bytes per character while it works (its normalizer tracks
 # each character's alignment), and the offsets ~100 bytes per token after.  Documents up to
@@ -56,6 +65,78 @@ _SEPARATORS = [
     re.compile(r"(?<=[;:,])\s+"),  # clauses
     re.compile(r"\s+"),  # words
 ]
+
+
+def context_header(title: str, section: tuple[str, ...] | list[str], metadata: dict[str, Any]) -> str:
+    """The line that says which document and section a passage is from.
+
+    ``"1937 Roosevelt"``, ``"Attention Is All You Need (Vaswani, Shazeer, Parmar et al.; 2017) >
+    3 Model Architecture"``: the title, the authors and date when the document has them, and the
+    section path (without a first heading that only repeats the title).  The index embeds it and
+    BM25-indexes it with every passage of the section, so a question that names its document
+    ("in his 1937 inaugural ...") finds passages that never mention the name themselves.
+    """
+    head = " ".join(str(title or "").split())
+    authors = metadata.get("authors") or metadata.get("author")  # Markdown front matter says "author"
+    if isinstance(authors, str):
+        authors = [authors]
+    names = [" ".join(str(a).split()) for a in authors or [] if str(a).strip()]
+    byline = ", ".join(names[:_CONTEXT_AUTHORS]) + (" et al." if len(names) > _CONTEXT_AUTHORS else "")
+    date = " ".join(str(metadata.get("date") or "").split())[:10]
+    if date and date in head:
+        date = ""
+    extra = "; ".join(part for part in (byline, date) if part)
+    if extra:
+        head = f"{head} ({extra})" if head else extra
+    path = [" ".join(part.split()) for part in section if part and part.strip()]
+    if path and head and path[0].casefold() == " ".join(str(title or "").split()).casefold():
+        path = path[1:]
+    return " > ".join(part for part in [head, *path] if part)
+
+
+def join_headings(text: str, segments: list[Segment]) -> list[Segment]:
+    """Segments with every heading-only segment joined to the one that follows it.
+
+    Textbooks and slides are full of empty sections ("3 Conditionals" straight followed by "3.1
+    If statements"): alone, such a heading is a passage that matches every question about its
+    topic and answers none.  Joined, the heading leads the next section's first passage (which
+    keeps the deeper section path).  A heading at the very end joins the segment before it.  Only
+    segments of the same page, cell and slide are joined: a citation never spans two pages.
+    """
+    out: list[Segment] = []
+    pending: Segment | None = None
+    for seg in segments:
+        bare = _bare_heading(text, seg)
+        if pending is not None:
+            if _same_place(pending, seg):
+                seg = Segment(pending.start, seg.end, page=seg.page, cell=seg.cell, slide=seg.slide, section=seg.section)
+            else:
+                out.append(pending)
+            pending = None
+        if bare:  # (with the headings before it, if any: "3 Conditionals" + "3.1 Introduction")
+            pending = seg
+        else:
+            out.append(seg)
+    if pending is not None:
+        if out and _same_place(out[-1], pending):
+            last = out.pop()
+            pending = Segment(last.start, pending.end, page=last.page, cell=last.cell, slide=last.slide,
+                              section=last.section)
+        out.append(pending)
+    return out
+
+
+def _same_place(a: Segment, b: Segment) -> bool:
+    return (a.page, a.cell, a.slide) == (b.page, b.cell, b.slide)
+
+
+def _bare_heading(text: str, seg: Segment) -> bool:
+    """A segment that is only its heading: one short line that is (about) its own section's title."""
+    if not seg.section or seg.end - seg.start > _HEADING_CHARS:
+        return False
+    line = text[seg.start:seg.end].strip()
+    title = seg.section[-1].strip().casefold()
+    return "\n" not in line and bool(title) and title in line.casefold() and len(line) <= len(title) + 12
 
 
 class Tokenizer(Protocol):
@@ -96,6 +177,7 @@ class Chunker:
     tokenizer: Tokenizer | None = None
     max_tokens: int | None = None
     special_tokens: int = 0
+    context: bool = True
 
     def __post_init__(self) -> None:
         if self.chunk_size < 8:
@@ -112,32 +194,54 @@ class Chunker:
             self.tokenizer = _WhitespaceTokenizer()
 
     def settings(self) -> dict[str, Any]:
-        return {"chunk_size": self.chunk_size, "overlap": self.overlap, "max_tokens": self.max_tokens}
+        return {"chunk_size": self.chunk_size, "overlap": self.overlap, "max_tokens": self.max_tokens,
+                "context": self.context}
 
     def __repr__(self) -> str:
-        return f"Chunker(chunk_size={self.chunk_size}, overlap={self.overlap}, max_tokens={self.max_tokens})"
+        return (f"Chunker(chunk_size={self.chunk_size}, overlap={self.overlap}, max_tokens={self.max_tokens}, "
+                f"context={self.context})")
 
     # -- splitting ---------------------------------------------------------------------------
 
     def split(self, document: Document) -> list[Chunk]:
-        """Chunks of ``document``, in order, each with its page/cell/section and offsets."""
+        """Chunks of ``document``, in order, each with its page/cell/slide/section and offsets."""
         text = document.text
         # once per document: the id hashes the whole text, and chunks of one document share
         # one metadata dict (as an index loaded from disk does)
-        fields = {"source": document.source, "doc_id": document.id, "title": document.title,
-                  "metadata": {k: v for k, v in document.metadata.items() if k != "path"}}
-        if len(text) <= self._one_pass_chars:
-            counter = self._counter(text, 0, len(text))
-            chunks = []
-            for seg in document.segments:
-                spans = self._merge(self._atoms(text, seg.start, seg.end, 0, counter), counter)
-                chunks.extend(self._chunks(text, seg, spans, fields))
-            return self._enforce_limit(chunks, text)
-        chunks = []
-        for seg in document.segments:
-            for spans in self._windows(text, seg.start, seg.end):
-                chunks.extend(self._enforce_limit(self._chunks(text, seg, spans, fields), text))
-        return chunks
+        metadata = {k: v for k, v in document.metadata.items() if k != "path"}
+        fields = {"source": document.source, "doc_id": document.id, "title": document.title, "metadata": metadata}
+        headers: dict[tuple[str, ...], str] = {}
+        chunks: list[Chunk] = []
+        limits: list[int | None] = []
+        one_pass = len(text) <= self._one_pass_chars
+        counter = self._counter(text, 0, len(text)) if one_pass else None
+        for seg in join_headings(text, document.segments):
+            if seg.section not in headers:
+                headers[seg.section] = self._header(context_header(document.title, seg.section, metadata))
+            context = headers[seg.section]
+            # (the context line is embedded on its own: it takes nothing from the passage's budget)
+            limit, size = self.max_tokens, self.chunk_size
+            seg_fields = {**fields, "context": context}
+            if counter is not None:
+                spans = self._merge(self._atoms(text, seg.start, seg.end, 0, counter, size), counter, size)
+                found = self._chunks(text, seg, spans, seg_fields)
+                chunks.extend(found)
+                limits.extend([limit] * len(found))
+            else:  # a window's chunks are checked before the next window is tokenized
+                for spans in self._windows(text, seg.start, seg.end, size):
+                    found = self._chunks(text, seg, spans, seg_fields)
+                    chunks.extend(self._enforce_limit(found, text, [limit] * len(found)))
+        return self._enforce_limit(chunks, text, limits) if one_pass else chunks
+
+    def _header(self, header: str) -> str:
+        """``header`` cut to :data:`MAX_CONTEXT_TOKENS` (a "title" may be a whole paragraph)."""
+        if not self.context or not header:
+            return ""
+        header = header[:MAX_CONTEXT_TOKENS * 8]  # no tokenizer call on a page-long "title"
+        offsets = self.tokenizer.encode(header, add_special_tokens=False).offsets
+        if len(offsets) > MAX_CONTEXT_TOKENS:
+            header = header[:offsets[MAX_CONTEXT_TOKENS - 1][1]].rstrip() + " …"
+        return header
 
     # an instance may lower these (tests do)
     _one_pass_chars = _ONE_PASS_CHARS
@@ -150,14 +254,14 @@ class Chunker:
         del enc  # the tokenizer's own copy of the tokens is the larger part
         return _SpanCounter([s + lo for s, _ in offsets], [e + lo for _, e in offsets], text)
 
-    def _windows(self, text: str, a: int, b: int) -> Iterator[list[tuple[int, int]]]:
+    def _windows(self, text: str, a: int, b: int, size_tokens: int) -> Iterator[list[tuple[int, int]]]:
         """Chunk spans of ``text[a:b]``, a bounded window at a time."""
         size = self._window_chars
         pos = a
         while pos < b:
             end = b if b - pos <= size else _cut(text, pos, pos + size)
             counter = self._counter(text, pos, end)
-            spans = self._merge(self._atoms(text, pos, end, 0, counter), counter)
+            spans = self._merge(self._atoms(text, pos, end, 0, counter, size_tokens), counter, size_tokens)
             # the last chunk may be cut short by the window's end: redo it at the start of the
             # next window, unless that would move on by less than half a window (a chunk of a
             # few tokens and pages of whitespace), which would make the work quadratic
@@ -173,74 +277,78 @@ class Chunker:
         for a, b in spans:
             a, b = _strip(text, a, b)
             if a < b:
-                chunks.append(Chunk(text=text[a:b], page=seg.page, cell=seg.cell, section=seg.section,
+                chunks.append(Chunk(text=text[a:b], page=seg.page, cell=seg.cell, slide=seg.slide, section=seg.section,
                                     start=a, end=b, **fields))
         return chunks
 
-    def _atoms(self, text: str, a: int, b: int, level: int, counter: _SpanCounter) -> list[tuple[int, int]]:
-        """Pieces of ``text[a:b]`` that each fit, cut at the coarsest boundaries that make them fit."""
-        if counter.count(a, b) <= self.chunk_size:
+    def _atoms(self, text: str, a: int, b: int, level: int, counter: _SpanCounter, size: int) -> list[tuple[int, int]]:
+        """Pieces of ``text[a:b]`` that each fit in ``size`` tokens, cut at the coarsest boundaries that make them fit."""
+        if counter.count(a, b) <= size:
             return [(a, b)]
         if level >= len(_SEPARATORS):
-            return counter.hard_cut(a, b, self.chunk_size)
+            return counter.hard_cut(a, b, size)
         atoms: list[tuple[int, int]] = []
         for pa, pb in _split_at(text, a, b, _SEPARATORS[level]):
-            atoms.extend(self._atoms(text, pa, pb, level + 1, counter))
+            atoms.extend(self._atoms(text, pa, pb, level + 1, counter, size))
         return atoms
 
-    def _merge(self, pieces: list[tuple[int, int]], counter: _SpanCounter) -> list[tuple[int, int]]:
-        """Pack consecutive pieces into chunks, repeating trailing pieces as overlap."""
+    def _merge(self, pieces: list[tuple[int, int]], counter: _SpanCounter, size: int) -> list[tuple[int, int]]:
+        """Pack consecutive pieces into chunks of ``size`` tokens, repeating trailing pieces as overlap."""
         out: list[tuple[int, int]] = []
         current: list[tuple[int, int]] = []
+        overlap = min(self.overlap, size // 2)
         for piece in pieces:
-            if current and counter.count(current[0][0], piece[1]) > self.chunk_size:
+            if current and counter.count(current[0][0], piece[1]) > size:
                 out.append((current[0][0], current[-1][1]))
                 # keep the longest tail of the closed chunk that fits in the overlap budget
                 tail: list[tuple[int, int]] = []
                 for prev in reversed(current):
-                    if counter.count(prev[0], current[-1][1]) > self.overlap:
+                    if counter.count(prev[0], current[-1][1]) > overlap:
                         break
                     tail.insert(0, prev)
-                if not tail and self.overlap:
-                    tail = self._partial_tail(current[-1], counter)
+                if not tail and overlap:
+                    tail = self._partial_tail(current[-1], counter, overlap)
                 current = tail
-                while current and counter.count(current[0][0], piece[1]) > self.chunk_size:
+                while current and counter.count(current[0][0], piece[1]) > size:
                     current.pop(0)
             current.append(piece)
         if current:
             out.append((current[0][0], current[-1][1]))
         return out
 
-    def _partial_tail(self, piece: tuple[int, int], counter: _SpanCounter) -> list[tuple[int, int]]:
+    def _partial_tail(self, piece: tuple[int, int], counter: _SpanCounter, overlap: int) -> list[tuple[int, int]]:
         """The end of a piece too long to repeat whole: its last sentences, else its last words."""
         a, b = piece
         text = counter.text
         for pattern in (_SEPARATORS[2], _SEPARATORS[4]):
             for m in pattern.finditer(text, a, b):
-                if m.end() < b and counter.count(m.end(), b) <= self.overlap:
+                if m.end() < b and counter.count(m.end(), b) <= overlap:
                     return [(m.end(), b)]
         return []
 
-    def _enforce_limit(self, chunks: list[Chunk], text: str) -> list[Chunk]:
-        """Re-tokenize each chunk alone; split any that a model would truncate."""
-        if self.max_tokens is None or not chunks:
+    def _enforce_limit(self, chunks: list[Chunk], text: str, limits: list[int | None]) -> list[Chunk]:
+        """Re-tokenize each chunk alone; split any longer than its limit (a model would truncate it)."""
+        todo = [i for i, limit in enumerate(limits) if limit is not None]
+        if not todo:
             return chunks
-        limit = self.max_tokens
         # fresh slices of the document, not the chunks' own strings: a Rust tokenizer leaves a
         # UTF-8 copy cached inside every non-ASCII str it reads, for as long as the str lives
-        pieces = [text[c.start:c.end] for c in chunks]
+        pieces = [text[chunks[i].start:chunks[i].end] for i in todo]
         encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
         del pieces
+        too_long = {i: enc.offsets for i, enc in zip(todo, encodings) if len(enc.offsets) > limits[i]}
+        if not too_long:
+            return chunks
         out: list[Chunk] = []
-        for chunk, enc in zip(chunks, encodings):
-            if len(enc.offsets) <= limit:
+        for i, chunk in enumerate(chunks):
+            if i not in too_long:
                 out.append(chunk)
                 continue
             # Cut at the token where the limit falls, then check the halves again.
-            cut = enc.offsets[limit - 1][1]
-            first = _sub_chunk(chunk, 0, cut)
-            second = _sub_chunk(chunk, cut, len(chunk.text))
-            out.extend(self._enforce_limit([c for c in (first, second) if c.text], text))
+            limit = limits[i]
+            cut = too_long[i][limit - 1][1]
+            halves = [c for c in (_sub_chunk(chunk, 0, cut), _sub_chunk(chunk, cut, len(chunk.text))) if c.text]
+            out.extend(self._enforce_limit(halves, text, [limit] * len(halves)))
         return out
 
 
@@ -303,6 +411,6 @@ def _sub_chunk(chunk: Chunk, a: int, b: int) -> Chunk:
     a, b = _strip(chunk.text, a, b)
     return Chunk(
         text=chunk.text[a:b], source=chunk.source, doc_id=chunk.doc_id, title=chunk.title,
-        page=chunk.page, cell=chunk.cell, section=chunk.section,
-        start=chunk.start + a, end=chunk.start + b, metadata=chunk.metadata,
+        page=chunk.page, cell=chunk.cell, slide=chunk.slide, section=chunk.section,
+        start=chunk.start + a, end=chunk.start + b, metadata=chunk.metadata, context=chunk.context,
     )

@@ -65,7 +65,7 @@ def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"ragbook: --filter expects KEY=VALUE (e.g. source='notes/*.md' or page=3-10), got {item!r}")
-        if key in ("page", "cell"):
+        if key in ("page", "cell", "slide"):
             lo, dash, hi = value.partition("-")
             try:
                 out[key] = (int(lo) if lo else None, int(hi) if hi else None) if dash else int(value)
@@ -99,6 +99,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from ragbook.index import Index
 
     index = Index.load(args.index, model=args.model)
+    if args.documents:
+        return _search_documents(index, args)
     results = index.search(
         args.query, k=args.k, mode=args.mode, fusion=args.fusion, weight=args.weight, mmr=args.mmr,
         filters=_parse_filter(args.filter), min_score=args.min_score, reranker=args.rerank,
@@ -115,6 +117,32 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print()
         for hit in results:
             print(f"{hit.rank}. {hit.citation()}: {hit.explain()}")
+    return 0
+
+
+def _search_documents(index, args: argparse.Namespace) -> int:
+    """``search --documents``: the k best files, one line each with its best passage's citation."""
+    from ragbook.errors import SettingsError
+
+    if args.mmr is not None:
+        raise SettingsError("--mmr does not apply with --documents: the documents are distinct already; leave it out")
+    results = index.retriever(
+        mode=args.mode, fusion=args.fusion, weight=args.weight, filters=_parse_filter(args.filter),
+        min_score=args.min_score, reranker=args.rerank,
+    ).search_documents(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in results], ensure_ascii=False, indent=2))
+        return 0
+    if not len(results):
+        print("No documents. Try other words, a lower --min-score, or fewer filters.")
+        return 0
+    width = int(os.environ.get("COLUMNS", "0")) or 120
+    print(results.to_table(width=width))
+    if args.explain:
+        print()
+        for doc in results:
+            for hit in doc.hits:
+                print(f"{doc.rank}. {hit.citation()} (passage #{hit.rank}): {hit.explain()}")
     return 0
 
 
@@ -432,7 +460,7 @@ def _parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="search an index")
     se.add_argument("index", help="index folder")
     se.add_argument("query", help="what to look for")
-    se.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    se.add_argument("-k", type=int, default=5, help="number of results: passages, or documents with --documents (default 5)")
     se.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     se.add_argument("--fusion", choices=["rrf", "weighted"], default="weighted")
     se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
@@ -443,6 +471,8 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--model", help="where to find the index's embedding model, if not where it was")
     se.add_argument("--explain", action="store_true", help="show why each passage was picked")
     se.add_argument("--json", action="store_true", help="print results as JSON")
+    se.add_argument("--documents", action="store_true",
+                    help="list the k best documents (files) instead of passages, each with its best passage")
     se.set_defaults(func=_cmd_search)
 
     de = sub.add_parser("demo", help="build the demo assistant from corpora/ and answer a question with citations")

@@ -2,7 +2,7 @@
 
 A :class:`Document` is the text of one source (a file, a notebook, a PDF) together with
 *segments*: character spans that carry where the text came from (a PDF page, a notebook cell,
-a Markdown section).  Chunks never cross a segment, so every chunk can cite one page or cell.
+a slide, a Markdown section).  Chunks never cross a segment, so every chunk can cite one page or cell.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Segment:
     end: int
     page: int | None = None  # 1-based PDF page
     cell: int | None = None  # 1-based notebook cell
+    slide: int | None = None  # 1-based slide of a deck
     section: tuple[str, ...] = ()  # heading path, outermost first
 
     def location(self) -> dict[str, Any]:
@@ -35,6 +36,8 @@ class Segment:
             out["page"] = self.page
         if self.cell is not None:
             out["cell"] = self.cell
+        if self.slide is not None:
+            out["slide"] = self.slide
         if self.section:
             out["section"] = list(self.section)
         return out
@@ -113,15 +116,17 @@ class Chunk:
     title: str = ""
     page: int | None = None
     cell: int | None = None
+    slide: int | None = None
     section: tuple[str, ...] = ()
     start: int = 0
     end: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    context: str = ""  # what identifies the passage's document and section (see ragbook.chunking)
 
     @cached_property
     def id(self) -> str:
-        """Id of the chunk's content: identical passages share it (and are stored once)."""
-        return _digest(self.text)[:16]
+        """Id of what is embedded: identical passages under the same context share it (and are stored once)."""
+        return _digest(self.context, self.text)[:16] if self.context else _digest(self.text)[:16]
 
     def citation(self) -> str:
         """A short human reference: ``notes.pdf, page 3`` or ``intro.md > Loops``."""
@@ -130,6 +135,8 @@ class Chunk:
             parts.append(f"page {self.page}")
         if self.cell is not None:
             parts.append(f"cell {self.cell}")
+        if self.slide is not None:
+            parts.append(f"slide {self.slide}")
         text = ", ".join(parts)
         if self.section:
             text += " > " + " > ".join(self.section)
@@ -137,7 +144,7 @@ class Chunk:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "doc_id": self.doc_id, "title": self.title}
-        for key in ("page", "cell"):
+        for key in ("page", "cell", "slide"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.section:
@@ -156,10 +163,12 @@ class Chunk:
             title=data.get("title", ""),
             page=data.get("page"),
             cell=data.get("cell"),
+            slide=data.get("slide"),
             section=tuple(data.get("section", ())),
             start=data.get("start", 0),
             end=data.get("end", 0),
             metadata=data.get("metadata", {}),
+            context=data.get("context", ""),
         )
 
     def __repr__(self) -> str:

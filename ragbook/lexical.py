@@ -2,6 +2,7 @@
 
 Analysis follows the usual English setup (Lucene's ``english`` analyzer, used for the BEIR
 BM25 baselines): lower-case Unicode words, a short stop list, Snowball stemming (PyStemmer).
+Text is first normalised as loaded documents are (:func:`ragbook.loaders.unicode.normalize`).
 Chinese, Japanese and Korean runs, which have no spaces, are indexed as character bigrams.
 
 Postings are stored term-major: for term ``t`` its rows are ``rows[indptr[t]:indptr[t+1]]``
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ragbook.errors import IndexFormatError
+from ragbook.loaders.unicode import normalize
 from ragbook.storage import BM25_SETTINGS, SchemaError, list_of, record, string, validate
 
 __all__ = ["BM25", "Analyzer"]
@@ -53,7 +55,9 @@ class Analyzer:
         return {"stemmer": self.stemmer_name, "stopwords": self.use_stopwords}
 
     def __call__(self, text: str) -> list[str]:
-        words = _TOKEN.findall(text.lower())
+        # the folding loaded documents get, so that a query typed in full-width forms, with a
+        # ligature or a decomposed accent finds them; pure ASCII costs one check
+        words = _TOKEN.findall(normalize(text).lower())
         out: list[str] = []
         for word in words:
             if _CJK.search(word):  # CJK runs become bigrams, whatever their length
@@ -116,8 +120,12 @@ class BM25:
 
     # -- building --------------------------------------------------------------------------
 
-    def update(self, keep: np.ndarray | None, new_texts: Sequence[str]) -> None:
-        """Keep rows where ``keep`` is true (renumbered in order) and append ``new_texts``."""
+    def update(self, keep: np.ndarray | None, new_texts: Sequence[str], contexts: Sequence[str] | None = None) -> None:
+        """Keep rows where ``keep`` is true (renumbered in order) and append ``new_texts``.
+
+        ``contexts`` (one per new text: the line that names its document and section) are
+        indexed with their text, as part of the same passage.
+        """
         n_old = len(self.doc_len)
         keep = np.ones(n_old, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
         # kept postings, renumbered: still term-major, rows increasing within a term
@@ -134,6 +142,8 @@ class BM25:
         vocab = self.vocab
         for i, text in enumerate(new_texts):
             counts = Counter(self.analyzer(text))
+            if contexts is not None and contexts[i]:
+                counts.update(self.analyzer(contexts[i]))
             l_new.append(sum(counts.values()))
             for term, c in counts.items():
                 tid = vocab.get(term)

@@ -16,6 +16,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -24,12 +25,13 @@ from ragbook._display import Markup, html_escape, html_table, shorten
 from ragbook.documents import Chunk
 from ragbook.vectors import top_n as _top
 from ragbook.errors import MissingDependencyError, SettingsError
+from ragbook.grouping import DocumentHit, DocumentResults, group_by_source, nth_source
 
 if TYPE_CHECKING:
     from ragbook.index import Index
     from ragbook.rerank import Reranker
 
-__all__ = ["Retriever", "Results", "Hit", "MODES", "FUSIONS"]
+__all__ = ["Retriever", "Results", "Hit", "DocumentResults", "DocumentHit", "MODES", "FUSIONS"]
 
 MODES = ("hybrid", "dense", "bm25")
 FUSIONS = ("rrf", "weighted")
@@ -158,7 +160,8 @@ class Results:
         """A plain-text table: rank, score, source, page, snippet."""
         rows = [("#", "score", "source", "page", "passage")]
         for h in self.hits:
-            loc = h.page if h.page is not None else (f"cell {h.chunk.cell}" if h.chunk.cell is not None else "")
+            loc = h.page if h.page is not None else (f"cell {h.chunk.cell}" if h.chunk.cell is not None else
+                                                    f"slide {h.chunk.slide}" if h.chunk.slide is not None else "")
             rows.append((str(h.rank), f"{h.score:.4f}", h.source, str(loc), shorten(h.text, 10_000)))
         w = [max(len(r[i]) for r in rows) for i in range(4)]
         w[2] = min(w[2], 40)
@@ -283,58 +286,125 @@ class Retriever:
     def search(self, query: str, **overrides: Any) -> Results:
         """The top ``k`` passages for ``query``; keyword arguments override settings for this call."""
         if overrides:
-            unknown = set(overrides) - {f.name for f in fields(self)}
-            if unknown:
-                raise SettingsError(f"unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
-                                    f"retrieval settings are {', '.join(f.name for f in fields(self))}")
-            return replace(self, **overrides).search(query)
-        if not isinstance(query, str) or not query.strip():
-            raise SettingsError("the query is empty: type a question or some keywords")
-        self._check()  # again: a setting may have been assigned since (r.min_score = ...)
+            return self._overridden(overrides).search(query)
+        self._check_query(query)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
-        index = self.index
-        if len(index) == 0:
-            return Results(query, [], self.settings(), {"total": 0.0})
-        allowed = _filter_mask(index, self.filters) if self.filters else None
-        if allowed is not None and not allowed.any():
+        allowed = _filter_mask(self.index, self.filters) if self.filters else None
+        if len(self.index) == 0 or (allowed is not None and not allowed.any()):
             return Results(query, [], self.settings(), {"total": time.perf_counter() - t_start})
         depth = max(self.candidates, self.k * (4 if self.mmr is not None else 1),
                     self.rerank_depth if self.reranker is not None else 0)
+        sides = self._sides(query, allowed, timings)
+        entries = self._fuse(query, sides, *sides.candidates(depth, timings), timings)
+        if self.reranker is not None and entries:
+            t = time.perf_counter()
+            entries = self._rerank(query, entries)
+            timings["rerank"] = time.perf_counter() - t
+        if self.mmr is not None and entries:
+            t = time.perf_counter()
+            entries = self._mmr(entries)
+            timings["mmr"] = time.perf_counter() - t
+        hits = [self._hit(query, e, rank) for rank, e in enumerate(entries[: self.k], start=1)]
+        timings["total"] = time.perf_counter() - t_start
+        return Results(query, hits, self.settings(), timings)
 
-        qvec = None
-        dense: dict[int, float] = {}
-        lexical: dict[int, float] = {}
-        bm25_all = None
+    def search_documents(self, query: str, k: int | None = None, passages: int = 3, **overrides: Any) -> DocumentResults:
+        """The ``k`` documents (source files) that best match ``query``, each with its best ``passages`` passages.
+
+        Which papers (or lectures) talk about X: the passages are ranked as by :meth:`search`
+        (mode, filters, ``min_score`` and the reranker apply), then grouped by file; a file's
+        place is its best passage's.  A passage found in two files counts for both.  ``k``
+        defaults to the retriever's; MMR does not apply (the documents are distinct already).
+        The query is embedded once.  If the ``candidates`` best passages of each side come from
+        fewer than ``k`` files, or a passage left out could still outrank the ``k``-th file, more
+        are drawn from the same scores (so on a flat index the files are the exact top ``k`` by
+        relevance; with RRF, until ``k`` files are found).  Each file's ``passages`` are its best
+        among those candidates.
+        """
+        if overrides:
+            return self._overridden(overrides).search_documents(query, k, passages)
+        k = self.k if k is None else k
+        _check_whole("k", k, 1)
+        _check_whole("passages", passages, 1)
+        self._check_query(query)
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        settings = {**self.settings(), "k": k, "passages": passages, "mmr": None}
+        allowed = _filter_mask(self.index, self.filters) if self.filters else None
+        if len(self.index) == 0 or (allowed is not None and not allowed.any()):
+            return DocumentResults(query, [], settings, {"total": time.perf_counter() - t_start})
+        sides = self._sides(query, allowed, timings)
+        keep = (lambda c: _location_ok(c, self.filters)) if self.filters else None
+        depth = max(self.candidates, k * passages, self.rerank_depth if self.reranker is not None else 0)
+        while True:
+            dense, lexical = sides.candidates(depth, timings)
+            complete = sides.complete(depth, self.mode)
+            outside = 0.0 if complete else sides.outside_bound(query, dense, lexical, depth, self.mode, self.weight)
+            entries = self._fuse(query, sides, dense, lexical, timings)
+            if complete or (self.min_score is not None and outside < self.min_score):
+                break  # every passage that can come back is among the candidates
+            at = nth_source((self.index.locations(e["row"]) for e in entries), keep, k)
+            # k files found and, where the order is by relevance, no passage left out could rank above the k-th
+            if at is not None and ((self.mode == "hybrid" and self.fusion == "rrf") or entries[at]["relevance"] >= outside):
+                break
+            depth *= 4
+        if self.reranker is not None and entries:
+            t = time.perf_counter()
+            entries = self._rerank(query, entries)
+            timings["rerank"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ranked = ((self.index.locations(e["row"]), partial(self._hit, query, e, rank))
+                  for rank, e in enumerate(entries, start=1))
+        documents = group_by_source(ranked, k, passages, keep)
+        timings["group"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t_start
+        return DocumentResults(query, documents, settings, timings)
+
+    # -- the steps of a search -----------------------------------------------------------------
+
+    def _overridden(self, overrides: dict[str, Any]) -> Retriever:
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
+                                f"retrieval settings are {', '.join(f.name for f in fields(self))}")
+        return replace(self, **overrides)
+
+    def _check_query(self, query: Any) -> None:
+        if not isinstance(query, str) or not query.strip():
+            raise SettingsError("the query is empty: type a question or some keywords")
+        self._check()  # again: a setting may have been assigned since (r.min_score = ...)
+
+    def _sides(self, query: str, allowed: np.ndarray | None, timings: dict[str, float]) -> _Sides:
+        """What a search computes once: the query's vector and every passage's BM25 score."""
+        qvec = bm25_all = None
         if self.mode in ("dense", "hybrid"):
             t = time.perf_counter()
-            qvec = index.embed_query(query)
+            qvec = self.index.embed_query(query)
             timings["embed"] = time.perf_counter() - t
-            t = time.perf_counter()
-            rows, scores = index.vectors.search(qvec, depth, allowed)
-            dense = dict(zip(rows.tolist(), scores.tolist()))
-            timings["dense"] = time.perf_counter() - t
         if self.mode in ("bm25", "hybrid"):
             t = time.perf_counter()
-            bm25_all = index.bm25.scores(query)
+            bm25_all = self.index.bm25.scores(query)
             if allowed is not None:
                 bm25_all = np.where(allowed, bm25_all, 0.0)
-            top = _top(bm25_all, depth)
-            top = top[bm25_all[top] > 0]
-            lexical = dict(zip(top.tolist(), bm25_all[top].tolist()))
             timings["bm25"] = time.perf_counter() - t
+        return _Sides(self.index, allowed, qvec, bm25_all)
 
+    def _fuse(self, query: str, sides: _Sides, dense: dict[int, float], lexical: dict[int, float],
+              timings: dict[str, float]) -> list[dict[str, Any]]:
+        """Score every candidate on both sides and fuse: entries best first, ``min_score`` applied."""
         t = time.perf_counter()
+        index = self.index
         cand = np.array(sorted(set(dense) | set(lexical)), dtype=np.int64)
         if len(cand) == 0:
-            return Results(query, [], self.settings(), {**timings, "total": time.perf_counter() - t_start})
+            return []
         d_scores = b_scores = None
-        if qvec is not None:
+        if sides.qvec is not None:
             missing = [r for r in cand.tolist() if r not in dense]
-            dense.update(zip(missing, index.vectors.scores_for(qvec, np.array(missing, dtype=np.int64)).tolist()))
+            dense.update(zip(missing, index.vectors.scores_for(sides.qvec, np.array(missing, dtype=np.int64)).tolist()))
             d_scores = np.array([dense[r] for r in cand.tolist()], dtype=np.float64)
-        if bm25_all is not None:
-            b_scores = bm25_all[cand].astype(np.float64)
+        if sides.bm25_all is not None:
+            b_scores = sides.bm25_all[cand].astype(np.float64)
         d_rank = _ranks(d_scores) if d_scores is not None else None
         b_rank = _ranks(b_scores) if b_scores is not None else None
 
@@ -342,7 +412,7 @@ class Retriever:
         d_rel = np.clip(np.nan_to_num(d_scores), 0.0, 1.0) if d_scores is not None else None
         b_rel = None
         if b_scores is not None:
-            b_rel = bm25_relevance(b_scores, bm25_full_match(index.bm25, query))
+            b_rel = bm25_relevance(b_scores, sides.full_match(query))
         fused = None
         if self.mode == "dense":
             relevance, final = d_rel, d_scores
@@ -360,7 +430,6 @@ class Retriever:
         order = np.argsort(-final, kind="stable")
         if self.min_score is not None:
             order = order[relevance[order] >= self.min_score]
-        timings["fuse"] = time.perf_counter() - t
 
         weight = self.weight if self.mode == "hybrid" else None
         entries = [
@@ -373,17 +442,8 @@ class Retriever:
              "fused_score": None if fused is None else float(fused[i])}
             for i in order
         ]
-        if self.reranker is not None and entries:
-            t = time.perf_counter()
-            entries = self._rerank(query, entries)
-            timings["rerank"] = time.perf_counter() - t
-        if self.mmr is not None and entries:
-            t = time.perf_counter()
-            entries = self._mmr(entries)
-            timings["mmr"] = time.perf_counter() - t
-        hits = [self._hit(query, e, rank) for rank, e in enumerate(entries[: self.k], start=1)]
-        timings["total"] = time.perf_counter() - t_start
-        return Results(query, hits, self.settings(), timings)
+        timings["fuse"] = timings.get("fuse", 0.0) + time.perf_counter() - t
+        return entries
 
     def _rerank(self, query: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         head, tail = entries[: self.rerank_depth], entries[self.rerank_depth :]
@@ -429,6 +489,68 @@ class Retriever:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sides:
+    """What one search computes once: the query's vector (dense side) and every passage's BM25 score.
+
+    Candidates are drawn from them at any depth without embedding the query again.
+    """
+
+    index: Index
+    allowed: np.ndarray | None
+    qvec: np.ndarray | None
+    bm25_all: np.ndarray | None
+    _full: float | None = None
+
+    def candidates(self, depth: int, timings: dict[str, float]) -> tuple[dict[int, float], dict[int, float]]:
+        """Each side's best ``depth`` rows with their scores (BM25: only rows sharing a word with the query)."""
+        dense: dict[int, float] = {}
+        lexical: dict[int, float] = {}
+        if self.qvec is not None:
+            t = time.perf_counter()
+            rows, scores = self.index.vectors.search(self.qvec, depth, self.allowed)
+            dense = dict(zip(rows.tolist(), scores.tolist()))
+            timings["dense"] = timings.get("dense", 0.0) + time.perf_counter() - t
+        if self.bm25_all is not None:
+            t = time.perf_counter()
+            top = _top(self.bm25_all, depth)
+            top = top[self.bm25_all[top] > 0]
+            lexical = dict(zip(top.tolist(), self.bm25_all[top].tolist()))
+            timings["bm25"] = timings.get("bm25", 0.0) + time.perf_counter() - t
+        return dense, lexical
+
+    def full_match(self, query: str) -> float:
+        if self._full is None:
+            self._full = bm25_full_match(self.index.bm25, query)
+        return self._full
+
+    @property
+    def _rows(self) -> int:
+        return int(self.allowed.sum()) if self.allowed is not None else len(self.index)
+
+    @property
+    def _lexical_rows(self) -> int:
+        return int(np.count_nonzero(self.bm25_all)) if self.bm25_all is not None else 0
+
+    def complete(self, depth: int, mode: str) -> bool:
+        """Whether ``depth`` candidates a side hold every passage this mode could return."""
+        return depth >= (self._lexical_rows if mode == "bm25" else self._rows)
+
+    def outside_bound(self, query: str, dense: dict[int, float], lexical: dict[int, float], depth: int, mode: str,
+                      weight: float) -> float:
+        """The highest relevance a passage outside these candidates can have.
+
+        It ranks below the last candidate on each side, so neither side's share can be more
+        than that candidate's (exact for a flat index or with filters, approximate otherwise).
+        """
+        d = b = 0.0  # a side whose candidates are all its rows leaves nothing out
+        if depth < self._rows:  # (an approximate index may find none: then nothing is known)
+            d = float(np.clip(min(dense.values()), 0.0, 1.0)) if dense else 1.0
+        if depth < self._lexical_rows:
+            b = float(bm25_relevance(np.array([min(lexical.values())]), self.full_match(query))[0]) if lexical else 1.0
+        return d if mode == "dense" else b if mode == "bm25" else weight * d + (1 - weight) * b
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -513,7 +635,8 @@ def _filter_mask(index: Index, filters: dict[str, Any]) -> np.ndarray:
 # every ``search(**overrides)``), and the message says what would have been valid.
 
 # What every chunk knows about its own place; a filter on any other key reads document metadata.
-LOCATION_KEYS = {"source": "text", "title": "text", "doc_id": "text", "section": "text", "page": "whole", "cell": "whole"}
+LOCATION_KEYS = {"source": "text", "title": "text", "doc_id": "text", "section": "text", "page": "whole", "cell": "whole",
+                 "slide": "whole"}
 # Metadata every loader writes, so a filter on it is valid before anything is indexed.
 STANDARD_METADATA = {"format": "text"}
 # Document metadata the chunker does not copy onto chunks ("source" is the file's name to filter on).

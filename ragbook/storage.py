@@ -682,7 +682,8 @@ MANIFEST_SCHEMA = record({
         "fingerprint": list_of(number(), min_length=1, max_length=4096), "normalize": boolean(),
         "max_seq_length": nullable(integer(1)),
     }),
-    "chunking": record({"chunk_size": integer(1), "overlap": integer(0), "max_tokens": nullable(integer(1))}),
+    "chunking": record({"chunk_size": integer(1), "overlap": integer(0), "max_tokens": nullable(integer(1))},
+                       optional={"context": boolean()}),
     "vectors": record({
         "kind": string(choices=_KINDS), "in_use": string(choices=_KINDS[1:]), "hnsw_m": integer(2, 1024),
         "ef_construction": integer(1), "ef_search": integer(1), "nprobe": nullable(integer(1)),

@@ -38,7 +38,8 @@ def test_update_reembeds_only_changed_files(notes_dir):
     index = Index(emb, chunk_size=40, overlap=0)
     index.add(notes_dir)
     first = emb.embedded
-    assert first == len(index)
+    # each passage, and each distinct context line (title > section) once
+    assert first == len(index) + len({c.context for c in index.chunks if c.context})
 
     again = index.add(notes_dir)
     assert emb.embedded == first and again.embedded == 0
@@ -123,14 +124,15 @@ def test_save_load_round_trip_gives_identical_results(notes_dir, tmp_path, make_
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-6)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == 1 and manifest["embedding"]["dimension"] == 384
-    assert manifest["chunking"] == {"chunk_size": 64, "overlap": 8, "max_tokens": 254}
+    assert manifest["chunking"] == {"chunk_size": 64, "overlap": 8, "max_tokens": 254, "context": True}
     assert all(len(rec["sha256"]) == 64 for rec in manifest["files"].values())
     data = out / manifest["data"]
     names = sorted(p.name for p in data.iterdir())
     assert names == sorted(["chunks.jsonl", "vectors.npy", "ids.npy", "dense.faiss", "bm25.json", "bm25.indptr.npy",
                             "bm25.rows.npy", "bm25.tf.npy", "bm25.doc_len.npy"])
     first = json.loads((data / "chunks.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert set(first) == {"id", "text", "locations"}
+    assert set(first) == {"id", "text", "context", "locations"}
+    assert first["context"] and back.locations(0)[0].context == first["context"]  # the title line, saved once a row
 
 
 def test_updating_a_loaded_index_and_saving_again(notes_dir, tmp_path):
