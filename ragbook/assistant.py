@@ -20,7 +20,8 @@ from typing import Any, Iterator
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, attribute, check_answer
 from ragbook.prompt import Template, get_template, pack
-from ragbook.retrieval import Hit, Results, Retriever, check_number
+from ragbook.filters import check_number
+from ragbook.retrieval import Hit, Results, Retriever
 from ragbook.errors import SettingsError
 
 __all__ = ["Assistant", "AnswerStream", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
@@ -196,8 +197,12 @@ class Assistant:
         if callable((self.retriever.filters or {}).get("where")):
             raise SettingsError("a filter with a Python function cannot be saved; use globs, ranges and lists")
         if retrieval.get("filters"):  # JSON has no tuples: a (low, high) range must not come back as a list ("any of")
-            retrieval["filters"] = {k: {"range": list(v)} if isinstance(v, tuple) else v
-                                    for k, v in retrieval["filters"].items()}
+            def saved(v: Any) -> Any:
+                if isinstance(v, dict):  # {"not": ...}
+                    return {"not": saved(v["not"])}
+                return {"range": list(v)} if isinstance(v, tuple) else v
+
+            retrieval["filters"] = {k: saved(v) for k, v in retrieval["filters"].items()}
         llm: Any
         if self._llm_spec == EXTRACTIVE:
             llm = EXTRACTIVE

@@ -452,8 +452,12 @@ def _saved_settings(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(retrieval, dict):
         raise BundleError(f"{path}: its settings are invalid (retrieval: not a JSON object); the file is damaged")
     if isinstance(retrieval.get("filters"), dict):  # ranges are saved as {"range": [low, high]} (a list means "any of")
-        retrieval = {**retrieval, "filters": {k: tuple(v["range"]) if _is_range(v) else v
-                                              for k, v in retrieval["filters"].items()}}
+        def loaded(v: Any) -> Any:
+            if isinstance(v, dict) and set(v) == {"not"}:
+                return {"not": loaded(v["not"])}
+            return tuple(v["range"]) if _is_range(v) else v
+
+        retrieval = {**retrieval, "filters": {k: loaded(v) for k, v in retrieval["filters"].items()}}
     settings = {"name": doc.get("name", path.stem), "llm": doc.get("llm"), "template": doc.get("template", "tutor"),
                 "min_relevance": doc.get("min_relevance"), "max_answer_tokens": doc.get("max_answer_tokens", 384),
                 "temperature": doc.get("temperature", 0.0), "history_turns": doc.get("history_turns", 2), **retrieval}
@@ -502,10 +506,15 @@ def _filters_problem(filters: Any) -> str | None:
     def plain(v: Any) -> bool:
         return v is None or isinstance(v, (str, int, float, bool)) and (not isinstance(v, str) or len(v) <= 1_000)
 
+    def allowed(value: Any) -> bool:
+        return (plain(value) or _is_range(value) or isinstance(value, tuple) and _is_range({"range": list(value)})
+                or isinstance(value, list) and len(value) <= 10_000 and all(map(plain, value)))
+
     for value in filters.values():
-        if not (plain(value) or _is_range(value) or isinstance(value, tuple) and _is_range({"range": list(value)})
-                or isinstance(value, list) and len(value) <= 10_000 and all(map(plain, value))):
-            return "each filter is a text, a number, a list of them, or a range {\"range\": [low, high]}"
+        negated = isinstance(value, dict) and set(value) == {"not"}
+        if not (allowed(value["not"]) if negated else allowed(value)):
+            return ("each filter is a text, a number, a list of them, a range {\"range\": [low, high]}, "
+                    "or {\"not\": one of those}")
     return None
 
 

@@ -57,22 +57,25 @@ def _paths_exist(paths: Sequence[str], what: str) -> None:
 
 
 def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
-    """``source=notes/*.md``, ``page=3-10``, ``page=4``, ``format=pdf`` -> a filters dict."""
+    """``source=notes/*.md``, ``page=3-10``, ``page=4``, ``format=pdf``, ``section!=References`` -> a filters dict."""
     if not items:
         return None
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        negated = key.endswith("!")
+        key = key[:-1] if negated else key
         if not sep or not key:
-            raise SystemExit(f"ragbook: --filter expects KEY=VALUE (e.g. source='notes/*.md' or page=3-10), got {item!r}")
+            raise SystemExit(f"ragbook: --filter expects KEY=VALUE or KEY!=VALUE (e.g. source='notes/*.md', "
+                             f"page=3-10 or section!=References), got {item!r}")
+        wanted: object = value
         if key in ("page", "cell", "slide"):
             lo, dash, hi = value.partition("-")
             try:
-                out[key] = (int(lo) if lo else None, int(hi) if hi else None) if dash else int(value)
+                wanted = (int(lo) if lo else None, int(hi) if hi else None) if dash else int(value)
             except ValueError:
                 raise SystemExit(f"ragbook: --filter {key} needs a number or a range like 3-10, got {value!r}") from None
-        else:
-            out[key] = value
+        out[key] = {"not": wanted} if negated else wanted
     return out
 
 
@@ -465,7 +468,7 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--fusion", choices=["rrf", "weighted"], default="weighted")
     se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
     se.add_argument("--mmr", type=float, default=None, metavar="LAMBDA", help="diversify results with MMR")
-    se.add_argument("--filter", action="append", metavar="KEY=VALUE", help="e.g. source='*.pdf', page=3-10 (repeatable)")
+    se.add_argument("--filter", action="append", metavar="KEY=VALUE", help="e.g. source='*.pdf', page=3-10, section!=References (repeatable)")
     se.add_argument("--min-score", type=float, default=None)
     se.add_argument("--rerank", metavar="FOLDER", help="cross-encoder model folder to rerank with")
     se.add_argument("--model", help="where to find the index's embedding model, if not where it was")

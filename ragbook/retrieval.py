@@ -8,13 +8,10 @@ positions among the candidates by that score alone.
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import numbers
 import os
 import re
 import time
-import weakref
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Iterator
@@ -25,6 +22,7 @@ from ragbook._display import Markup, html_escape, html_table, shorten
 from ragbook.documents import Chunk
 from ragbook.vectors import top_n as _top
 from ragbook.errors import MissingDependencyError, SettingsError
+from ragbook.filters import check_filters, check_number, check_whole, filter_mask, location_ok
 from ragbook.grouping import DocumentHit, DocumentResults, group_by_source, nth_source
 
 if TYPE_CHECKING:
@@ -260,9 +258,9 @@ class Retriever:
             raise SettingsError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.fusion not in FUSIONS:
             raise SettingsError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
-        _check_whole("k", self.k, 1)
-        _check_whole("candidates", self.candidates, 1)
-        _check_whole("rerank_depth", self.rerank_depth, 1)
+        check_whole("k", self.k, 1)
+        check_whole("candidates", self.candidates, 1)
+        check_whole("rerank_depth", self.rerank_depth, 1)
         check_number("weight", self.weight, 0.0, 1.0, "the dense side's share in fusion")
         check_number("rrf_k", self.rrf_k, 0.0, None, "reciprocal-rank fusion's constant, 60 by default")
         if self.mmr is not None:
@@ -290,7 +288,7 @@ class Retriever:
         self._check_query(query)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
-        allowed = _filter_mask(self.index, self.filters) if self.filters else None
+        allowed = filter_mask(self.index, self.filters) if self.filters else None
         if len(self.index) == 0 or (allowed is not None and not allowed.any()):
             return Results(query, [], self.settings(), {"total": time.perf_counter() - t_start})
         depth = max(self.candidates, self.k * (4 if self.mmr is not None else 1),
@@ -325,17 +323,17 @@ class Retriever:
         if overrides:
             return self._overridden(overrides).search_documents(query, k, passages)
         k = self.k if k is None else k
-        _check_whole("k", k, 1)
-        _check_whole("passages", passages, 1)
+        check_whole("k", k, 1)
+        check_whole("passages", passages, 1)
         self._check_query(query)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         settings = {**self.settings(), "k": k, "passages": passages, "mmr": None}
-        allowed = _filter_mask(self.index, self.filters) if self.filters else None
+        allowed = filter_mask(self.index, self.filters) if self.filters else None
         if len(self.index) == 0 or (allowed is not None and not allowed.any()):
             return DocumentResults(query, [], settings, {"total": time.perf_counter() - t_start})
         sides = self._sides(query, allowed, timings)
-        keep = (lambda c: _location_ok(c, self.filters)) if self.filters else None
+        keep = (lambda c: location_ok(c, self.filters)) if self.filters else None
         depth = max(self.candidates, k * passages, self.rerank_depth if self.reranker is not None else 0)
         while True:
             dense, lexical = sides.candidates(depth, timings)
@@ -482,7 +480,7 @@ class Retriever:
         row = e.pop("row")
         locs = self.index.locations(row)
         if self.filters:
-            ok = [c for c in locs if _location_ok(c, self.filters)]
+            ok = [c for c in locs if location_ok(c, self.filters)]
             locs = ok + [c for c in locs if c not in ok]
         terms = self.index.bm25.matched_terms(query, self.index.text(row)) if self.mode != "dense" else []
         return Hit(chunk=locs[0], rank=rank, matched_terms=terms, also_in=locs[1:], **e)
@@ -590,213 +588,3 @@ def bm25_relevance(scores: np.ndarray, full_match: float) -> np.ndarray:
 def _minmax(x: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(x)), float(np.max(x))
     return np.ones_like(x) if hi - lo < 1e-12 else (x - lo) / (hi - lo)
-
-
-def _matches(value: Any, wanted: Any) -> bool:
-    if callable(wanted):
-        return bool(wanted(value))
-    if isinstance(wanted, (list, set, frozenset)):
-        return any(_matches(value, w) for w in wanted)
-    if isinstance(value, (tuple, list)):  # a section path (or a list of tags) matches if any item does
-        whole = isinstance(wanted, str) and _matches(" > ".join(map(str, value)), wanted)
-        return whole or any(_matches(v, wanted) for v in value)
-    if isinstance(wanted, tuple):
-        lo, hi = wanted
-        try:
-            return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
-        except TypeError:  # a document whose value is text where the range is numbers: not in it
-            return False
-    if isinstance(wanted, str) and isinstance(value, str):
-        return fnmatch.fnmatchcase(value.lower(), wanted.lower())
-    return value == wanted
-
-
-def _location_ok(chunk: Chunk, filters: dict[str, Any]) -> bool:
-    for key, wanted in filters.items():
-        if key == "where":
-            if not wanted(chunk):
-                return False
-            continue
-        value = getattr(chunk, key) if key in LOCATION_KEYS else chunk.metadata.get(key)
-        if not _matches(value, wanted):
-            return False
-    return True
-
-
-def _filter_mask(index: Index, filters: dict[str, Any]) -> np.ndarray:
-    return np.fromiter((any(_location_ok(c, filters) for c in index.locations(r)) for r in range(len(index))),
-                       dtype=bool, count=len(index))
-
-
-# -- checking settings ------------------------------------------------------------------------
-#
-# A filter that can never match, or a threshold that compares false with everything (NaN), used
-# to return nothing without a word.  Settings are checked when a Retriever is made (so also on
-# every ``search(**overrides)``), and the message says what would have been valid.
-
-# What every chunk knows about its own place; a filter on any other key reads document metadata.
-LOCATION_KEYS = {"source": "text", "title": "text", "doc_id": "text", "section": "text", "page": "whole", "cell": "whole",
-                 "slide": "whole"}
-# Metadata every loader writes, so a filter on it is valid before anything is indexed.
-STANDARD_METADATA = {"format": "text"}
-# Document metadata the chunker does not copy onto chunks ("source" is the file's name to filter on).
-_NOT_ON_CHUNKS = {"path": "source"}
-
-
-def check_number(name: str, value: Any, lo: float, hi: float | None, meaning: str) -> None:
-    """A finite real number in ``lo..hi`` (NaN compares false with everything and would drop every hit)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise SettingsError(f"{name} must be a finite number, not {value!r}: {meaning}")
-    if value < lo or (hi is not None and value > hi):
-        span = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
-        raise SettingsError(f"{name} must be {span}, not {value!r}: {meaning}")
-
-
-def _check_whole(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise SettingsError(f"{name} must be a whole number of at least {lo}, not {value!r}")
-
-
-def check_filters(filters: Any, index: Index | None) -> None:
-    """Raise :class:`SettingsError` unless ``filters`` can mean something for ``index``.
-
-    Valid keys are the chunk's location (:data:`LOCATION_KEYS`), ``format``, ``where`` (a
-    function of the chunk), and any document-metadata key the index holds.  Each value must be
-    of a kind the key holds: text globs for text, whole numbers for pages and cells, and so on.
-    """
-    if filters is None:
-        return
-    if not isinstance(filters, dict):
-        raise SettingsError(f"filters must be a dict such as {{'source': '*.pdf', 'page': (3, 10)}}, "
-                            f"not {type(filters).__name__}")
-    metadata: dict[str, set[str]] | None = None  # read from the index only if a filter needs it
-    for key, wanted in filters.items():
-        if key == "where":
-            if not callable(wanted):
-                raise SettingsError("filters['where'] must be a function that takes a chunk and returns True to keep it")
-            continue
-        if not isinstance(key, str):
-            raise SettingsError(f"filter keys are names such as 'source' or 'page', not {key!r}")
-        if key in LOCATION_KEYS:
-            kinds = {LOCATION_KEYS[key]}
-        else:
-            if metadata is None:
-                metadata = _metadata_kinds(index)
-            if key not in metadata and key not in STANDARD_METADATA:
-                raise SettingsError(_unknown_key(key, metadata))
-            kinds = metadata.get(key) or {STANDARD_METADATA[key]}
-        _check_value(key, wanted, kinds)
-
-
-def _unknown_key(key: str, metadata: dict[str, set[str]]) -> str:
-    import difflib
-
-    known = [*LOCATION_KEYS, *sorted(set(metadata) | set(STANDARD_METADATA)), "where"]
-    close = [_NOT_ON_CHUNKS[key]] if key in _NOT_ON_CHUNKS else difflib.get_close_matches(key, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return (f"unknown filter key {key!r}: no passage has it, so the filter would match nothing.{hint} "
-            f"Valid keys here: {', '.join(known)}")
-
-
-# Per index: (what it looked like, its metadata keys); searches with a filter check it every time.
-_METADATA_SEEN: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], dict[str, set[str]]]] = weakref.WeakKeyDictionary()
-
-
-def _metadata_kinds(index: Index | None) -> dict[str, set[str]]:
-    """Each document-metadata key in the index, with the kinds of value it holds."""
-    files = getattr(index, "files", None)
-    if not isinstance(files, dict):
-        return {}
-    # every add() leaves a new report and remove() changes the file count: either means rescan
-    stamp = (getattr(index, "last_report", None), len(files), len(index))
-    try:
-        seen = _METADATA_SEEN.get(index)
-    except TypeError:  # not weak-referenceable: no cache
-        seen = None
-    if seen is not None and seen[0][0] is stamp[0] and seen[0][1:] == stamp[1:]:
-        return seen[1]
-    out: dict[str, set[str]] = {}
-    for record in files.values():
-        documents = record.get("documents") if isinstance(record, dict) else None
-        for doc in documents.values() if isinstance(documents, dict) else ():
-            meta = doc.get("metadata") if isinstance(doc, dict) else None
-            for key, value in meta.items() if isinstance(meta, dict) else ():
-                if key in _NOT_ON_CHUNKS:
-                    continue
-                kinds = out.setdefault(str(key), set())
-                for item in value if isinstance(value, list) else [value]:  # a list of tags holds its items' kinds
-                    kinds.add(_kind(item))
-    try:
-        _METADATA_SEEN[index] = (stamp, out)
-    except TypeError:
-        pass
-    return out
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, numbers.Real):
-        return "number"
-    return "text" if isinstance(value, str) else "other"
-
-
-_KIND_WORDS = {"text": "text", "whole": "whole numbers", "number": "numbers", "bool": "True/False", "other": "other values"}
-
-
-def _check_value(key: str, wanted: Any, kinds: set[str], inside: str = "") -> None:
-    """One filter value: a glob or value, a ``(low, high)`` range, a list of those, or a function."""
-    holds = " or ".join(_KIND_WORDS[k] for k in sorted(kinds))
-    where = f"filter {key!r}{inside}"
-    if callable(wanted):
-        return
-    if wanted is None:
-        raise SettingsError(f"{where} is None, which is not a filter: leave the key out to allow every value")
-    if isinstance(wanted, (list, set, frozenset)):
-        if inside:
-            raise SettingsError(f"{where}: a list of allowed values holds values or ranges, not more lists")
-        if not wanted:
-            raise SettingsError(f"{where} is an empty list, which allows nothing: list the values to keep")
-        for item in wanted:
-            _check_value(key, item, kinds, " (in its list)")
-        return
-    if isinstance(wanted, tuple):
-        _check_range(key, wanted, kinds, where, holds)
-        return
-    kind = _kind(wanted)
-    if kind == "number" and not math.isfinite(wanted):
-        raise SettingsError(f"{where} is {wanted}, which matches nothing: give a finite number")
-    if not _fits(kind, wanted, kinds):
-        raise SettingsError(f"{where} holds {holds}, so {wanted!r} ({type(wanted).__name__}) can never match"
-                            + (": give a whole number, a (low, high) range or a list" if "whole" in kinds else ""))
-
-
-def _fits(kind: str, value: Any, kinds: set[str]) -> bool:
-    if "whole" in kinds:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
-    return kind in kinds and kind != "other"
-
-
-def _check_range(key: str, wanted: tuple, kinds: set[str], where: str, holds: str) -> None:
-    if len(wanted) != 2:
-        raise SettingsError(f"{where}: a tuple means a (low, high) range, but it has {len(wanted)} items; "
-                            "for a set of allowed values use a list")
-    if "text" in kinds and key in LOCATION_KEYS:
-        raise SettingsError(f"{where}: a (low, high) range does not apply to {key}; "
-                            "give a glob such as 'notes/*.md' or a list of them")
-    lo, hi = wanted
-    for bound in (lo, hi):
-        if bound is None:
-            continue
-        kind = _kind(bound)
-        if kind == "number" and not math.isfinite(bound):
-            raise SettingsError(f"{where}: the range bound {bound} is not a number to compare with; "
-                                "use None for an open end, e.g. (3, None)")
-        if kind not in ("number", "text") or not _fits(kind, bound, kinds):
-            raise SettingsError(f"{where} holds {holds}, so the range bound {bound!r} can never match")
-    if lo is not None and hi is not None:
-        if _kind(lo) != _kind(hi):
-            raise SettingsError(f"{where}: the range ({lo!r}, {hi!r}) mixes text and numbers")
-        if lo > hi:
-            raise SettingsError(f"{where}: the range ({lo!r}, {hi!r}) is reversed, so nothing is in it; "
-                                f"write ({hi!r}, {lo!r})")

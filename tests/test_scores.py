@@ -72,7 +72,9 @@ BAD_FILTERS = {
     "where is not a function": ({"where": "page > 2"}, "function"),
     "not a dict": ([("source", "*.pdf")], "dict"),
     "key not a name": ({3: "x"}, "names"),
-    "dict as a value": ({"source": {"glob": "*.md"}}, "never match"),
+    "dict as a value": ({"source": {"glob": "*.md"}}, "the one dict a filter takes is {'not': value}"),
+    "not of the wrong kind": ({"page": {"not": "three"}}, "(after 'not') holds whole numbers"),
+    "not of not": ({"section": {"not": {"not": "References"}}}, "the one dict a filter takes is"),
 }
 
 
