@@ -225,3 +225,16 @@ def test_a_references_section_can_be_left_out_by_a_saved_filter(embedder, tmp_pa
     assert main(["search", str(tmp_path / "ix"), "glaciers valleys", "--filter", "section!=References", "--json"]) == 0
     out = capsys.readouterr().out
     assert "Ice Journal" not in out and "carve valleys" in out
+
+
+def test_filters_read_authors_and_dates_from_the_files_own_metadata(embedder, tmp_path):
+    (tmp_path / "notes.md").write_text("---\ntitle: Analytical Engine Notes\nauthor: Ada Lovelace\ndate: 1843\n---\n\n"
+                                       "# Note G\n\nThe engine can compute Bernoulli numbers.", encoding="utf-8")
+    (tmp_path / "other.md").write_text("# Other\n\nThe engine weaves patterns like a loom.", encoding="utf-8")
+    index = Index(embedder)
+    index.add(tmp_path)
+    hits = index.search("engine", k=5, filters={"author": "*Lovelace"})
+    assert hits and {h.source.rsplit("/", 1)[-1] for h in hits} == {"notes.md"}
+    assert hits[0].chunk.context == "Analytical Engine Notes (Ada Lovelace; 1843) > Note G"
+    # the byline and date make the document findable by them
+    assert index.search("Lovelace 1843", k=1, mode="bm25")[0].source.endswith("notes.md")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragbook.documents import LoadError
+from ragbook.loaders import load_file
 from ragbook.loaders.pdf import (
     dehyphenate,
     load_pdf,
@@ -293,3 +294,22 @@ def test_real_form_values_xfa_and_mojibake():
     with pytest.raises(LoadError, match="XFA form"):
         load_pdf(REALDOCS / "pdf-hostile" / "xfa-livecycle-no-text.pdf")
     assert any("garbled" in w for w in load_pdf(REALDOCS / "pdf-hostile" / "japanese-jo-mojibake.pdf").warnings)
+
+
+def test_a_signature_field_is_not_dumped_as_text():
+    # a signed PDF's /Sig field holds a dictionary with the raw PKCS#7 bytes: not a value anyone typed
+    from pypdf.generic import ByteStringObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    from ragbook.loaders.pdf import _string
+
+    signature = DictionaryObject({NameObject("/Type"): NameObject("/Sig"),
+                                  NameObject("/Contents"): ByteStringObject(b"0\x80\x06\t*\x86H")})
+    assert _string(signature) == "" and _string(ByteStringObject(b"\x00\x01")) == ""
+    assert _string(TextStringObject("abc potato")) == "abc potato" and _string(NumberObject(42)) == "42"
+    assert _string(NameObject("/Off")) == "" and _string(NameObject("/Yes")) == "Yes"
+
+
+@pytest.mark.skipif(not (REALDOCS / "pdf-good" / "federal-register-2020-17221-3col.pdf").exists(), reason="needs realdocs")
+def test_the_signed_federal_register_gives_no_signature_bytes():
+    doc = load_file(REALDOCS / "pdf-good" / "federal-register-2020-17221-3col.pdf", ocr=False)[0]
+    assert "/Sig" not in doc.text and "PPKLite" not in doc.text and "\\x80" not in doc.text

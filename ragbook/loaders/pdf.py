@@ -370,10 +370,16 @@ _SKIPPED_ANNOTATIONS = {"/Widget", "/Link", "/Popup"}
 
 
 def _string(value: Any) -> str:
-    if value is None:
+    """A field value as text: text, a name or a number; anything else (a signature's dictionary,
+    a stream, raw bytes) is not something a person typed, and gives ""."""
+    if hasattr(value, "get_object"):
+        value = value.get_object()
+    if value is None or isinstance(value, (bool, bytes, dict)):
         return ""
     if isinstance(value, list):
         return ", ".join(filter(None, (_string(v) for v in value[:100])))
+    if not isinstance(value, (str, int, float)):
+        return ""
     text = str(value)
     if text.startswith("/"):  # a name: the state of a checkbox or radio button
         text = "" if text == "/Off" else text[1:]
