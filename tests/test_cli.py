@@ -99,7 +99,10 @@ def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch)
     proc = subprocess.run([sys.executable, "-m", "ragbook", "chat", str(saved)], input=script, capture_output=True,
                           text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("handbook.pdf, page 4") >= 2 and "(conversation cleared)" in proc.stdout
+    first, follow_up = proc.stdout.split("you> ")[1:4:2]
+    assert "corpora/handbook.pdf, page" in first  # the autograder's pages (3: its cells, 4: its runs)
+    # the follow-up is read with the question before it: "it" is the autograder, 6 runs, page 4
+    assert "6 times" in follow_up and "handbook.pdf, page 4" in follow_up and "(conversation cleared)" in proc.stdout
 
 
 def test_models_lists_presets(capsys):

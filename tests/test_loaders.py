@@ -425,7 +425,7 @@ REAL_OK = {
     "pdf-good/book-free-culture-352p.pdf": (352, 650_000),  # running headers and page numbers dropped
     "pdf-good/book-geotopo-de-117p.pdf": (117, 130_000),
     "pdf-good/chinese-table-receipt.pdf": (1, 2_400),
-    "pdf-good/federal-register-2020-17221-3col.pdf": (15, 59_000),
+    "pdf-good/federal-register-2020-17221-3col.pdf": (15, 52_000),  # running headers dropped
     "pdf-good/form-filled-by-acrobat.pdf": (3, 400),
     "pdf-good/form-irs-f1040nr.pdf": (5, 16_000),
     "pdf-good/gao-23-106826-cybersecurity.pdf": (2, 10_000),
