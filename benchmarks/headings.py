@@ -42,14 +42,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import BENCH, OPENSTAX, REPO, Report, _jsonable, versions  # noqa: E402  (sets the offline environment first)
+# _common first: it sets the offline environment before anything imports ragbook
+from _common import BENCH, OPENSTAX, Report, _jsonable, versions
+from _questions import build_index, load_questions
+from _questions import check as check_questions
+from _questions import score as score_question
+from _questions import summarise as summarise_questions
 
 DATA = BENCH / "data" / "openstax-questions.jsonl"
 MODES = ("dense", "bm25", "hybrid")
@@ -57,55 +61,15 @@ K = 5
 MAX_EVIDENCE_WORDS = 25
 MAX_PER_MODULE = 2
 COPY_RUN = 5  # a question may not repeat this many consecutive words of its module
-
-
-def norm(text: str) -> str:
-    return " ".join(text.split())
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words, curly quotes straightened, punctuation dropped ("one-third" -> "one", "third")."""
-    text = text.replace("\u2019", "'").replace("\u2018", "'").lower()
-    return re.findall(r"[a-z0-9_]+(?:'[a-z]+)?", text)
-
-
-def load_questions(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+NAMING = re.compile(r"\b(chapter|module|section|book|textbook|openstax)\b", re.IGNORECASE)  # a question names none
 
 
 def check(questions: list[dict], corpus: Path) -> list[str]:
     """Problems with the question file: evidence not in its module, copied runs, balance, names."""
-    problems = []
-    texts: dict[str, str] = {}
-    for source, n in Counter(q["source"] for q in questions).items():
-        if n > MAX_PER_MODULE:
-            problems.append(f"{source} is asked {n} times (at most {MAX_PER_MODULE})")
-    seen = set()
-    for q in questions:
-        qid = q["id"]
-        if qid in seen:
-            problems.append(f"{qid}: duplicate id")
-        seen.add(qid)
-        path = corpus / q["source"]
-        if not path.is_file():
-            problems.append(f"{qid}: no file {path}")
-            continue
-        text = texts.setdefault(q["source"], norm(path.read_text(encoding="utf-8", errors="replace")))
-        if norm(q["evidence"]) not in text:
-            problems.append(f"{qid}: evidence is not in {q['source']}: {q['evidence']!r}")
-        if len(q["evidence"].split()) > MAX_EVIDENCE_WORDS:
-            problems.append(f"{qid}: evidence has more than {MAX_EVIDENCE_WORDS} words")
-        if re.search(r"\b(chapter|module|section|book|textbook|openstax)\b", q["question"], re.IGNORECASE):
-            problems.append(f"{qid}: question names a chapter/module/book: {q['question']!r}")
-        module = words(text)
-        runs = {tuple(module[i:i + COPY_RUN]) for i in range(len(module) - COPY_RUN + 1)}
-        asked = words(q["question"])
-        copied = [" ".join(asked[i:i + COPY_RUN]) for i in range(len(asked) - COPY_RUN + 1)
-                  if tuple(asked[i:i + COPY_RUN]) in runs]
-        if copied:
-            problems.append(f"{qid}: question copies {COPY_RUN} words of its module: {copied[0]!r}")
-    return problems
+    problems = check_questions(questions, corpus, max_per_document=MAX_PER_MODULE, copy_run=COPY_RUN,
+                               max_evidence_words=MAX_EVIDENCE_WORDS, document="module")
+    return problems + [f"{q['id']}: question names a chapter/module/book: {q['question']!r}"
+                       for q in questions if NAMING.search(q["question"])]
 
 
 def is_bare_heading(chunk) -> bool:
@@ -117,44 +81,18 @@ def is_bare_heading(chunk) -> bool:
     return text.startswith("#") or (bool(title) and text == title)
 
 
-def hit_sources(hit) -> list[str]:
-    # also_in: the other files holding the same passage (stored once); absent in no version used here
-    return [hit.source, *(c.source for c in getattr(hit, "also_in", []))]
+def describe(hit) -> dict:
+    return {"source": Path(hit.source).name, "section": list(hit.chunk.section), "bare": is_bare_heading(hit.chunk),
+            "text": hit.text[:120]}
 
 
 def score(index, question: dict, mode: str) -> dict:
-    results = list(index.search(question["question"], k=K, mode=mode, min_score=None))
-    gold = question["source"]
-    evidence = norm(question["evidence"])
-    rank = next((i + 1 for i, h in enumerate(results) if any(s.endswith(gold) for s in hit_sources(h))), None)
-    bare = [is_bare_heading(h.chunk) for h in results]
-    return {
-        "rank": rank,
-        "hit": rank is not None,
-        "ndcg": 1.0 / math.log2(1 + rank) if rank else 0.0,
-        "passage": any(evidence in norm(h.text) for h in results),
-        "bare_slots": sum(bare),
-        "top1_bare": bool(bare and bare[0]),
-        "top": [{"source": Path(h.source).name, "section": list(h.chunk.section), "bare": b,
-                 "text": h.text[:120]} for h, b in zip(results, bare)],
-    }
-
-
-def build_index(corpus: Path, folder: str | None):
-    import ragbook
-
-    if folder and (Path(folder) / "manifest.json").exists():
-        t0 = time.perf_counter()
-        index = ragbook.Index.load(folder)
-        return index, {"reused": folder, "seconds": round(time.perf_counter() - t0, 1)}
-    t0 = time.perf_counter()
-    index = ragbook.Index()
-    report = index.add(corpus)
-    info = {"built": True, "seconds": round(time.perf_counter() - t0, 1), "report": report.summary()}
-    if folder:
-        index.save(folder)
-        info["saved_to"] = folder
-    return index, info
+    """The shared scores (the evidence counts in any hit's text), plus the bare headings in the top K."""
+    row = score_question(index, question, mode, K, passage_from_gold=False, describe=describe)
+    bare = [top["bare"] for top in row["top"]]
+    row["bare_slots"] = sum(bare)
+    row["top1_bare"] = bool(bare and bare[0])
+    return row
 
 
 def chunk_counts(index) -> dict:
@@ -172,14 +110,11 @@ def chunk_counts(index) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    n = len(rows)
-    return {"questions": n,
-            f"hit@{K}": round(sum(r["hit"] for r in rows) / n, 4),
-            f"ndcg@{K}": round(sum(r["ndcg"] for r in rows) / n, 4),
-            f"passage_hit@{K}": round(sum(r["passage"] for r in rows) / n, 4),
-            "bare_slots": sum(r["bare_slots"] for r in rows),
-            "slots": sum(len(r["top"]) for r in rows),
-            "top1_bare": sum(r["top1_bare"] for r in rows)}
+    summary = summarise_questions(rows, K, mrr=False)
+    summary.update({"bare_slots": sum(r["bare_slots"] for r in rows),
+                    "slots": sum(len(r["top"]) for r in rows),
+                    "top1_bare": sum(r["top1_bare"] for r in rows)})
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

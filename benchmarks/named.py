@@ -35,15 +35,15 @@ embedded, build it again (delete the folder).
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import BENCH, SHARED_DATA, Report, versions  # noqa: E402  (sets the offline environment first)
+# _common first: it sets the offline environment before anything imports ragbook
+from _common import BENCH, SHARED_DATA, Report, versions
+from _questions import build_index, load_questions, score, summarise
+from _questions import check as check_questions
 
 CORPUS = SHARED_DATA / "corpora" / "inaugural"
 DATA = BENCH / "data"
@@ -57,103 +57,22 @@ MAX_PER_SPEECH = 3
 COPY_RUN = 5  # a question may not repeat this many consecutive words of its speech
 
 
-def norm(text: str) -> str:
-    return " ".join(text.split())
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words, curly quotes straightened, punctuation dropped ("one-third" -> "one", "third")."""
-    text = text.replace("\u2019", "'").replace("\u2018", "'").lower()
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
-
-
-def load_questions(split: str) -> list[dict]:
-    path = DATA / f"inaugural-named-{split}.jsonl"
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def split_questions(split: str) -> list[dict]:
+    return load_questions(DATA / f"inaugural-named-{split}.jsonl")
 
 
 def check(corpus: Path) -> list[str]:
-    """Problems with the question files: evidence not in its speech, copied runs, balance."""
+    """Problems with the question files: evidence not in its speech, copied runs, balance, kinds."""
     problems = []
-    texts: dict[str, str] = {}
-    seen_ids = set()
+    seen: set[str] = set()  # ids are unique across the splits
     for split in SPLITS:
-        rows = load_questions(split)
-        per_speech = Counter(r["source"] for r in rows)
-        for source, n in per_speech.items():
-            if n > MAX_PER_SPEECH:
-                problems.append(f"{split}: {source} is asked {n} times (at most {MAX_PER_SPEECH})")
-        for r in rows:
-            qid = r["id"]
-            if qid in seen_ids:
-                problems.append(f"{qid}: duplicate id")
-            seen_ids.add(qid)
-            if r.get("kind") not in KINDS:
-                problems.append(f"{qid}: kind {r.get('kind')!r} is not one of {KINDS}")
-            path = corpus / r["source"]
-            if not path.is_file():
-                problems.append(f"{qid}: no file {path}")
-                continue
-            text = texts.setdefault(r["source"], norm(path.read_text(encoding="utf-8", errors="replace")))
-            if norm(r["evidence"]) not in text:
-                problems.append(f"{qid}: evidence is not in {r['source']}: {r['evidence']!r}")
-            if len(r["evidence"].split()) > MAX_EVIDENCE_WORDS:
-                problems.append(f"{qid}: evidence has more than {MAX_EVIDENCE_WORDS} words")
-            speech = words(text)
-            runs = {tuple(speech[i:i + COPY_RUN]) for i in range(len(speech) - COPY_RUN + 1)}
-            q = words(r["question"])
-            copied = [" ".join(q[i:i + COPY_RUN]) for i in range(len(q) - COPY_RUN + 1)
-                      if tuple(q[i:i + COPY_RUN]) in runs]
-            if copied:
-                problems.append(f"{qid}: question copies {COPY_RUN} words of its speech: {copied[0]!r}")
+        rows = split_questions(split)
+        problems += check_questions(rows, corpus, max_per_document=MAX_PER_SPEECH, copy_run=COPY_RUN,
+                                    max_evidence_words=MAX_EVIDENCE_WORDS, document="speech",
+                                    label=f"{split}: ", seen=seen)
+        problems += [f"{r['id']}: kind {r.get('kind')!r} is not one of {KINDS}"
+                     for r in rows if r.get("kind") not in KINDS]
     return problems
-
-
-def hit_sources(hit) -> list[str]:
-    return [Path(c.source).name for c in [hit.chunk, *hit.also_in]]
-
-
-def score(index, question: dict, mode: str) -> dict:
-    results = index.search(question["question"], k=K, mode=mode)
-    gold = question["source"]
-    evidence = norm(question["evidence"])
-    rank = next((i for i, h in enumerate(results, start=1) if gold in hit_sources(h)), None)  # position in the list
-    passage = any(gold in hit_sources(h) and evidence in norm(h.text) for h in results)
-    return {
-        "rank": rank,
-        "hit": rank is not None,
-        "ndcg": 1.0 / math.log2(1 + rank) if rank else 0.0,
-        "rr": 1.0 / rank if rank else 0.0,
-        "passage": passage,
-        "top": [Path(h.chunk.source).name for h in results],
-    }
-
-
-def build_index(corpus: Path, folder: str | None):
-    import ragbook
-
-    if folder and (Path(folder) / "manifest.json").exists():
-        t0 = time.perf_counter()
-        index = ragbook.Index.load(folder)
-        return index, {"reused": folder, "seconds": round(time.perf_counter() - t0, 1)}
-    t0 = time.perf_counter()
-    index = ragbook.Index()
-    report = index.add(corpus)
-    info = {"built": True, "seconds": round(time.perf_counter() - t0, 1), "report": report.summary()}
-    if folder:
-        index.save(folder)
-        info["saved_to"] = folder
-    return index, info
-
-
-def summarise(rows: list[dict]) -> dict:
-    n = len(rows)
-    return {"questions": n,
-            f"hit@{K}": round(sum(r["hit"] for r in rows) / n, 4),
-            f"ndcg@{K}": round(sum(r["ndcg"] for r in rows) / n, 4),
-            f"mrr@{K}": round(sum(r["rr"] for r in rows) / n, 4),
-            f"passage_hit@{K}": round(sum(r["passage"] for r in rows) / n, 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in problems:
         print(f"PROBLEM {p}")
     if args.check:
-        counts = {s: dict(Counter(q["kind"] for q in load_questions(s))) for s in SPLITS}
-        speeches = {s: len({q["source"] for q in load_questions(s)}) for s in SPLITS}
+        counts = {s: dict(Counter(q["kind"] for q in split_questions(s))) for s in SPLITS}
+        speeches = {s: len({q["source"] for q in split_questions(s)}) for s in SPLITS}
         print(f"question files: {len(problems)} problem(s); kinds {counts}; distinct speeches {speeches}")
         return 1 if problems else 0
 
@@ -193,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     per_question: dict = {}
     for split in SPLITS:
-        questions = load_questions(split)
+        questions = split_questions(split)
         for mode in MODES:
             t0 = time.perf_counter()
-            rows = [score(index, q, mode) for q in questions]
-            summary = summarise(rows)
+            rows = [score(index, q, mode, K) for q in questions]
+            summary = summarise(rows, K)
             summary["seconds"] = round(time.perf_counter() - t0, 1)
-            summary["by_kind"] = {kind: summarise([r for r, q in zip(rows, questions) if q["kind"] == kind])
+            summary["by_kind"] = {kind: summarise([r for r, q in zip(rows, questions) if q["kind"] == kind], K)
                                   for kind in KINDS if any(q["kind"] == kind for q in questions)}
             summary["misses"] = [{"id": q["id"], "question": q["question"], "source": q["source"], "top": r["top"]}
                                  for r, q in zip(rows, questions) if not r["hit"]]

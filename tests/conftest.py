@@ -110,3 +110,21 @@ def tiny_disk(tmp_path):
     yield mount
     for disk in mounted:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# -- helpers the loader tests share ---------------------------------------------------------------
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    """Write ``content`` (text as UTF-8) to ``path``, making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def one(path: Path, **options):
+    """The one Document ``path`` loads as."""
+    from ragbook.loaders import load_file
+
+    (doc,) = load_file(path, **options)
+    return doc

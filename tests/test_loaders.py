@@ -7,11 +7,21 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import one, write
 
 import ragbook.loaders as loaders
 from ragbook.documents import Document, LoadError
-from ragbook.loaders import (DEFAULT_MAX_FILE_MB, Loaded, Problem, SourceFile, discover, load, load_file,
-                             loader_for, register_loader)
+from ragbook.loaders import (
+    DEFAULT_MAX_FILE_MB,
+    Loaded,
+    Problem,
+    SourceFile,
+    discover,
+    load,
+    load_file,
+    loader_for,
+    register_loader,
+)
 
 try:
     from pdfmaker import make_pdf
@@ -19,17 +29,6 @@ except ImportError:  # tests/ collected as a package
     from tests.pdfmaker import make_pdf
 
 REALDOCS = Path(__file__).parents[2] / "shared" / "data" / "realdocs"
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    return path
-
-
-def one(path: Path, **options) -> Document:
-    (doc,) = load_file(path, **options)
-    return doc
 
 
 def spans(doc: Document) -> list[str]:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one, write
 
 from ragbook.documents import Document, LoadError
 from ragbook.loaders import load, load_file
@@ -57,17 +58,6 @@ Dense & 0.78 \\ \hline
 \end{thebibliography}
 \end{document}
 """
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    return path
-
-
-def one(path: Path, **options) -> Document:
-    (doc,) = load_file(path, **options)
-    return doc
 
 
 def sections(doc: Document) -> dict[tuple[str, ...], str]:
