@@ -210,8 +210,8 @@ def index_beir(corpus: Mapping[str, Mapping[str, str]], model: Any = None, *, pr
     ``protocol="chunked"`` indexes documents as ragbook does any text (``chunk_size``,
     ``overlap`` apply).  ``protocol="mteb"`` reproduces how MTEB scores an embedding model:
     each document is cut to the tokens the model reads (its first ``max_tokens`` word pieces,
-    what sentence-transformers' truncation keeps) and embedded whole as one chunk, searched
-    exactly (flat index).
+    what sentence-transformers' truncation keeps) and embedded whole as one chunk with no
+    context line (the text already starts with the title), searched exactly (flat index).
     """
     from ragbook.embedding import DEFAULT_MODEL, Embedder
     from ragbook.index import Index
@@ -221,7 +221,7 @@ def index_beir(corpus: Mapping[str, Mapping[str, str]], model: Any = None, *, pr
     embedder = model if hasattr(model, "encode_documents") else Embedder(model or DEFAULT_MODEL)
     documents = beir_documents(corpus)
     if protocol == "mteb":
-        fixed = {"chunk_size": embedder.max_tokens, "overlap": 0, "index_type": "flat"}
+        fixed = {"chunk_size": embedder.max_tokens, "overlap": 0, "index_type": "flat", "context": False}
         clash = [k for k in fixed if k in index_settings and index_settings[k] != fixed[k]]
         if clash:
             raise SettingsError(f"protocol='mteb' fixes {', '.join(clash)}; leave them out")

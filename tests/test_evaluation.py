@@ -184,6 +184,9 @@ def test_mteb_protocol_embeds_each_document_whole_and_truncated():
     volcano = next(c for c in index.chunks if c.source == "volcano")
     assert volcano.text == "Volcanoes Shield volcanoes have gentle slopes of basalt lava. Stratovolcanoes are"
     assert index.chunk_size == 12 and index.overlap == 0 and index.info()["vectors"]["kind"] == "flat"
+    # the text already starts with the title, as MTEB embeds it: no context line on top
+    assert index.context is False and all(c.context == "" for c in index.chunks)
+    assert embedder.embedded == len(index)  # the passages only: no line embedded beside them
     with pytest.raises(ValueError, match="chunk_size"):
         index_beir(CORPUS, embedder, protocol="mteb", chunk_size=8)
     with pytest.raises(ValueError, match="protocol"):
