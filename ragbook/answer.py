@@ -15,7 +15,8 @@ from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
 from ragbook.retrieval import Hit
 
-__all__ = ["Answer", "Citation", "SentenceCheck", "attribute", "check_answer", "split_sentences"]
+__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "attribute", "check_answer", "find_evidence",
+           "split_sentences"]
 
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
@@ -179,6 +180,48 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
     return sorted(cited.values(), key=lambda c: c.n), checks
 
 
+@dataclass
+class Evidence:
+    """The sentence of a cited passage that best backs a sentence of the answer.
+
+    ``start``/``end`` are offsets into the passage's text, so ``passage.text[start:end] == quote``;
+    ``support`` is the share of the answer sentence's content words the quote holds.
+    """
+
+    sentence: str
+    n: int
+    quote: str
+    start: int
+    end: int
+    support: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "n": self.n, "quote": self.quote, "start": self.start, "end": self.end,
+                "support": self.support}
+
+    def __repr__(self) -> str:
+        return f"Evidence([{self.n}] {shorten(self.quote, 60)!r}, support={self.support})"
+
+
+def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
+    """``(start, end, support)`` of the sentence of ``text`` holding most of ``sentence``'s content words.
+
+    Ties go to the shorter sentence (the more precise quote); ``support`` is 0.0 when none shares a word.
+    """
+    words = _terms(sentence)
+    best = (0, 0, 0.0, 0)
+    for m in _SENTENCE.finditer(text):
+        quote = m.group()
+        start = m.start() + len(quote) - len(quote.lstrip())
+        end = m.start() + len(quote.rstrip())
+        if end <= start:
+            continue
+        support = len(words & _terms(quote)) / len(words) if words else 0.0
+        if support > best[2] or (support == best[2] and support and end - start < best[1] - best[0]):
+            best = (start, end, support, 0)
+    return best[0], best[1], round(best[2], 3)
+
+
 COPIED_HINT = ("the model repeated the template's worked example instead of answering: it is too small to tell "
                "the example from the question; use a larger model, or a template without it (template.edit(example=None))")
 
@@ -216,6 +259,28 @@ class Answer:
     @property
     def unsupported(self) -> list[str]:
         return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation", "copied example")]
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        """For each cited sentence, the sentence of its passages that backs it best (a claim checked in a second).
+
+        Sentences flagged "invalid citation" or "copied example", and those whose passages share
+        no word with them, have none.
+        """
+        out = []
+        for check in self.checks:
+            if check.flag in ("invalid citation", "copied example"):
+                continue
+            found = []
+            for n in dict.fromkeys(check.cites):
+                if 1 <= n <= len(self.passages):
+                    start, end, support = find_evidence(check.sentence, self.passages[n - 1].text)
+                    if support:
+                        found.append((support, -n, n, start, end))
+            if found:
+                support, _, n, start, end = max(found)
+                out.append(Evidence(check.sentence, n, self.passages[n - 1].text[start:end], start, end, support))
+        return out
 
     @property
     def ragbook_cited(self) -> list[str]:
@@ -258,17 +323,24 @@ class Answer:
             "citations": [{"n": c.n, "valid": c.valid, "source": c.source, "page": c.page} for c in self.citations],
             "passages": [h.to_dict() for h in self.passages],
             "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag} for c in self.checks],
+            "evidence": [e.to_dict() for e in self.evidence],
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
         }
 
     def _repr_html_(self) -> str:
+        evidence = self.evidence
+        quotes = {(e.n, e.sentence): e.quote for e in evidence}
+
         def marker(m: re.Match[str]) -> str:
             nums = _numbers(m.group(1))
+            sentence = next((c.sentence for c in self.checks if m.group(0) in c.sentence), "")
             tips = []
             for n in nums:
                 hit = self.passages[n - 1] if 1 <= n <= len(self.passages) else None
-                tips.append(f"[{n}] {hit.citation()}: {shorten(hit.text, 300)}" if hit else f"[{n}] no such passage")
+                said = quotes.get((n, sentence))
+                tips.append(f"[{n}] {hit.citation()}: " + (f"\u201c{shorten(said, 300)}\u201d" if said else shorten(hit.text, 300))
+                            if hit else f"[{n}] no such passage")
             bad = any(not (1 <= n <= len(self.passages)) for n in nums)
             style = "color:#b00020" if bad else "color:#1a5fb4"
             return (f"<sup><abbr style='{style};text-decoration:none' title='{html_escape(' | '.join(tips))}'>"
@@ -287,7 +359,8 @@ class Answer:
             flags += f"<li{style}>{html_escape(note)}</li>"
         sources = "".join(
             f"<details><summary>[{n}] {html_escape(h.citation())}</summary>"
-            f"<blockquote style='white-space:pre-wrap'>{html_escape(h.text)}</blockquote></details>"
+            f"<blockquote style='white-space:pre-wrap'>{_marked(h.text, [e for e in evidence if e.n == n])}"
+            f"</blockquote></details>"
             for n, h in enumerate(self.passages, start=1)
         )
         timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
@@ -295,3 +368,16 @@ class Answer:
                 + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")
                 + f"<div><small>{html_escape(' · '.join(dict.fromkeys([self.model, self.mode, timing])))}</small></div>"
                 + sources + "</div>")
+
+
+def _marked(text: str, evidence: list[Evidence]) -> str:
+    """A passage's text, escaped, with the sentences quoted as evidence highlighted."""
+    spans = sorted({(e.start, e.end) for e in evidence})
+    out, pos = [], 0
+    for start, end in spans:
+        if start < pos:
+            continue
+        out += [html_escape(text[pos:start]), f"<mark>{html_escape(text[start:end])}</mark>"]
+        pos = end
+    out.append(html_escape(text[pos:]))
+    return "".join(out)

@@ -11,6 +11,23 @@ empty answer, which is right only for an unanswerable question (SQuAD 2.0's conv
 ``contains`` is laxer: a gold answer appears, as whole words, inside the answer.  A citation
 is correct when the passage it names contains a gold answer (or, for a question with a
 source but no answer, comes from that source).
+
+``correct`` is the judge-free verdict that credits paraphrase (:func:`is_correct`): a question
+may list several gold phrasings, and an answer is correct when
+
+* the question is unanswerable and the answer abstains, or
+* for a yes/no question (its first gold phrasing is "yes" or "no") the answer opens with the
+  right "yes"/"no"; an answer that opens with neither is judged on the other phrasings; or
+* one of its sentences contains a gold phrasing as whole words, or shares enough of one
+  (token F1 of at least ``0.6`` between the gold and the sentence's words), with number words
+  read as digits ("four" = "4", "4.0" = "4") and, in both cases, the same polarity: a
+  sentence that says "not" (or "n't", "never", "no") about a gold phrasing that does not, or
+  the other way round, does not count ("includes 5" is not "does not include 5").
+
+``confidently_wrong`` is the share of questions the assistant answered (did not abstain),
+citing a passage it was given, and got wrong; ``flagged_wrong`` is the share of wrong answers
+that carry a warning (a sentence flagged unsupported, contradicted or wrongly cited), so that
+a reader was told to check them.
 """
 
 from __future__ import annotations
@@ -31,7 +48,7 @@ if TYPE_CHECKING:
     from ragbook.answer import Answer, Citation
 
 __all__ = ["normalize_answer", "exact_match", "token_f1", "contains_answer", "is_abstention", "answer_text",
-           "evaluate_answers", "AnswerReport", "summarize"]
+           "is_correct", "score_answer", "evaluate_answers", "AnswerReport", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +116,68 @@ def answer_text(answer: Answer | str, no_answer: str = "") -> str:
     return _MARKER.sub("", answer if isinstance(answer, str) else answer.text).strip()
 
 
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NEGATION = frozenset({"not", "no", "never", "cannot", "cant", "dont", "doesnt", "isnt", "arent", "wasnt", "werent",
+                       "wont", "none", "nothing", "neither", "nor", "without", "excluding", "excludes", "exclude"})
+_FILLER = frozenset({"is", "are", "was", "were", "be", "of", "to", "in", "and", "or", "it", "its", "that", "this", "you",
+                     "your", "can", "by", "for", "as", "with", "on", "at"})
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+MIN_GOLD_F1 = 0.6  # a sentence sharing this much (token F1) with a gold phrasing says it in other words
+
+
+def _tokens(text: str) -> list[str]:
+    """Normalised words, number words and ``4.0`` read as digits (the SQuAD normalisation first)."""
+    text = re.sub(r"(\d)\.0\b", r"\1", _MARKER.sub("", str(text)).replace("n't", "nt").replace("\u2019", "'"))
+    return [_NUMBER_WORDS.get(w, w) for w in normalize_answer(text.replace("'", "")).split()]
+
+
+def _negated(words: list[str]) -> bool:
+    return any(w in _NEGATION for w in words)
+
+
+def _says(sentence: list[str], gold: list[str]) -> bool:
+    """Whether a sentence's words say a gold phrasing: whole words, or token F1, with the same polarity."""
+    if not gold or _negated(sentence) != _negated(gold):
+        return False
+    if f" {' '.join(gold)} " in f" {' '.join(sentence)} ":
+        return True
+    content = [w for w in gold if w not in _FILLER]
+    if len(content) < 2:  # one word: only its exact occurrence counts, a partial match means nothing
+        return False
+    said = [w for w in sentence if w not in _FILLER]
+    return _f1(said, content) >= MIN_GOLD_F1 or sum((Counter(content) & Counter(said)).values()) == len(content)
+
+
+def is_correct(answer_text: str, answers: Sequence[str], *, unanswerable: bool = False, abstained: bool = False) -> bool:
+    """The judge-free verdict on one answer (see the module's text): paraphrase, numbers, yes/no, polarity."""
+    if unanswerable or not answers:
+        return abstained
+    if abstained:
+        return False
+    golds = [_tokens(g) for g in answers]
+    words = _tokens(answer_text)
+    if golds[0] in (["yes"], ["no"]):
+        if words and words[0] in ("yes", "no"):
+            return words[0] == golds[0][0]
+        golds = golds[1:]
+    sentences = [_tokens(s) for s in _SENTENCES.split(_MARKER.sub("", answer_text))] or [words]
+    return any(_says(sentence, gold) for gold in golds for sentence in sentences)
+
+
+def score_answer(item: QAItem, answer: Any, seconds: float = 0.0, no_answer: str = "") -> dict[str, Any]:
+    """One question's report row: :func:`evaluate_answers`'s figures and the judge-free verdicts."""
+    row = _score(item, answer, no_answer or "I don't know: my documents don't cover that.", seconds)
+    abstained = row["abstained"]
+    correct = is_correct(answer_text(answer, no_answer), item.answers, unanswerable=item.unanswerable,
+                         abstained=abstained)
+    cited = any(c.valid for c in answer.citations)
+    flagged = any(getattr(c, "flag", "") not in ("", "no citation") for c in answer.checks)
+    row.update(correct=correct, flagged=flagged, confidently_wrong=not abstained and cited and not correct)
+    return row
+
+
 def _citation_correct(citation: Citation, item: QAItem) -> bool:
     if citation.hit is None:
         return False
@@ -140,6 +219,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     answered = [r for r in answerable if not r["abstained"]]
     cited = [r for r in answered if r["citations"] and r["correct_citations"] is not None]
     seconds = sum(r["seconds"] for r in rows)
+    judged = [r for r in rows if "correct" in r]
+    wrong = [r for r in judged if not r["correct"]]
     return {
         "questions": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
         "em": _mean([r["em"] for r in gold]), "f1": _mean([r["f1"] for r in gold]),
@@ -153,6 +234,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "abstention_precision": _mean([float(r["unanswerable"]) for r in abstained]) if unanswerable else None,
         "abstention_accuracy": _mean([float(r["abstained"] == r["unanswerable"]) for r in rows]) if unanswerable else None,
         "false_abstentions": _mean([float(r["abstained"]) for r in answerable]),
+        "correct": _mean([float(r["correct"]) for r in judged if not r["unanswerable"]]),
+        "confidently_wrong": _mean([float(r["confidently_wrong"]) for r in judged]),
+        "wrong": _mean([1.0 - r["correct"] for r in judged]),
+        "flagged_wrong": _mean([float(r["flagged"]) for r in wrong]),
         "seconds": round(seconds, 2), "seconds_per_question": round(seconds / len(rows), 3) if rows else None,
     }
 
@@ -173,7 +258,7 @@ def evaluate_answers(assistant: Any, questions: QASet | str | Path, *, limit: in
     for item in progress(qa, desc="Answering", unit="question"):
         started = time.perf_counter()
         answer = assistant.ask(item.question)
-        rows.append(_score(item, answer, no_answer, time.perf_counter() - started))
+        rows.append(score_answer(item, answer, time.perf_counter() - started, no_answer))
     r = assistant.retriever
     settings = {"model": assistant.model_name, "template": assistant.template.name, "k": r.k, "mode": r.mode,
                 "min_relevance": assistant.min_relevance}
@@ -196,7 +281,7 @@ class AnswerReport(Report):
 
     def _repr_html_(self) -> str:
         s = self.summary
-        labels = [("em", "exact match"), ("f1", "F1"), ("contains", "contains the answer"),
+        labels = [("correct", "correct"), ("confidently_wrong", "confidently wrong"), ("em", "exact match"), ("f1", "F1"), ("contains", "contains the answer"),
                   ("citation_precision", "citation precision"), ("abstention_recall", "abstains when it should"),
                   ("false_abstentions", "abstains when it should not")]
         head = ", ".join(f"{html_escape(label)} <b>{s[key]:.3f}</b>" for key, label in labels if s.get(key) is not None)

@@ -152,7 +152,7 @@ def _search_documents(index, args: argparse.Namespace) -> int:
 DEMO_QUESTION = "How many times can I run a lab through the autograder?"
 
 
-def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
+def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: bool = False) -> None:
     """Print an answer (streaming its text if ``stream`` is given), then its sources and flags."""
     if stream is not None:
         for piece in stream:
@@ -173,6 +173,10 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False) -> None:
         print("\n  (no citations; closest passages:)")
         for n, hit in enumerate(answer.passages[:3], start=1):
             print(f"  [{n}] {hit.citation()}")
+    if evidence and answer.evidence:
+        print("\n  evidence (each cited sentence, then the passage's sentence that backs it best):")
+        for e in answer.evidence:
+            print(f"  - {e.sentence}\n      [{e.n}] \u201c{e.quote}\u201d (holds {e.support:.0%} of its words)")
     for check in answer.checks:
         if check.flag:
             print(f"  ! {check.flag}: {check.sentence[:100]}")
@@ -235,7 +239,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(bot.ask(args.question).to_dict(), ensure_ascii=False, indent=2))
         return 0
-    _print_answer(None, bot.stream(args.question), show_prompt=args.show_prompt)
+    _print_answer(None, bot.stream(args.question), show_prompt=args.show_prompt, evidence=args.evidence)
     return 0
 
 
@@ -336,7 +340,7 @@ def _eval_answers_figures(report) -> None:
     s = report.summary
     _print_figures(f"\nAnswers ({report.settings['model']}): {s['questions']} questions, "
                    f"{s['unanswerable']} unanswerable, {s['seconds_per_question']:.2f} s each",
-                   s, ["em", "f1", "contains", "citation_precision", "retrieved", "abstention_recall",
+                   s, ["correct", "confidently_wrong", "em", "f1", "contains", "citation_precision", "retrieved", "abstention_recall",
                        "abstention_precision", "false_abstentions"])
 
 
@@ -495,6 +499,8 @@ def _parser() -> argparse.ArgumentParser:
             cp.add_argument("question")
             cp.add_argument("--json", action="store_true", help="print the whole answer as JSON")
             cp.add_argument("--show-prompt", action="store_true", help="print the prompt the model was given")
+            cp.add_argument("--evidence", action="store_true",
+                            help="show, for each cited sentence, the sentence of its passage that backs it")
         cp.add_argument("--llm", help="use another model: preset, .gguf file, folder, or openai:URL")
         cp.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
         cp.add_argument("--trust-llm", action="store_true",

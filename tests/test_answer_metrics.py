@@ -7,8 +7,8 @@ import pytest
 from fakes import EchoLLM
 from ragbook.answer import Answer
 from ragbook.answer_metrics import (
-    AnswerReport, answer_text, contains_answer, evaluate_answers, exact_match, is_abstention, normalize_answer,
-    token_f1,
+    AnswerReport, answer_text, contains_answer, evaluate_answers, exact_match, is_abstention, is_correct,
+    normalize_answer, token_f1,
 )
 from ragbook.qa import QAItem, QASet
 
@@ -137,6 +137,54 @@ def test_summary_by_hand(report):
     assert s["false_abstentions"] == pytest.approx(1 / 3)
     assert s["retrieved"] == 1.0
     assert report.settings["model"] == "echo" and report.settings["k"] == 2
+    # judge-free verdicts: calvin and exam right, strato abstained wrongly, fuji answered (and cited) wrongly
+    assert [r["correct"] for r in report] == [True, True, True, False, False]
+    assert s["correct"] == pytest.approx(2 / 3)  # on the answerable questions
+    assert [r["confidently_wrong"] for r in report] == [False, False, False, False, True]
+    assert s["confidently_wrong"] == pytest.approx(1 / 5)
+    assert s["wrong"] == pytest.approx(2 / 5)
+
+
+# -- the judge-free verdict -----------------------------------------------------------------------
+
+RANGE = ["no", "not included", "up to but not including 5", "stops before 5"]
+
+
+@pytest.mark.parametrize("said, right", [
+    ("No, range(2, 5) stops before 5 [1].", True),
+    ("No [1].", True),
+    ("Yes, the stop value itself is part of the sequence [4].", False),      # the wrong yes
+    ("The stop value 5 is not included [2].", True),                          # no "no", judged on the phrasings
+    ("The value 5 is included in the sequence [2].", False),                  # polarity: "included" is not "not included"
+    ("It goes up to but not including 5 [1].", True),
+    ("The sequence is 2, 3, 4 [1].", False),                                  # right, but says none of the phrasings
+])
+def test_yes_no_and_polarity(said, right):
+    assert is_correct(said, RANGE) is right
+
+
+@pytest.mark.parametrize("said, answers, right", [
+    ("7 // 2 gives three [1].", ["3", "three"], True),                      # number words are digits
+    ("The result is 3.0 [1].", ["3"], True),
+    ("The result is 13 [1].", ["3"], False),                                 # whole words: 13 is not 3
+    ("Strings cannot be changed once created: they are immutable [2].", ["immutable", "cannot be changed"], True),
+    ("A list can be changed after it is created [1].", ["mutable", "can be changed"], True),
+    ("A library is a set of code other programs can reuse [1].",            # paraphrase: token F1 >= 0.6
+     ["collection of code that can be used in other programs"], False),
+    ("A library is code that can be used in other programs [1].",
+     ["collection of code that can be used in other programs"], True),
+    ("Lists use square brackets and tuples use parentheses [1]. Tuples cannot be changed [2].",
+     ["tuples cannot be changed", "tuples are immutable"], True),           # any sentence may say it
+    ("Tuples can be changed [2].", ["tuples cannot be changed"], False),
+])
+def test_paraphrase_numbers_and_sentences(said, answers, right):
+    assert is_correct(said, answers) is right
+
+
+def test_abstention_is_right_only_when_unanswerable():
+    assert is_correct("", [], unanswerable=True, abstained=True)
+    assert not is_correct("Canberra [1].", [], unanswerable=True, abstained=False)
+    assert not is_correct("", ["Canberra"], abstained=True)
 
 
 def test_report_display_and_pandas(report):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from fakes import EchoLLM, HashEmbedder
+from ragbook._display import html_escape
 from ragbook.answer import attribute, check_answer
 from ragbook.assistant import Assistant
 from ragbook.bundle import BundleError, load_assistant
@@ -45,6 +46,35 @@ def test_invalid_and_unsupported_citations_are_flagged(course):
     assert not answer.ok
     html = answer._repr_html_()
     assert "no such passage" in html and "<details>" in html
+
+
+def test_each_cited_sentence_shows_the_passage_sentence_behind_it(course):
+    reply = ("The Calvin cycle runs in the stroma [1]. Penguins live in Antarctica and eat krill [2]. "
+             "It is fun [9].")
+    answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("Where does the Calvin cycle run?")
+    evidence = {e.sentence.split()[0]: e for e in answer.evidence}
+    calvin = evidence["The"]
+    passage = answer.passages[calvin.n - 1].text
+    assert passage[calvin.start:calvin.end] == calvin.quote and "stroma" in calvin.quote
+    assert "Calvin" in calvin.quote and calvin.support >= 0.5 and calvin.n == 1
+    assert "It" not in evidence  # an invalid citation has no passage to quote
+    assert answer.to_dict()["evidence"][0]["quote"] == calvin.quote
+    html = answer._repr_html_()
+    assert f"<mark>{html_escape(calvin.quote)}</mark>" in html  # highlighted in its passage
+    assert "\u201c" in html  # the citation's tooltip quotes the sentence, not the passage's start
+
+
+def test_evidence_is_escaped_and_picks_the_closest_sentence():
+    from ragbook.answer import find_evidence
+
+    text = "Lists can change. Strings <script>cannot</script> be changed once made. Tuples are fixed."
+    start, end, support = find_evidence("Strings cannot be changed [1].", text)
+    assert text[start:end] == "Strings <script>cannot</script> be changed once made." and support == 1.0
+    assert find_evidence("Penguins eat krill.", text)[2] == 0.0
+    from ragbook.answer import _marked, Evidence
+
+    html = _marked(text, [Evidence("s", 1, text[start:end], start, end, support)])
+    assert "<script>" not in html and "<mark>Strings &lt;script&gt;cannot&lt;/script&gt; be changed once made.</mark>" in html
 
 
 def test_uncited_sentences_get_citations_from_matching_passages(course):

@@ -91,6 +91,12 @@ def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch)
     assert main(["ask", str(saved), "How many grace days do students get?", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["mode"] == "extractive" and answer["citations"][0]["source"].endswith("00-syllabus.md")
+    assert answer["evidence"] and answer["evidence"][0]["quote"]
+
+    assert main(["ask", str(saved), "How many times can I run the autograder?", "--evidence"]) == 0
+    out = capsys.readouterr().out
+    quoted = out.split("evidence (each cited sentence", 1)[1]
+    assert "[1] \u201c" in quoted and "6 times" in quoted and "of its words)" in quoted
 
     assert main(["ask", str(saved), "Who won the 1998 football world cup?"]) == 0
     assert "I don't know" in capsys.readouterr().out

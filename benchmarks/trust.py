@@ -1,0 +1,179 @@
+"""Answers a teacher can trust: correct, confidently wrong and abstention rates, per answer strategy.
+
+Two question sets, each answered by the default model (``ragbook.llm.default_model()``:
+Qwen2.5-Coder-1.5B-Instruct Q4_K_M through llama.cpp, greedy) with the assistant's defaults
+(hybrid search, k=5, abstention below relevance 0.3):
+
+* ``openstax``: ``benchmarks/data/openstax-teacher.jsonl``, questions students ask about the
+  OpenStax *Introduction to Python Programming* book (``../shared/data/corpora``): yes/no,
+  numeric results, definitions, how-to, error messages, comparisons, and questions the book
+  does not answer; several gold phrasings each.
+* ``squad``: 100 questions of SQuAD 2.0 dev (``../shared/data/squad2-dev-cs224n``, seed 0),
+  answerable and unanswerable as drawn; SQuAD's gold answers are the phrasings.
+
+A strategy is a template name (``tutor`` is the default before this benchmark's work,
+``quote`` the quote-then-answer template).  Every answer (with its passages' places in their
+documents, not their text) goes to ``benchmarks/.cache/trust/<set>-<strategy>.jsonl`` so that
+it can be scored again without the model (``--rescore``); figures go to
+``benchmarks/results/trust.json``, one entry per set and strategy.  The measures are
+``ragbook.answer_metrics``'s: ``correct`` (judge-free, crediting paraphrase), ``contains``,
+``confidently_wrong`` (answered, cited, not flagged, judged wrong), abstention on unanswerable
+questions, and seconds per answer.
+
+    python benchmarks/trust.py --set squad --strategy tutor       # ~30 min on 2 idle cores
+    python benchmarks/trust.py --set openstax --strategy quote
+    python benchmarks/trust.py --set openstax --strategy quote --rescore    # no model: score the cached answers again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from types import SimpleNamespace
+
+from _common import BENCH, OPENSTAX, RESULTS, SHARED_DATA, machine, versions
+
+from ragbook.qa import QASet, load_qa  # noqa: E402  (after _common's offline setup)
+
+SQUAD = SHARED_DATA / "squad2-dev-cs224n"
+TEACHER = BENCH / "data" / "openstax-teacher.jsonl"
+CACHE = BENCH / ".cache" / "trust"
+INDEXES = BENCH / ".cache" / "indexes"
+FIGURES = ("correct", "contains", "confidently_wrong", "wrong", "flagged_wrong", "abstention_recall",
+           "false_abstentions", "cited", "citation_precision", "f1", "seconds_per_question")
+
+
+def index_for(name: str):
+    """The set's index, built once and kept in benchmarks/.cache/indexes (gitignored)."""
+    from ragbook.index import build, open_index
+
+    folder = INDEXES / name
+    if (folder / "manifest.json").is_file():
+        return open_index(folder)
+    if name == "openstax":
+        return build(OPENSTAX, out=folder)
+    from ragbook.embedding import Embedder
+    from ragbook.evaluation import index_beir, load_beir
+
+    index = index_beir(load_beir(SQUAD).corpus, Embedder())
+    index.save(folder)
+    return index
+
+
+def questions_for(name: str, limit: int | None) -> QASet:
+    if name == "openstax":
+        qa = load_qa(TEACHER)
+        return qa.sample(limit, 0) if limit else qa
+    return load_qa(SQUAD).sample(limit or 100, 0)
+
+
+def _place(hit) -> dict:
+    c = hit.chunk
+    return {"source": c.source, "start": c.start, "end": c.end, "page": c.page, "section": list(c.section),
+            "citation": hit.citation(), "id": c.id}
+
+
+def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None) -> list[dict]:
+    from ragbook.assistant import Assistant
+
+    index = index_for(set_name)
+    qa = questions_for(set_name, limit)
+    bot = Assistant(index, llm=llm, template=strategy)
+    bot.llm  # loaded before the clock starts
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"{set_name}-{strategy}.jsonl"
+    records = []
+    with open(out, "w", encoding="utf-8") as f:
+        for n, item in enumerate(qa, start=1):
+            t0 = time.perf_counter()
+            answer = bot.ask(item.question)
+            seconds = time.perf_counter() - t0
+            record = {"id": item.id, "seconds": round(seconds, 3), "answer": answer.to_dict(),
+                      "places": [_place(h) for h in answer.passages]}
+            record["answer"]["raw_text"] = answer.raw_text
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            records.append(record)
+            print(f"{n:>3}/{len(qa)} {seconds:5.1f} s {item.id}: {answer.text[:110]!r}", flush=True)
+    return records
+
+
+def load_cached(set_name: str, strategy: str) -> list[dict]:
+    with open(CACHE / f"{set_name}-{strategy}.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def score(set_name: str, strategy: str, records: list[dict], limit: int | None) -> dict:
+    from ragbook.answer_metrics import score_answer
+
+    qa = {item.id: item for item in questions_for(set_name, limit)}
+    rows = []
+    for r in records:
+        answer = _said(r["answer"])
+        rows.append(score_answer(qa[r["id"]], answer, r["seconds"]))
+    from ragbook.answer_metrics import summarize
+
+    summary = summarize(rows)
+    return {"summary": {k: (round(summary[k], 4) if isinstance(summary[k], float) else summary[k])
+                        for k in ("questions", "answerable", "unanswerable", *FIGURES)},
+            "by_kind": _by_kind(rows, qa),
+            "rows": [{k: row[k] for k in ("id", "answer", "gold", "unanswerable", "abstained", "correct", "contains",
+                                          "flagged", "confidently_wrong", "seconds")} for row in rows]}
+
+
+def _said(data: dict) -> SimpleNamespace:
+    """What scoring reads of a saved answer (Answer.to_dict): its text, mode, citations and flags."""
+    from ragbook.documents import Chunk
+
+    passages = [SimpleNamespace(chunk=Chunk(text=p["text"], source=p["source"], page=p.get("page")), also_in=())
+                for p in data["passages"]]
+    citations = [SimpleNamespace(n=c["n"], valid=c["valid"],
+                                 hit=passages[c["n"] - 1] if c["valid"] else None,
+                                 text=passages[c["n"] - 1].chunk.text if c["valid"] else "")
+                 for c in data["citations"]]
+    checks = [SimpleNamespace(flag=c["flag"]) for c in data["checks"]]
+    return SimpleNamespace(text=data["text"], mode=data["mode"], citations=citations, checks=checks, passages=passages)
+
+
+def _by_kind(rows: list[dict], qa: dict) -> dict:
+    from ragbook.answer_metrics import summarize
+
+    kinds: dict[str, list[dict]] = {}
+    for row in rows:
+        kinds.setdefault(qa[row["id"]].metadata.get("kind", "all"), []).append(row)
+    out = {}
+    for kind, group in sorted(kinds.items()):
+        s = summarize(group)
+        out[kind] = {k: (round(s[k], 3) if isinstance(s[k], float) else s[k])
+                     for k in ("questions", "correct", "confidently_wrong", "abstention_recall")}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", default="openstax,squad", help="openstax, squad, or both (comma-separated)")
+    parser.add_argument("--strategy", default="tutor", help="template name(s), comma-separated")
+    parser.add_argument("--limit", type=int, default=None, help="questions per set (default: all; SQuAD 100)")
+    parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
+    parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
+    args = parser.parse_args()
+    results_file = RESULTS / "trust.json"
+    results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {
+        "benchmark": "trust", "results": {}}
+    for set_name in args.set.split(","):
+        for strategy in args.strategy.split(","):
+            records = (load_cached(set_name, strategy) if args.rescore
+                       else answer_all(set_name, strategy, args.limit, args.llm))
+            entry = score(set_name, strategy, records, args.limit)
+            entry["machine"] = machine()
+            entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            entry["versions"] = versions("llama-cpp-python", "sentence-transformers")
+            results["results"][f"{set_name}/{strategy}"] = entry
+            print(f"{set_name}/{strategy}: " + "  ".join(
+                f"{k} {v}" for k, v in entry["summary"].items()), flush=True)
+            results_file.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
