@@ -23,6 +23,7 @@ questions, and seconds per answer.
     python benchmarks/trust.py --set squad --strategy tutor       # ~30 min on 2 idle cores
     python benchmarks/trust.py --set openstax --strategy quote
     python benchmarks/trust.py --set openstax --strategy quote --rescore    # no model: score the cached answers again
+    python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _place(hit) -> dict:
             "citation": hit.citation(), "id": c.id}
 
 
-def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None) -> list[dict]:
+def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None, resume: bool = False) -> list[dict]:
     from ragbook.assistant import Assistant
 
     index = index_for(set_name)
@@ -83,9 +84,12 @@ def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None)
     bot.llm  # loaded before the clock starts
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"{set_name}-{strategy}.jsonl"
-    records = []
-    with open(out, "w", encoding="utf-8") as f:
+    records = load_cached(set_name, strategy) if resume and out.is_file() else []
+    done = {r["id"] for r in records}
+    with open(out, "a" if records else "w", encoding="utf-8") as f:
         for n, item in enumerate(qa, start=1):
+            if item.id in done:
+                continue
             t0 = time.perf_counter()
             answer = bot.ask(item.question)
             seconds = time.perf_counter() - t0
@@ -107,19 +111,29 @@ def load_cached(set_name: str, strategy: str) -> list[dict]:
 def score(set_name: str, strategy: str, records: list[dict], limit: int | None) -> dict:
     from ragbook.answer_metrics import score_answer
 
+    from ragbook.answer import check_answer
+
     qa = {item.id: item for item in questions_for(set_name, limit)}
     rows = []
     for r in records:
         answer = _said(r["answer"])
+        if answer.mode == "llm":  # today's checker on the saved text, so that a rescore measures it
+            _, checks = check_answer(answer.text, [p.chunk for p in answer.passages],
+                                     no_answer="I don't know: my documents don't cover that.")
+            answer.checks = checks
         rows.append(score_answer(qa[r["id"]], answer, r["seconds"]))
+        rows[-1]["contradicted"] = [c.flag for c in answer.checks if c.flag.startswith("contradicts")]
     from ragbook.answer_metrics import summarize
 
     summary = summarize(rows)
+    flagged = [row for row in rows if row["contradicted"]]
+    summary["contradiction_flags"] = {"answers": len(flagged), "sentences": sum(len(r["contradicted"]) for r in rows),
+                                      "on_correct_answers": sum(r["correct"] for r in flagged)}
     return {"summary": {k: (round(summary[k], 4) if isinstance(summary[k], float) else summary[k])
-                        for k in ("questions", "answerable", "unanswerable", *FIGURES)},
+                        for k in ("questions", "answerable", "unanswerable", *FIGURES, "contradiction_flags")},
             "by_kind": _by_kind(rows, qa),
             "rows": [{k: row[k] for k in ("id", "answer", "gold", "unanswerable", "abstained", "correct", "contains",
-                                          "flagged", "confidently_wrong", "seconds")} for row in rows]}
+                                          "flagged", "contradicted", "confidently_wrong", "seconds")} for row in rows]}
 
 
 def _said(data: dict) -> SimpleNamespace:
@@ -157,6 +171,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="questions per set (default: all; SQuAD 100)")
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
+    parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
     args = parser.parse_args()
     results_file = RESULTS / "trust.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {
@@ -164,7 +179,7 @@ def main() -> None:
     for set_name in args.set.split(","):
         for strategy in args.strategy.split(","):
             records = (load_cached(set_name, strategy) if args.rescore
-                       else answer_all(set_name, strategy, args.limit, args.llm))
+                       else answer_all(set_name, strategy, args.limit, args.llm, args.resume))
             entry = score(set_name, strategy, records, args.limit)
             entry["machine"] = machine()
             entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,8 +1,11 @@
 """Answers and their citations, checked against the passages the model was given.
 
 A citation ``[n]`` must name a passage that was in the prompt; a sentence must be supported by
-the passages it cites (most of its content words appear there).  Problems are flagged, not
-hidden: a person can see which claims to check.
+the passages it cites (most of its content words appear there), and must not say the opposite
+of the passage sentence those words come from (a word it asserts that the passage negates, or
+the other way round: "contradicts [n]", see :mod:`ragbook.polarity`).  ``Answer.evidence``
+gives each cited sentence the passage sentence that backs it best, highlighted in the HTML.
+Problems are flagged, not hidden: a person can see which claims to check.
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ class SentenceCheck:
     sentence: str
     cites: list[int]
     support: float  # share of the sentence's content words found in the passages it cites
-    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation" | "copied example"
+    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation" | "copied example" | "contradicts [n]"
     attributed: bool = False  # the citation was added by ragbook, not written by the model
+    quote: str = ""  # for "contradicts [n]": the sentence of passage n that says otherwise
 
 
 def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
@@ -175,8 +179,11 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
             continue
         support = _support(words, passage_terms, valid or range(1, len(passages) + 1))  # uncited: any passage
         flag = ("" if cites else "no citation") if support >= _SUPPORTED else "unsupported"
+        quote = ""
+        if flag == "":
+            flag, quote = _contradiction(sentence, passages, valid)
         by_ragbook = _MARK.sub("", sentence).strip() in attributed
-        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook))
+        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook, quote))
     return sorted(cited.values(), key=lambda c: c.n), checks
 
 
@@ -206,20 +213,48 @@ class Evidence:
 def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     """``(start, end, support)`` of the sentence of ``text`` holding most of ``sentence``'s content words.
 
-    Ties go to the shorter sentence (the more precise quote); ``support`` is 0.0 when none shares a word.
+    Ties go to the shorter sentence (the more precise quote); two adjacent sentences are quoted
+    together only when they hold more of the words than either alone ("The Calvin cycle fixes
+    carbon. It runs in the stroma." for "The Calvin cycle runs in the stroma").  ``support`` is
+    0.0 when no sentence shares a word.
     """
     words = _terms(sentence)
-    best = (0, 0, 0.0, 0)
+    spans = []
     for m in _SENTENCE.finditer(text):
         quote = m.group()
-        start = m.start() + len(quote) - len(quote.lstrip())
-        end = m.start() + len(quote.rstrip())
-        if end <= start:
-            continue
-        support = len(words & _terms(quote)) / len(words) if words else 0.0
-        if support > best[2] or (support == best[2] and support and end - start < best[1] - best[0]):
-            best = (start, end, support, 0)
-    return best[0], best[1], round(best[2], 3)
+        start, end = m.start() + len(quote) - len(quote.lstrip()), m.start() + len(quote.rstrip())
+        if end > start:
+            spans.append((start, end, _terms(quote)))
+    if not words or not spans:
+        return 0, 0, 0.0
+
+    def support(terms: set[str]) -> float:
+        return len(words & terms) / len(words)
+
+    start, end, terms = min(spans, key=lambda s: (-support(s[2]), s[1] - s[0]))
+    best = (start, end, support(terms))
+    for (a, _, first), (_, b, second) in zip(spans, spans[1:]):
+        both = support(first | second)
+        if both > best[2] and both > max(support(first), support(second)):
+            best = (a, b, both)
+    return best[0], best[1], round(best[2], 3) if best[2] else 0.0
+
+
+def _contradiction(sentence: str, passages: list[Hit], cited: list[int]) -> tuple[str, str]:
+    """``("contradicts [n]", quote)`` when the sentence of passage n that backs the sentence's words says the
+    opposite (see :mod:`ragbook.polarity`); ``("", "")`` otherwise.
+
+    On 100 SQuAD 2.0 answers of the default model it flags 8 sentences, in 8 wrong answers (to
+    questions the passages do not answer) and none in a correct one (benchmarks/trust.py).
+    """
+    from ragbook.polarity import conflicts
+
+    for n in cited:
+        text = passages[n - 1].text
+        start, end, support = find_evidence(sentence, text)
+        if support >= _SUPPORTED and conflicts(sentence, text[start:end]):
+            return f"contradicts [{n}]", text[start:end]
+    return "", ""
 
 
 COPIED_HINT = ("the model repeated the template's worked example instead of answering: it is too small to tell "
@@ -258,7 +293,8 @@ class Answer:
 
     @property
     def unsupported(self) -> list[str]:
-        return [c.sentence for c in self.checks if c.flag in ("unsupported", "invalid citation", "copied example")]
+        return [c.sentence for c in self.checks
+                if c.flag in ("unsupported", "invalid citation", "copied example") or c.flag.startswith("contradicts")]
 
     @property
     def evidence(self) -> list[Evidence]:
@@ -308,6 +344,8 @@ class Answer:
         for check in self.checks:
             if check.flag:
                 lines.append(f"! {check.flag}: {shorten(check.sentence, 90)}")
+            if check.quote:
+                lines.append(f"  the passage says: \u201c{shorten(check.quote, 200)}\u201d")
         lines += [f"! {note}" if warning else f"({note})" for note, warning in self._notes()]
         return "\n".join(lines).rstrip()
 
@@ -322,7 +360,8 @@ class Answer:
             "question": self.question, "query": self.query, "text": self.text, "mode": self.mode, "model": self.model,
             "citations": [{"n": c.n, "valid": c.valid, "source": c.source, "page": c.page} for c in self.citations],
             "passages": [h.to_dict() for h in self.passages],
-            "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag} for c in self.checks],
+            "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag, "quote": c.quote}
+                       for c in self.checks],
             "evidence": [e.to_dict() for e in self.evidence],
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
@@ -352,7 +391,9 @@ class Answer:
             body.append(marker(m))
             pos = m.end()
         body.append(html_escape(self.text[pos:]))
-        flags = "".join(f"<li>{html_escape(c.flag)}: {html_escape(shorten(c.sentence, 120))}</li>"
+        flags = "".join(f"<li>{html_escape(c.flag)}: {html_escape(shorten(c.sentence, 120))}"
+                        + (f"<br><small>the passage says: <q>{html_escape(shorten(c.quote, 300))}</q></small>"
+                           if c.quote else "") + "</li>"
                         for c in self.checks if c.flag)
         for note, warning in self._notes():
             style = "" if warning else " style='color:#555'"

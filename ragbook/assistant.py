@@ -331,6 +331,12 @@ class AnswerStream:
         example = a.template.example.answer if a.template.example is not None else ""
         citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added,
                                          example=example)
+        contradicted = [c for c in checks if c.flag.startswith("contradicts")]
+        if contradicted and a.template.name == "strict":
+            # strict answers only with what the passages state: a claim that says the opposite of its passage
+            # gives way to that passage's own sentence
+            text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
+            citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         cut = _why_incomplete(gen, a.max_answer_tokens)
         self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,

@@ -180,6 +180,8 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
     for check in answer.checks:
         if check.flag:
             print(f"  ! {check.flag}: {check.sentence[:100]}")
+        if getattr(check, "quote", ""):
+            print(f"      the passage says: \u201c{check.quote}\u201d")
     if getattr(answer, "incomplete", False):
         print(f"  ! incomplete: {answer.incomplete_reason}")
     t = answer.timings

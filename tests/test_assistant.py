@@ -64,6 +64,49 @@ def test_each_cited_sentence_shows_the_passage_sentence_behind_it(course):
     assert "\u201c" in html  # the citation's tooltip quotes the sentence, not the passage's start
 
 
+SLICES = ("Slices\nThe slice s[2:5] starts at index 2 and goes up to but not including index 5. "
+          "Strings are immutable: they cannot be changed after they are made.")
+
+
+@pytest.mark.parametrize("template", ["tutor", "strict"])
+def test_a_sentence_that_says_the_opposite_of_its_passage_is_flagged(tmp_path, template):
+    from ragbook.index import Index
+
+    (tmp_path / "slices.md").write_text(SLICES, encoding="utf-8")
+    index = Index(HashEmbedder())
+    index.add(tmp_path / "slices.md")
+    wrong = "Yes, the slice s[2:5] includes the character at index 5 [1]. Strings are immutable [1]."
+    answer = Assistant(index, llm=EchoLLM(reply=wrong), template=template, min_relevance=None).ask(
+        "Does s[2:5] include index 5?")
+    quote = "The slice s[2:5] starts at index 2 and goes up to but not including index 5."
+    assert answer.raw_text == wrong
+    if template == "strict":  # falls back to the passage's own sentence
+        assert answer.text == f"The passage says: \u201c{quote}\u201d [1]"
+        assert answer.ok and answer.citations[0].valid
+        return
+    assert not answer.ok and answer.unsupported == ["Yes, the slice s[2:5] includes the character at index 5 [1]."]
+    flagged = [c for c in answer.checks if c.flag]
+    assert [(c.flag, c.quote) for c in flagged] == [("contradicts [1]", quote)]  # "immutable" is not flagged
+    assert "! contradicts [1]: Yes, the slice" in str(answer) and f"the passage says: \u201c{quote}\u201d" in str(answer)
+    html = answer._repr_html_()
+    assert "contradicts [1]" in html and f"<q>{html_escape(quote)}</q>" in html
+    assert answer.to_dict()["checks"][0]["quote"] == quote
+
+
+@pytest.mark.parametrize("claim, passage, words", [
+    ("No, s[2:5] does not include index 5.", "It goes up to but not including index 5.", set()),
+    ("Strings can be changed after creation.", "Strings cannot be changed after creation.", {"chang", "creation", "after"}),
+    ("Strings are immutable.", "Strings are immutable: they cannot be changed.", set()),     # another clause
+    ("The loop never stops.", "The loop stops when the condition is false.", {"stop"}),
+    ("A tuple isn't mutable.", "A tuple is not mutable.", set()),
+    ("You don't need a return statement.", "A function needs a return statement.", {"need", "return", "statement"}),
+])
+def test_polarity_conflicts(claim, passage, words):
+    from ragbook.polarity import conflicts
+
+    assert conflicts(claim, passage) == words
+
+
 def test_evidence_is_escaped_and_picks_the_closest_sentence():
     from ragbook.answer import find_evidence
 
