@@ -11,18 +11,18 @@ Qwen2.5-Coder-1.5B-Instruct Q4_K_M through llama.cpp, greedy) with the assistant
 * ``squad``: 100 questions of SQuAD 2.0 dev (``../shared/data/squad2-dev-cs224n``, seed 0),
   answerable and unanswerable as drawn; SQuAD's gold answers are the phrasings.
 
-A strategy is a template name (``tutor`` is the default before this benchmark's work,
-``quote`` the quote-then-answer template).  Every answer (with its passages' places in their
-documents, not their text) goes to ``benchmarks/.cache/trust/<set>-<strategy>.jsonl`` so that
-it can be scored again without the model (``--rescore``); figures go to
-``benchmarks/results/trust.json``, one entry per set and strategy.  The measures are
-``ragbook.answer_metrics``'s: ``correct`` (judge-free, crediting paraphrase), ``contains``,
-``confidently_wrong`` (answered, cited, not flagged, judged wrong), abstention on unanswerable
-questions, and seconds per answer.
+A strategy is a template name (``tutor`` is today's default).  Every answer (``Answer.to_dict``,
+passages included, and each passage's place in its document) goes to
+``benchmarks/.cache/trust/<set>-<strategy>.jsonl`` (gitignored: the shared data's text stays out
+of the repository) so that it can be scored again, with the current checker, without the model
+(``--rescore``); figures go to ``benchmarks/results/trust.json``, one entry per set and
+strategy.  The measures are ``ragbook.answer_metrics``'s: ``correct`` (judge-free, crediting
+paraphrase), ``contains``, ``confidently_wrong`` (answered, cited, judged wrong),
+``flagged_wrong``, abstention on unanswerable questions, and seconds per answer.
 
     python benchmarks/trust.py --set squad --strategy tutor       # ~30 min on 2 idle cores
-    python benchmarks/trust.py --set openstax --strategy quote
-    python benchmarks/trust.py --set openstax --strategy quote --rescore    # no model: score the cached answers again
+    python benchmarks/trust.py --set openstax --strategy strict
+    python benchmarks/trust.py --set openstax --strategy tutor --rescore    # no model: score the cached answers again
     python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
 """
 
@@ -109,22 +109,19 @@ def load_cached(set_name: str, strategy: str) -> list[dict]:
 
 
 def score(set_name: str, strategy: str, records: list[dict], limit: int | None) -> dict:
-    from ragbook.answer_metrics import score_answer
-
     from ragbook.answer import check_answer
+    from ragbook.answer_metrics import score_answer, summarize
+    from ragbook.prompt import NO_ANSWER
 
     qa = {item.id: item for item in questions_for(set_name, limit)}
     rows = []
     for r in records:
         answer = _said(r["answer"])
         if answer.mode == "llm":  # today's checker on the saved text, so that a rescore measures it
-            _, checks = check_answer(answer.text, [p.chunk for p in answer.passages],
-                                     no_answer="I don't know: my documents don't cover that.")
+            _, checks = check_answer(answer.text, [p.chunk for p in answer.passages], no_answer=NO_ANSWER)
             answer.checks = checks
         rows.append(score_answer(qa[r["id"]], answer, r["seconds"]))
         rows[-1]["contradicted"] = [c.flag for c in answer.checks if c.flag.startswith("contradicts")]
-    from ragbook.answer_metrics import summarize
-
     summary = summarize(rows)
     flagged = [row for row in rows if row["contradicted"]]
     summary["contradiction_flags"] = {"answers": len(flagged), "sentences": sum(len(r["contradicted"]) for r in rows),

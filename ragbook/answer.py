@@ -86,6 +86,7 @@ class SentenceCheck:
     flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation" | "copied example" | "contradicts [n]"
     attributed: bool = False  # the citation was added by ragbook, not written by the model
     quote: str = ""  # for "contradicts [n]": the sentence of passage n that says otherwise
+    evidence: Evidence | None = None  # the cited passages' sentence that backs it best
 
 
 def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
@@ -175,19 +176,19 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
         if len(valid) < len(cites):
             checks.append(SentenceCheck(sentence, cites, 0.0, "invalid citation"))
             continue
-        if no_answer and no_answer.lower().rstrip(".") in sentence.lower():
-            checks.append(SentenceCheck(sentence, cites, 1.0))
-            continue
-        if len(words) < 3:  # "Yes.", headings, list numbers: too short to judge
-            checks.append(SentenceCheck(sentence, cites, 1.0))
+        found = {n: find_evidence(sentence, passages[n - 1].text) for n in dict.fromkeys(valid)}
+        evidence = _best_evidence(sentence, passages, found)
+        if (no_answer and no_answer.lower().rstrip(".") in sentence.lower()) or len(words) < 3:
+            # the template's "I don't know", and "Yes.", headings, list numbers: too short to judge
+            checks.append(SentenceCheck(sentence, cites, 1.0, evidence=evidence))
             continue
         support = _support(words, passage_terms, valid or range(1, len(passages) + 1))  # uncited: any passage
         flag = ("" if cites else "no citation") if support >= _SUPPORTED else "unsupported"
         quote = ""
         if flag == "":
-            flag, quote = _contradiction(sentence, passages, valid)
+            flag, quote = _contradiction(sentence, passages, found)
         by_ragbook = _MARK.sub("", sentence).strip() in attributed
-        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook, quote))
+        checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook, quote, evidence))
     return sorted(cited.values(), key=lambda c: c.n), checks
 
 
@@ -244,9 +245,18 @@ def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     return best[0], best[1], round(best[2], 3) if best[2] else 0.0
 
 
-def _contradiction(sentence: str, passages: list[Hit], cited: list[int]) -> tuple[str, str]:
+def _best_evidence(sentence: str, passages: list[Hit], found: dict[int, tuple[int, int, float]]) -> Evidence | None:
+    """The cited passage sentence with the most support (the lower passage number on a tie), or None."""
+    scored = [(support, -n, n, start, end) for n, (start, end, support) in found.items() if support]
+    if not scored:
+        return None
+    support, _, n, start, end = max(scored)
+    return Evidence(sentence, n, passages[n - 1].text[start:end], start, end, support)
+
+
+def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[int, int, float]]) -> tuple[str, str]:
     """``("contradicts [n]", quote)`` when the sentence of passage n that backs the sentence's words says the
-    opposite (see :mod:`ragbook.polarity`); ``("", "")`` otherwise.
+    opposite (see :mod:`ragbook.polarity`); ``("", "")`` otherwise.  ``found``: :func:`find_evidence` per cited n.
 
     On 100 SQuAD 2.0 answers of the default model it flags 7 sentences, all in wrong answers (to
     questions the passages do not answer); on 42 OpenStax answers, 1 sentence of a correct answer
@@ -255,11 +265,10 @@ def _contradiction(sentence: str, passages: list[Hit], cited: list[int]) -> tupl
     """
     from ragbook.polarity import conflicts
 
-    for n in cited:
-        text = passages[n - 1].text
-        start, end, support = find_evidence(sentence, text)
-        if support >= _CONTRADICTION_SUPPORT and conflicts(sentence, text[start:end]):
-            return f"contradicts [{n}]", text[start:end]
+    for n, (start, end, support) in found.items():
+        quote = passages[n - 1].text[start:end]
+        if support >= _CONTRADICTION_SUPPORT and conflicts(sentence, quote):
+            return f"contradicts [{n}]", quote
     return "", ""
 
 
@@ -309,20 +318,7 @@ class Answer:
         Sentences flagged "invalid citation" or "copied example", and those whose passages share
         no word with them, have none.
         """
-        out = []
-        for check in self.checks:
-            if check.flag in ("invalid citation", "copied example"):
-                continue
-            found = []
-            for n in dict.fromkeys(check.cites):
-                if 1 <= n <= len(self.passages):
-                    start, end, support = find_evidence(check.sentence, self.passages[n - 1].text)
-                    if support:
-                        found.append((support, -n, n, start, end))
-            if found:
-                support, _, n, start, end = max(found)
-                out.append(Evidence(check.sentence, n, self.passages[n - 1].text[start:end], start, end, support))
-        return out
+        return [c.evidence for c in self.checks if c.evidence is not None]
 
     @property
     def ragbook_cited(self) -> list[str]:
@@ -376,10 +372,11 @@ class Answer:
     def _repr_html_(self) -> str:
         evidence = self.evidence
         quotes = {(e.n, e.sentence): e.quote for e in evidence}
+        spans = [(s.start(), s.end(), s.group().strip()) for s in _SENTENCE.finditer(self.text)]
 
         def marker(m: re.Match[str]) -> str:
             nums = _numbers(m.group(1))
-            sentence = next((c.sentence for c in self.checks if m.group(0) in c.sentence), "")
+            sentence = next((said for start, end, said in spans if start <= m.start() < end), "")
             tips = []
             for n in nums:
                 hit = self.passages[n - 1] if 1 <= n <= len(self.passages) else None

@@ -168,12 +168,14 @@ def is_correct(answer_text: str, answers: Sequence[str], *, unanswerable: bool =
 
 def score_answer(item: QAItem, answer: Any, seconds: float = 0.0, no_answer: str = "") -> dict[str, Any]:
     """One question's report row: :func:`evaluate_answers`'s figures and the judge-free verdicts."""
-    row = _score(item, answer, no_answer or "I don't know: my documents don't cover that.", seconds)
+    from ragbook.prompt import NO_ANSWER
+
+    row = _score(item, answer, no_answer or NO_ANSWER, seconds)
     abstained = row["abstained"]
     correct = is_correct(answer_text(answer, no_answer), item.answers, unanswerable=item.unanswerable,
                          abstained=abstained)
     cited = any(c.valid for c in answer.citations)
-    flagged = any(getattr(c, "flag", "") not in ("", "no citation") for c in answer.checks)
+    flagged = any(c.flag not in ("", "no citation") for c in answer.checks)
     row.update(correct=correct, flagged=flagged, confidently_wrong=not abstained and cited and not correct)
     return row
 
@@ -281,7 +283,8 @@ class AnswerReport(Report):
 
     def _repr_html_(self) -> str:
         s = self.summary
-        labels = [("correct", "correct"), ("confidently_wrong", "confidently wrong"), ("em", "exact match"), ("f1", "F1"), ("contains", "contains the answer"),
+        labels = [("correct", "correct"), ("confidently_wrong", "confidently wrong"), ("em", "exact match"), ("f1", "F1"),
+                  ("contains", "contains the answer"),
                   ("citation_precision", "citation precision"), ("abstention_recall", "abstains when it should"),
                   ("false_abstentions", "abstains when it should not")]
         head = ", ".join(f"{html_escape(label)} <b>{s[key]:.3f}</b>" for key, label in labels if s.get(key) is not None)

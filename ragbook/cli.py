@@ -180,7 +180,7 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
     for check in answer.checks:
         if check.flag:
             print(f"  ! {check.flag}: {check.sentence[:100]}")
-        if getattr(check, "quote", ""):
+        if check.quote:
             print(f"      the passage says: \u201c{check.quote}\u201d")
     if getattr(answer, "incomplete", False):
         print(f"  ! incomplete: {answer.incomplete_reason}")
@@ -342,8 +342,8 @@ def _eval_answers_figures(report) -> None:
     s = report.summary
     _print_figures(f"\nAnswers ({report.settings['model']}): {s['questions']} questions, "
                    f"{s['unanswerable']} unanswerable, {s['seconds_per_question']:.2f} s each",
-                   s, ["correct", "confidently_wrong", "em", "f1", "contains", "citation_precision", "retrieved", "abstention_recall",
-                       "abstention_precision", "false_abstentions"])
+                   s, ["correct", "confidently_wrong", "em", "f1", "contains", "citation_precision", "retrieved",
+                       "abstention_recall", "abstention_precision", "false_abstentions"])
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from ragbook._display import html_escape, shorten
 from ragbook.errors import SettingsError, TemplateError
 
 __all__ = ["Template", "TEMPLATES", "Example", "EXAMPLE", "get_template", "Packed", "pack", "format_passages",
-           "quote", "defuse", "FIELDS", "MAX_TEMPLATE_CHARS"]
+           "quote", "defuse", "FIELDS", "MAX_TEMPLATE_CHARS", "NO_ANSWER"]
 
 # The only fields each part of a template may use: plain ``{name}``, nothing else.  A format spec
 # (``{passages:>4000000000}`` allocates gigabytes), a conversion (``{question!r}``), or attribute
@@ -37,6 +37,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "no_answer": frozenset(),
 }
 MAX_TEMPLATE_CHARS = 20_000  # per part; the built-in ones are under 600
+NO_ANSWER = "I don't know: my documents don't cover that."  # every built-in template's answer when they don't
 
 # Chat templates mark turns with special tokens written as text (``<|im_start|>``, ``[INST]``,
 # ``<start_of_turn>``), and llama.cpp and transformers both read such text in a rendered prompt as
@@ -135,7 +136,7 @@ class Template:
     system: str
     user: str
     passage: str = "[{n}] {citation}\n{text}"
-    no_answer: str = "I don't know: my documents don't cover that."
+    no_answer: str = NO_ANSWER
     description: str = ""
     example: Example | None = None
 
