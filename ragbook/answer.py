@@ -24,7 +24,7 @@ __all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "attribute", "chec
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
 # "notes.md") does not end it, so a citation is never added in the middle of a number.
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
 _ANALYZER = Analyzer()
 _SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
 # A polarity conflict counts only against a passage sentence holding this much of the claim: at 0.5, 3 of
@@ -87,6 +87,7 @@ class SentenceCheck:
     attributed: bool = False  # the citation was added by ragbook, not written by the model
     quote: str = ""  # for "contradicts [n]": the sentence of passage n that says otherwise
     evidence: Evidence | None = None  # the cited passages' sentence that backs it best
+    verified: bool | None = None  # the model's own verdict on it, where the rules were unsure (ragbook.grounding)
 
 
 def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
@@ -263,11 +264,12 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
     ("0.1 is not stored exactly" against "Storing the float 0.1 ... is not exactly equal"): see
     benchmarks/trust.py.
     """
-    from ragbook.polarity import conflicts
+    from ragbook.polarity import conflicts, opposites, other_numbers
 
     for n, (start, end, support) in found.items():
         quote = passages[n - 1].text[start:end]
-        if support >= _CONTRADICTION_SUPPORT and conflicts(sentence, quote):
+        if support >= _CONTRADICTION_SUPPORT and (conflicts(sentence, quote) or opposites(sentence, quote)
+                                                  or other_numbers(sentence, quote)):
             return f"contradicts [{n}]", quote
     return "", ""
 
@@ -297,6 +299,8 @@ class Answer:
     # the text stops before the model finished: the server cut the stream, or max_answer_tokens ran out
     incomplete: bool = False
     incomplete_reason: str = ""
+    grounding: Any = None  # quote-then-answer templates: the model's quote and how it was checked (ragbook.grounding)
+    model_checks: int = 0  # how many sentences were put to the model as a verifier (ragbook.grounding)
 
     @property
     def abstained(self) -> bool:
@@ -330,6 +334,13 @@ class Answer:
         notes = [(f"incomplete: {self.incomplete_reason or 'the answer was cut off'}", True)] if self.incomplete else []
         if any(c.flag == "copied example" for c in self.checks):
             notes.append((COPIED_HINT, True))
+        g = self.grounding
+        if g is not None and g.fallback:
+            notes.append((f"the model answered \u201c{shorten(g.answer, 120)}\u201d, but {g.reason}: the passage's "
+                          "sentence is shown instead", True))
+        elif g is not None and g.reason == "quote not in the passages":
+            notes.append((f"the model's quote \u201c{shorten(g.model_quote, 120)}\u201d is not in the passages: "
+                          "check the answer against them", True))
         if n := len(self.ragbook_cited):
             notes.append((f"ragbook cited {n} sentence{'s' * (n != 1)} the model left uncited or cited wrongly; "
                           "its own words are in answer.raw_text", False))
@@ -362,11 +373,13 @@ class Answer:
             "question": self.question, "query": self.query, "text": self.text, "mode": self.mode, "model": self.model,
             "citations": [{"n": c.n, "valid": c.valid, "source": c.source, "page": c.page} for c in self.citations],
             "passages": [h.to_dict() for h in self.passages],
-            "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag, "quote": c.quote}
-                       for c in self.checks],
+            "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag, "quote": c.quote,
+                        "verified": c.verified} for c in self.checks],
             "evidence": [e.to_dict() for e in self.evidence],
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
+            "grounding": self.grounding.to_dict() if self.grounding is not None else None,
+            "model_checks": self.model_checks,
         }
 
     def _repr_html_(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, attribute, check_answer
+from ragbook.grounding import ANSWER_LINE, model_verdict, settle, verify_checks
 from ragbook.prompt import Template, get_template, pack
 from ragbook.filters import check_number
 from ragbook.retrieval import Hit, Results, Retriever
@@ -52,7 +53,7 @@ class Assistant:
 
     def __init__(self, index: Any, *, name: str = "assistant", llm: Any = None, template: str | Template | dict = "tutor",
                  min_relevance: float | None = DEFAULT_MIN_RELEVANCE, max_answer_tokens: int = 384,
-                 temperature: float = 0.0, history_turns: int = 2, **retrieval: Any) -> None:
+                 temperature: float = 0.0, history_turns: int = 2, verify: bool = True, **retrieval: Any) -> None:
         unknown = set(retrieval) - set(_RETRIEVER_KEYS)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
@@ -65,6 +66,8 @@ class Assistant:
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
         self.history_turns = history_turns
+        # put to the model what the citation rules cannot settle (a yes/no answer, a claim they are unsure of)
+        self.verify = bool(verify)
         self.retriever = Retriever(index, **({"k": 5} | retrieval))
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if hasattr(llm, "chat") else None
@@ -117,6 +120,10 @@ class Assistant:
         return str(spec or "default")
 
     # -- asking ----------------------------------------------------------------------------
+
+    def _verdict(self, prompt: str) -> str | None:
+        """The model's one-word yes/no to a verifier prompt (ragbook.grounding)."""
+        return model_verdict(self.llm, prompt)
 
     def search(self, question: str) -> Results:
         return self.retriever.search(question)
@@ -182,7 +189,7 @@ class Assistant:
         settings.update(name=self.name, llm=self._llm if self._llm is not None else self._llm_spec,
                         template=self.template, min_relevance=self.min_relevance,
                         max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
-                        history_turns=self.history_turns)
+                        history_turns=self.history_turns, verify=self.verify)
         unknown = set(changes) - set(settings)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}")
@@ -216,7 +223,8 @@ class Assistant:
             llm = self._llm_spec if isinstance(self._llm_spec, (str, dict, type(None))) else str(self._llm_spec)
         return {"name": self.name, "llm": llm, "template": self.template.to_dict(), "retrieval": retrieval,
                 "min_relevance": self.min_relevance, "max_answer_tokens": self.max_answer_tokens,
-                "temperature": self.temperature, "history_turns": self.history_turns}
+                "temperature": self.temperature, "history_turns": self.history_turns,
+                "verify": self.verify}
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Save index and settings into one ``.ragbook`` file (models are referenced, not embedded)."""
@@ -316,33 +324,67 @@ class AnswerStream:
         t2 = time.perf_counter()
         pieces: list[str] = []
         first = None
+        answer_part = _AnswerPart() if a.template.form == "quote" else None  # the quote is checked, not streamed
         for piece in llm.stream(packed.messages, max_tokens=a.max_answer_tokens, temperature=a.temperature):
             if first is None:
                 first = time.perf_counter() - t2
             pieces.append(piece)
-            yield piece
+            shown = answer_part.feed(piece) if answer_part is not None else piece
+            if shown:
+                yield shown
         text = "".join(pieces).strip()
         gen = getattr(llm, "last_generation", None)
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         raw = text
+        ask = a._verdict if a.verify else None
+        grounding = None
+        if a.template.form == "quote":
+            text, grounding = settle(raw, packed.passages, self.question, no_answer=a.template.no_answer, ask=ask)
         text, added = attribute(text, packed.passages)
         example = a.template.example.answer if a.template.example is not None else ""
         citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added,
                                          example=example)
+        model_checks = 0
+        if ask is not None:
+            asked_yes_no = grounding is not None and grounding.yes_no is not None
+            model_checks = asked_yes_no + verify_checks(self.question, checks, ask, yes_no=not asked_yes_no)
+        if answer_part is not None and not answer_part.started:
+            yield text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
         contradicted = [c for c in checks if c.flag.startswith("contradicts")]
         if contradicted and a.template.name == "strict":
             # strict answers only with what the passages state: a claim that says the opposite of its passage
             # gives way to that passage's own sentence
             text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
             citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
+        timings["total"] = time.perf_counter() - t0
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         cut = _why_incomplete(gen, a.max_answer_tokens)
         self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
+                            grounding=grounding, model_checks=model_checks,
                             **{**base, "model": llm.name}))
+
+
+class _AnswerPart:
+    """Passes on a quote-then-answer output from its ``Answer:`` on (the quote before it is checked, not shown)."""
+
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.started = False
+
+    def feed(self, piece: str) -> str:
+        if self.started:
+            return piece
+        self.buffer += piece
+        m = ANSWER_LINE.search(self.buffer)
+        if m is None or m.end() == len(self.buffer):  # "Answer:" may be followed by more spaces
+            return ""
+        self.started = True
+        return self.buffer[m.end():]
 
 
 def _why_incomplete(gen: Any, max_tokens: int) -> str:

@@ -155,15 +155,29 @@ DEMO_QUESTION = "How many times can I run a lab through the autograder?"
 def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: bool = False) -> None:
     """Print an answer (streaming its text if ``stream`` is given), then its sources and flags."""
     if stream is not None:
+        pieces = []
         for piece in stream:
+            pieces.append(piece)
             print(piece, end="", flush=True)
         print()
         answer = stream.answer
+        shown = "".join(pieces).strip()
     else:
         print(answer.text)
+        shown = answer.text
     if show_prompt and answer.prompt:
         print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
-    if answer.text != answer.raw_text and answer.raw_text:
+    grounding = getattr(answer, "grounding", None)
+    if grounding is not None:  # quote-then-answer: what was streamed is the model's answer line, before the checks
+        if answer.text != shown:
+            print(f"\n  checked answer (the model's quote, then its answer, checked against the passages):\n  {answer.text}")
+        if grounding.quote:
+            print(f"\n  the model quoted [{grounding.n}]: \u201c{grounding.quote}\u201d"
+                  + ("" if grounding.exact else " (a near copy of the passage's sentence)"))
+        for note, _ in answer._notes():
+            if note.startswith("the model"):
+                print(f"  ! {note}")
+    elif answer.text != answer.raw_text and answer.raw_text:
         print(f"\n  with citations (ragbook cited sentences the model left uncited or cited wrongly):\n  {answer.text}")
     if answer.citations:
         print()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["polarity_terms", "conflicts", "SCOPE"]
+__all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "SCOPE"]
 
 SCOPE = 4  # words after a cue that it negates: "not including index 5", "cannot be changed later"
 _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", "excluding", "except", "none",
@@ -64,3 +64,104 @@ def conflicts(claim: str, passage_sentence: str) -> set[str]:
     one_way = (said - said_not) & (says_not - says)
     other_way = (said_not - said) & (says - says_not)
     return one_way | other_way
+
+
+# Words that say the opposite of each other in the same frame ("the least onerous" / "the most onerous").
+# Stems as the lexical Analyzer makes them are compared, so each pair is listed once in plain words.
+_OPPOSITE_PAIRS = """
+include exclude, inclusive exclusive, mutable immutable, before after, first last, earliest latest, increase decrease,
+more less, more fewer, most least, higher lower, highest lowest, high low, larger smaller, largest smallest,
+large small, greater less, greater smaller, maximum minimum, max min, true false, local global, public private,
+inside outside, inner outer, internal external, import export, upper lower, left right, open close, start end,
+begin end, north south, east west, eastern western, northern southern, rise fall, gain lose, win lose, accept reject,
+allow forbid, allow prevent, permit forbid, grant deny, granted denied, appreciate depreciate, strong weak,
+common rare, often rarely, always never, many few, hidden exposed, hide expose, keep overwrite, kept overwritten,
+keep delete, add remove, append remove, success failure, succeed fail, successful failed, valid invalid,
+same different, similar different, positive negative, legal illegal, possible impossible, ascending descending,
+sorted unsorted, synchronous asynchronous, static dynamic, explicit implicit, optional required, optional mandatory,
+lowercase uppercase, odd even, old new, older newer, oldest newest, young old, long short, longer shorter,
+faster slower, fast slow, early late, earlier later, input output, read write, above below, over under,
+horizontal vertical, row column, encode decode, encrypt decrypt, compile interpret, ancient modern, war peace,
+victory defeat, win defeat, birth death, born died, arrive depart, enter leave, present absent, heavy light
+"""
+_PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis", "non-")
+
+
+@lru_cache(maxsize=1)
+def _opposites() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for pair in _OPPOSITE_PAIRS.replace("\n", " ").split(","):
+        words = pair.split()
+        if len(words) != 2:
+            continue
+        a, b = (_stem(w) for w in words)
+        if a and b and a != b:
+            table.setdefault(a, set()).add(b)
+            table.setdefault(b, set()).add(a)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+def opposites(claim: str, passage_sentence: str) -> set[str]:
+    """Words of ``claim`` whose opposite ``passage_sentence`` uses instead ("most" where it says "least",
+    "inconsistent" where it says "consistent"); a sentence that uses both words of a pair is no evidence."""
+    said = _words(claim)
+    says = _words(passage_sentence)
+    said_stems, says_stems = {_stem(w) for w in said} - {""}, {_stem(w) for w in says} - {""}
+    table = _opposites()
+    found = {s for s in said_stems - says_stems if table.get(s, frozenset()) & (says_stems - said_stems)}
+    for a, b in ((said, says), (says, said)):  # a prefix that negates: "consistent" / "inconsistent"
+        for word in a - b:
+            for prefix in _PREFIXES:
+                if word.startswith(prefix) and len(word) > len(prefix) + 3 and word[len(prefix):] in b - a:
+                    found.add(word)
+    return found
+
+
+_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*%?|[a-z]+")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+# Words after a number that name no unit: "7 // 4 evaluates to 1", "3 is", "2 and 3".
+_NOT_UNITS = frozenset("is are was were be to and or of in on at by for from with as than the a an it that this "
+                       "gives give returns return evaluates results equals means".split())
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(_MARK.sub(" ", _ANSWER_WORD.sub("", text)).lower().replace("\u2019", "'")))
+
+
+def _counted(text: str) -> tuple[dict[str, set[str]], set[str], set[str]]:
+    """``({unit: numbers}, years, all numbers)``: "256 characters", "40%", "October 6", "in 1985"."""
+    tokens = _NUMBER_TOKEN.findall(_MARK.sub(" ", text).lower().replace(",", ""))
+    units: dict[str, set[str]] = {}
+    years: set[str] = set()
+    numbers: set[str] = set()
+    for i, token in enumerate(tokens):
+        number = _NUMBER_WORDS.get(token, token)
+        if not number[0].isdigit():
+            continue
+        value = number.rstrip("%")
+        value = value[:-2] if value.endswith(".0") else value
+        numbers.add(value)
+        if number.endswith("%"):
+            units.setdefault("%", set()).add(value)
+        elif len(value) == 4 and value.isdigit() and 1000 <= int(value) <= 2100:
+            years.add(value)
+        if i + 1 < len(tokens) and tokens[i + 1].isalpha() and tokens[i + 1] not in _NOT_UNITS:
+            units.setdefault(_stem(tokens[i + 1]) or tokens[i + 1], set()).add(value)
+        if i and tokens[i - 1] in _MONTHS:
+            units.setdefault(tokens[i - 1], set()).add(value)
+    return units, years, numbers
+
+
+def other_numbers(claim: str, passage_sentence: str) -> set[str]:
+    """Numbers of ``claim`` where ``passage_sentence`` gives another for the same thing: another count of
+    the same unit ("five museums" / "three museums", "40%" / "60%"), day of the same month, or year."""
+    said_units, said_years, _ = _counted(claim)
+    says_units, says_years, says_numbers = _counted(passage_sentence)
+    found = {n for unit, ns in said_units.items() for n in ns
+             if n not in says_numbers and says_units.get(unit, set()) - ns}
+    if said_years - says_numbers and says_years - said_years:
+        found |= said_years - says_numbers
+    return found

@@ -1,0 +1,264 @@
+"""Quote-then-answer, and the model as its own verifier.
+
+A small model answers a yes/no question about ``range(start, stop)`` with "Yes, the stop value is
+included" while the passage it cites says "up to but not including".  Two remedies, both cheap:
+
+* **Quote first.**  The ``quote`` template has the model copy the passage sentence that answers
+  (``Quote [n]: "..."``) before it writes ``Answer: ...``.  ragbook finds the quote in passage n
+  (:func:`locate`: verbatim up to spacing, case and quoting marks, or a near copy); a quote that is
+  not there is reported, not shown as evidence.
+* **Ask again, narrowly.**  A yes/no question is put to the model a second time with only the
+  quoted sentence (:data:`YES_NO_PROMPT`, one word back), and a claim the rules are unsure of is
+  put to it as "does this sentence state that ...?" (:data:`CLAIM_PROMPT`).  Each is one short
+  prompt and one or two generated tokens (about a second on a laptop CPU with the default model).
+
+:func:`settle` turns the model's raw output, the passages and those verdicts into the answer
+shown: the answer line when the quote backs it, the passage's own sentence ("The passage says:
+“...” [n]") when the answer's yes or no disagrees with it.  It is a pure function of its inputs
+(the verdicts come through ``ask``), so a benchmark can replay it on saved outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+__all__ = ["Grounding", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
+           "YES_NO_PROMPT", "CLAIM_PROMPT", "model_verdict"]
+
+_QUOTE_LINE = re.compile(r"^[\s>*_-]*quote\s*(?:\[(\d+)\])?[*_]*\s*:?[*_\s]*(.*)$", re.IGNORECASE)
+ANSWER_LINE = re.compile(r"^[\s>*_-]*answer[*_]*\s*:[*_ \t]*", re.IGNORECASE | re.MULTILINE)
+_MARKS = re.compile(r"\[\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*\]")
+_QUOTE_CHARS = "\"'“”‘’«»"
+_YES_NO_START = re.compile(
+    r"^\s*(?:is|isn't|are|aren't|was|wasn't|were|do|does|doesn't|don't|did|didn't|can|can't|could|will|won't|"
+    r"would|should|shall|has|hasn't|have|haven't|had|may|might|must)\b", re.IGNORECASE)
+_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+_AUX_SUBJECT = re.compile(
+    r"\b(?:is|isn't|are|aren't|does|doesn't|do|don't|did|can|can't|will|won't|would|should|has|have)\s+"
+    r"(?:it|i|you|we|they|he|she|this|that|these|those|there|the|a|an|my|your|python)\b", re.IGNORECASE)
+_OPENER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+# Near copies: a quote the model shortened or re-spaced still counts when a passage sentence holds this
+# share of its content words (a made-up "quote" shares far fewer).
+NEAR_COPY = 0.8
+
+YES_NO_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nQuestion: {question}\n\n"
+                 "Going only by the sentence above, answer with one word: Yes or No.")
+CLAIM_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nClaim: {claim}\n\n"
+                "Does the sentence above state the claim (the same fact, not its opposite)? "
+                "Answer with one word: Yes or No.")
+_VERIFIER_SYSTEM = "You check statements against a document. You answer with one word: Yes or No."
+
+
+@dataclass
+class Grounding:
+    """What quote-then-answer found: the model's quote, where it is, and the checks made on the answer.
+
+    ``n``/``start``/``end`` place the quote in passage n (``exact``: found verbatim up to spacing,
+    case and quoting marks; otherwise a near copy).  ``n`` is None when the model's quote is in no
+    passage.  ``yes_no`` is the model's one-word reading of the quote for a yes/no question;
+    ``fallback`` is True when the answer shown is the quote itself because the answer's yes or no
+    disagreed with it.
+    """
+
+    quote: str = ""
+    n: int | None = None
+    start: int = 0
+    end: int = 0
+    exact: bool = False
+    model_quote: str = ""
+    answer: str = ""
+    yes_no: str | None = None
+    fallback: bool = False
+    reason: str = ""
+    verdicts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quote": self.quote, "n": self.n, "start": self.start, "end": self.end, "exact": self.exact,
+                "model_quote": self.model_quote, "answer": self.answer, "yes_no": self.yes_no,
+                "fallback": self.fallback, "reason": self.reason, "verdicts": dict(self.verdicts)}
+
+
+def parse_quoted(raw: str) -> tuple[list[tuple[int | None, str]], str]:
+    """``([(n, quote), ...], answer)`` from ``Quote [n]: "..."`` lines and an ``Answer: ...`` part.
+
+    Output without an ``Answer:`` line is all answer (a model that skipped the format still answers).
+    """
+    m = ANSWER_LINE.search(raw)
+    head, answer = (raw[:m.start()], raw[m.end():]) if m else (raw, raw)
+    quotes = []
+    for line in head.splitlines():
+        q = _QUOTE_LINE.match(line)
+        if q and q.group(2).strip():
+            text = _MARKS.sub("", q.group(2)).strip().strip("*_ ").strip(_QUOTE_CHARS).strip()
+            quotes.append((int(q.group(1)) if q.group(1) else None, text))
+    if not m:
+        lines = [line for line in raw.splitlines() if not _QUOTE_LINE.match(line)]
+        answer = "\n".join(lines) if quotes else raw
+    return quotes, answer.strip()
+
+
+def _normalised(text: str) -> tuple[str, list[int]]:
+    """Lower-cased ``text`` with quoting marks and ``>`` dropped and spaces collapsed, and each
+    kept character's offset in ``text``."""
+    out, where, space = [], [], False
+    for i, ch in enumerate(text):
+        if ch in _QUOTE_CHARS or ch == ">":
+            continue
+        if ch.isspace():
+            space = bool(out)
+            continue
+        if space:
+            out.append(" ")
+            where.append(i)
+            space = False
+        out.append(ch.lower())
+        where.append(i)
+    return "".join(out), where
+
+
+def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
+    """``(start, end, exact)`` of ``quote`` in ``text``, or None when it is not there.
+
+    Exact means verbatim up to spacing, case and quoting marks; otherwise the sentence (or two
+    adjacent ones) of ``text`` that holds at least :data:`NEAR_COPY` of the quote's content words.
+    """
+    from ragbook.answer import find_evidence
+
+    hay, where = _normalised(text)
+    for needle in dict.fromkeys((_normalised(quote)[0], _normalised(quote.rstrip(".…").rstrip())[0])):
+        i = hay.find(needle) if len(needle) >= 8 else -1
+        if i >= 0:
+            return where[i], where[i + len(needle) - 1] + 1, True
+    start, end, support = find_evidence(quote, text)
+    return (start, end, False) if support >= NEAR_COPY and end > start else None
+
+
+def is_yes_no_question(question: str) -> bool:
+    """"Is ...?", "Does ...?", "Can I ...?", "if I loop over it, does it reach 10?": answered by yes or no."""
+    if _YES_NO_START.match(question):
+        return True
+    return not _WH.search(question) and bool(_AUX_SUBJECT.search(question))
+
+
+def yes_or_no(text: str) -> str | None:
+    """"yes" or "no" when ``text`` opens with it, else None."""
+    m = _OPENER.match(text)
+    return m.group(1).lower() if m else None
+
+
+def model_verdict(llm: Any, prompt: str) -> str | None:
+    """The model's one-word "yes"/"no" to ``prompt`` (greedy, two tokens), or None when it says neither."""
+    messages = [{"role": "system", "content": _VERIFIER_SYSTEM}, {"role": "user", "content": prompt}]
+    text = llm.chat(messages, max_tokens=3, temperature=0.0).text
+    return yes_or_no(text)
+
+
+def settle(raw: str, passages: Sequence[Any], question: str, *, no_answer: str,
+           ask: Callable[[str], str | None] | None = None) -> tuple[str, Grounding]:
+    """The answer to show for a quote-then-answer output, and what was found on the way.
+
+    ``ask(prompt)`` is the model's one-word verdict (see :func:`model_verdict`); without it no
+    yes/no reading is made and only the rules apply.
+    """
+    quotes, answer = parse_quoted(raw)
+    g = Grounding(answer=answer)
+    if no_answer and no_answer.lower().rstrip(".") in raw.lower():
+        g.reason = "no answer"
+        return no_answer, g
+    for n, text in quotes:
+        g.model_quote = g.model_quote or text
+        order = [n] if n and 1 <= n <= len(passages) else []
+        order += [i for i in range(1, len(passages) + 1) if i not in order]
+        for i in order:
+            found = locate(text, _text(passages[i - 1]))
+            if found:
+                g.n, (g.start, g.end, g.exact) = i, found
+                g.quote = _text(passages[i - 1])[g.start:g.end]
+                break
+        if g.n:
+            break
+    if quotes and g.n is None:
+        g.reason = "quote not in the passages"
+    if not answer:  # the model quoted and stopped: the quote is the answer
+        answer = f"The passage says: \u201c{g.quote}\u201d [{g.n}]" if g.n else ""
+    if not g.n or not is_yes_no_question(question):
+        return answer, g
+    said = yes_or_no(answer)
+    from ragbook.polarity import conflicts
+
+    if ask is not None:
+        g.yes_no = ask(YES_NO_PROMPT.format(quote=g.quote, question=question))
+        g.verdicts["yes_no"] = g.yes_no
+    if said and ((g.yes_no and g.yes_no != said) or conflicts(answer, g.quote)):
+        g.fallback = True
+        g.reason = (f"the answer says {said!r}, the quoted sentence reads as {g.yes_no!r}" if g.yes_no and g.yes_no != said
+                    else "the answer says the opposite of the quoted sentence")
+        return f"The passage says: \u201c{g.quote}\u201d [{g.n}]", g
+    return answer, g
+
+
+def _claim(sentence: str) -> str:
+    """A sentence without its citation markers."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKS.sub("", sentence)).strip()
+
+
+def _text(passage: Any) -> str:
+    return getattr(getattr(passage, "chunk", passage), "text", "")
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\w)")
+_NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][\w'-]+")
+# A claim the rules pass is still put to the model when its best passage sentence holds less than this
+# share of its content words, or when it names a number or a capitalised name that sentence lacks.
+SURE_SUPPORT = 0.75
+MAX_MODEL_CHECKS = 3  # per answer: each is a prompt of ~100 tokens and one or two tokens out
+
+
+def unsure(check: Any) -> bool:
+    """Whether the rules' pass on a sentence (``SentenceCheck``) is worth a model check."""
+    ev = check.evidence
+    if check.flag or ev is None:
+        return False
+    claim = _MARKS.sub("", check.sentence)
+    missing_numbers = {n.lstrip("-") for n in _NUMBER.findall(claim)} - set(_NUMBER.findall(ev.quote)) - {
+        n.lstrip("-") for n in _NUMBER.findall(ev.quote)}
+    missing_names = {w for w in _NAME.findall(claim) if w.lower() not in ev.quote.lower()}
+    return ev.support < SURE_SUPPORT or bool(missing_numbers) or bool(missing_names)
+
+
+def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | None], *, yes_no: bool = True) -> int:
+    """Put to the model what the rules cannot settle; returns how many model checks were made.
+
+    * An answer that opens with yes or no to a yes/no question: the model reads the question
+      against the first sentence's evidence alone; a different yes/no makes the sentence
+      "contradicts [n]", with the evidence beside it.
+    * A sentence the rules pass but are unsure of (:func:`unsure`): "does this sentence state
+      the claim?"; a "no" makes it "unsupported".
+
+    Each check's ``verified`` records the model's verdict (True, False, or None when not asked).
+    """
+    made = 0
+    first = next((c for c in checks if c.evidence is not None), None)
+    if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith("contradicts"):
+        said = yes_or_no(_claim(first.sentence))
+        if said:
+            verdict = ask(YES_NO_PROMPT.format(quote=first.evidence.quote, question=question))
+            made += 1
+            if verdict:
+                first.verified = verdict == said
+                if verdict != said:
+                    first.flag, first.quote = f"contradicts [{first.evidence.n}]", first.evidence.quote
+    for check in checks:
+        if made >= MAX_MODEL_CHECKS:
+            break
+        if check.verified is None and unsure(check):
+            claim = _claim(check.sentence)
+            verdict = ask(CLAIM_PROMPT.format(quote=check.evidence.quote, claim=claim))
+            made += 1
+            if verdict:
+                check.verified = verdict == "yes"
+                if verdict == "no":
+                    check.flag = "unsupported"
+    return made

@@ -1,0 +1,175 @@
+"""Quote-then-answer and the model as verifier (ragbook.grounding), with a scripted model."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from fakes import EchoLLM, HashEmbedder
+from ragbook.answer import check_answer
+from ragbook.assistant import Assistant
+from ragbook.grounding import (CLAIM_PROMPT, YES_NO_PROMPT, is_yes_no_question, locate, parse_quoted, settle,
+                               unsure, verify_checks, yes_or_no)
+from ragbook.index import Index
+from ragbook.errors import TemplateError
+from ragbook.prompt import NO_ANSWER, TEMPLATES, Template
+
+SLICES = ("Slices\nThe slice s[2:5] starts at index 2 and goes up to but not including index 5. "
+          "Strings are immutable: they cannot be changed after they are made.")
+QUOTE = "The slice s[2:5] starts at index 2 and goes up to but not including index 5."
+
+
+class Scripted(EchoLLM):
+    """Answers with ``reply``; as a verifier (its one-word prompts), with ``verdicts[kind]``."""
+
+    def __init__(self, reply: str, **verdicts: str) -> None:
+        super().__init__(reply=reply)
+        self.verdicts = verdicts
+        self.asked: list[str] = []
+
+    def _answer(self, messages):
+        prompt = messages[-1]["content"]
+        if prompt.lower().endswith("answer with one word: yes or no."):
+            self.asked.append(prompt)
+            return self.verdicts.get("claim" if "Claim:" in prompt else "yes_no", "Maybe")
+        return self.reply
+
+
+@pytest.fixture()
+def slices(tmp_path):
+    (tmp_path / "slices.md").write_text(SLICES, encoding="utf-8")
+    index = Index(HashEmbedder())
+    index.add(tmp_path / "slices.md")
+    return index
+
+
+def passages(*texts):
+    return [SimpleNamespace(text=t) for t in texts]
+
+
+def test_the_quote_and_the_answer_are_read_from_the_model_output():
+    raw = 'Quote [2]: "Tuples cannot be changed." [2]\nAnswer: No, a tuple cannot be changed [2].'
+    assert parse_quoted(raw) == ([(2, "Tuples cannot be changed.")], "No, a tuple cannot be changed [2].")
+    assert parse_quoted("**Quote [1]:** “A b c.”\n**Answer:** Yes [1].") == ([(1, "A b c.")], "Yes [1].")
+    assert parse_quoted("Just prose [1].") == ([], "Just prose [1].")  # a model that skipped the form still answers
+    assert parse_quoted('Quote [1]: "x y z"') == ([(1, "x y z")], "")
+
+
+def test_a_quote_is_found_verbatim_up_to_spacing_case_and_quoting_marks():
+    text = "Intro.\n> The slice s[2:5] starts at index 2 and goes up to\n> but NOT including index 5. More."
+    start, end, exact = locate("the slice s[2:5] starts at index 2 and goes up to but not including index 5.", text)
+    assert exact and text[start:end].startswith("The slice") and text[start:end].endswith("index 5.")
+    near = locate("The slice s[2:5] starts at index 2 and goes up to index 5", SLICES)  # "not including" dropped
+    assert near is not None and near[2] is False and SLICES[near[0]:near[1]] == QUOTE
+    assert locate("Penguins eat krill in Antarctica all winter long.", SLICES) is None  # made up
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Does s[2:5] include index 5?", True), ("Can I change a tuple?", True), ("is 10 included", True),
+    ("if I loop over range(1, 10) does it actually reach 10?", True),
+    ("Will 8 / 2 give me an int since it divides evenly?", True),
+    ("What does 7 // 2 give?", False), ("How do I add an item to a list?", False),
+    ("Why does the loop stop at 9?", False), ("Explain slicing", False),
+])
+def test_yes_no_questions_are_told_from_others(question, expected):
+    assert is_yes_no_question(question) is expected
+
+
+def test_yes_or_no_reads_only_an_opening_yes_or_no():
+    assert yes_or_no("Yes, it does [1].") == "yes" and yes_or_no("**No.**") == "no"
+    assert yes_or_no("Nothing is included") is None and yes_or_no("It is yes") is None
+
+
+def test_an_answer_whose_yes_disagrees_with_its_own_quote_falls_back_to_the_quote():
+    raw = f'Quote [1]: "{QUOTE}"\nAnswer: Yes, s[2:5] includes index 5 [1].'
+    asked = []
+    text, g = settle(raw, passages(SLICES), "Does s[2:5] include index 5?", no_answer=NO_ANSWER,
+                     ask=lambda p: asked.append(p) or "no")
+    assert text == f"The passage says: \u201c{QUOTE}\u201d [1]"
+    assert g.fallback and g.yes_no == "no" and g.exact and g.n == 1 and "'yes'" in g.reason
+    assert asked == [YES_NO_PROMPT.format(quote=QUOTE, question="Does s[2:5] include index 5?")]
+    # without the model, the polarity rule still sees "includes" against "not including"
+    text, g = settle(raw, passages(SLICES), "Does s[2:5] include index 5?", no_answer=NO_ANSWER)
+    assert g.fallback and g.yes_no is None and text.startswith("The passage says:")
+
+
+def test_an_answer_that_agrees_with_its_quote_is_kept():
+    raw = f'Quote [1]: "{QUOTE}"\nAnswer: No, it stops before index 5 [1].'
+    text, g = settle(raw, passages("Other.", SLICES), "Does s[2:5] include index 5?", no_answer=NO_ANSWER,
+                     ask=lambda p: "no")
+    assert text == "No, it stops before index 5 [1]." and not g.fallback
+    assert g.n == 2 and g.quote == QUOTE  # found in the passage it is in, whatever number the model wrote
+
+
+def test_a_made_up_quote_is_reported_and_no_answer_passes_through():
+    raw = 'Quote [1]: "Penguins eat krill in Antarctica all winter long."\nAnswer: Penguins eat krill [1].'
+    text, g = settle(raw, passages(SLICES), "What do penguins eat?", no_answer=NO_ANSWER)
+    assert text == "Penguins eat krill [1]." and g.n is None and g.reason == "quote not in the passages"
+    text, g = settle(NO_ANSWER, passages(SLICES), "What do penguins eat?", no_answer=NO_ANSWER)
+    assert text == NO_ANSWER and g.reason == "no answer"
+
+
+def test_the_quote_template_checks_its_answer_end_to_end(slices):
+    reply = f'Quote [1]: "{QUOTE}"\nAnswer: Yes, s[2:5] includes index 5 [1].'
+    llm = Scripted(reply, yes_no="No")
+    bot = Assistant(slices, llm=llm, template="quote", min_relevance=None)
+    stream = bot.stream("Does s[2:5] include index 5?")
+    streamed = "".join(stream).strip()
+    answer = stream.answer
+    assert "Quote" not in streamed and streamed.startswith("Yes, s[2:5]")  # the quote is checked, not streamed
+    assert answer.text == f"The passage says: \u201c{QUOTE}\u201d [1]" and answer.raw_text == reply
+    assert answer.grounding.fallback and answer.model_checks == 1 and len(llm.asked) == 1
+    assert answer.ok and answer.citations[0].valid
+    assert "the passage's sentence is shown instead" in str(answer)
+    assert "the passage&#x27;s sentence is shown instead" in answer._repr_html_() or \
+        "the passage's sentence is shown instead" in answer._repr_html_()
+    data = answer.to_dict()
+    assert data["grounding"]["fallback"] is True and data["grounding"]["quote"] == QUOTE and data["model_checks"] == 1
+
+
+def test_the_quote_template_streams_an_answer_that_has_no_answer_line(slices):
+    bot = Assistant(slices, llm=Scripted(NO_ANSWER), template="quote", min_relevance=None)
+    stream = bot.stream("Who wrote the book?")
+    assert "".join(stream).strip() == NO_ANSWER and stream.answer.text == NO_ANSWER
+
+
+def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
+    wrong = "Yes, s[2:5] goes up to index 5 [1]."  # no negation word: the polarity rule cannot see it
+    llm = Scripted(wrong, yes_no="No")
+    answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
+    check = answer.checks[0]
+    assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
+    assert answer.unsupported == [wrong] and answer.model_checks == 1
+    assert answer.to_dict()["checks"][0]["verified"] is False
+    # the same answer, verifier off: the rules pass it
+    quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)
+    answer = quiet.ask("Does s[2:5] include index 5?")
+    assert answer.checks[0].flag == "" and answer.model_checks == 0 and answer.checks[0].verified is None
+
+
+def test_the_verifier_is_asked_only_where_the_rules_are_unsure():
+    text = ("The slice s[2:5] starts at index 2 and goes up to but not including index 5 [1]. "
+            "The slice s[2:5] has 7 characters [1].")
+    _, checks = check_answer(text, passages(SLICES))
+    assert [unsure(c) for c in checks] == [False, True]  # a number the passage sentence lacks
+    asked = []
+    made = verify_checks("What does s[2:5] hold?", checks, lambda p: asked.append(p) or "no")
+    assert made == 1 and asked == [CLAIM_PROMPT.format(quote=QUOTE, claim="The slice s[2:5] has 7 characters.")]
+    assert checks[1].flag == "unsupported" and checks[1].verified is False and checks[0].verified is None
+
+
+def test_a_template_form_must_be_known():
+    assert TEMPLATES["quote"].form == "quote" and TEMPLATES["tutor"].form == "plain"
+    assert Template.from_dict(TEMPLATES["quote"].to_dict()) == TEMPLATES["quote"]
+    with pytest.raises(TemplateError, match="form must be one of plain, quote"):
+        TEMPLATES["tutor"].edit(form="json")
+
+
+def test_verify_is_a_saved_setting(slices, tmp_path):
+    from ragbook.bundle import load_assistant
+
+    bot = Assistant(slices, llm="extractive", verify=False)
+    path = bot.save(tmp_path / "a.ragbook")
+    assert load_assistant(path, model=HashEmbedder()).verify is False and bot.copy().verify is False
+    assert Assistant(slices, llm="extractive").verify is True

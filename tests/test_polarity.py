@@ -1,0 +1,52 @@
+"""Opposite words and other numbers: the contradiction rules beside negation (ragbook.polarity)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragbook.answer import check_answer
+from ragbook.polarity import opposites, other_numbers
+
+
+@pytest.mark.parametrize("claim, passage, words", [
+    ("The most onerous measure must be adopted.", "The least onerous measure must be adopted.", {"most"}),
+    ("The currencies appreciated.", "The other currencies depreciated.", {"appreci"}),
+    ("Findings are inconsistent with observation.", "Findings are consistent with observation.", {"inconsistent"}),
+    ("A variable made outside a function has local scope.", "A variable made outside a function has global scope.",
+     {"local"}),
+    ("Lists are mutable.", "Lists are mutable, while tuples are immutable.", set()),  # the passage says both
+    ("Tuples are immutable.", "Tuples are immutable.", set()),
+    ("The loop starts at 0.", "The loop ends at 10.", {"start"}),
+])
+def test_opposite_words(claim, passage, words):
+    found = opposites(claim, passage)
+    assert len(found) == len(words) and all(any(f.startswith(w[:5]) for f in found) for w in words)
+
+
+@pytest.mark.parametrize("claim, passage, numbers", [
+    ("The museums comprise five museums.", "The museums comprise three museums.", {"5"}),
+    ("Latin honors fell to 40%.", "Latin honors fell from 90% to 60%.", {"40"}),
+    ("The attack came on October 16, 1973.", "The attack came on October 6, 1973.", {"16"}),
+    ("Scotland was invaded in 1066.", "William invaded Scotland in 1072.", {"1066"}),
+    ("ASCII can represent 256 characters.", "ASCII can represent 128 characters.", {"256"}),
+    # computed results are not counts of a unit: 10 // 3 is not "another number" than 7 // 4
+    ("10 // 3 evaluates to 3.", "7 // 4 evaluates to 1.", set()),
+    ("8 / 2 gives 4.0.", "6 / 3 gives 2.0, a float.", set()),
+    ("It holds 3 items.", "The list holds 3 items.", set()),
+    ("It was built in 1955.", "Built in 1955, it was extended in 1970.", set()),
+])
+def test_other_numbers_for_the_same_thing(claim, passage, numbers):
+    assert other_numbers(claim, passage) == numbers
+
+
+def test_a_swapped_number_or_opposite_word_is_flagged_as_a_contradiction():
+    from types import SimpleNamespace
+
+    passage = SimpleNamespace(text="ASCII\nThe original ASCII could represent 128 characters. Rare errors occur.")
+    for claim in ("The original ASCII could represent 256 characters [1].", "The original ASCII could represent "
+                  "128 characters [1]. Common errors occur [1]."):
+        _, checks = check_answer(claim, [passage])
+        flags = [c.flag for c in checks]
+        assert "contradicts [1]" in flags, (claim, flags)
+    _, checks = check_answer("The original ASCII could represent 128 characters [1].", [passage])
+    assert [c.flag for c in checks] == [""]
