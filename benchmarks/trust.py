@@ -80,7 +80,7 @@ def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None,
 
     index = index_for(set_name)
     qa = questions_for(set_name, limit)
-    bot = Assistant(index, llm=llm, template=strategy)
+    bot = Assistant(index, llm=llm, template=strategy, verify=False)  # checks are replayed by --review
     bot.llm  # loaded before the clock starts
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"{set_name}-{strategy}.jsonl"
@@ -103,6 +103,47 @@ def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None,
     return records
 
 
+def review_all(set_name: str, strategy: str, mode: str, llm: str | None) -> list[dict]:
+    """Re-check the cached answers of ``strategy`` as the assistant does (ragbook.grounding.review), with
+    the rules only (``mode="rules"``) or with the model as verifier (``"verify"``); cached as
+    ``<set>-<strategy>-<mode>.jsonl``.  Seconds are the answer's plus the checks'."""
+    from ragbook.grounding import model_verdict, review
+    from ragbook.prompt import get_template
+
+    template = get_template(strategy)
+    ask = None
+    if mode == "verify":
+        from ragbook.llm import default_model, load_llm
+
+        model = load_llm(llm or default_model())
+        ask = lambda prompt: model_verdict(model, prompt)  # noqa: E731
+    out = CACHE / f"{set_name}-{strategy}-{mode}.jsonl"
+    records = []
+    with open(out, "w", encoding="utf-8") as f:
+        for n, cached in enumerate(load_cached(set_name, strategy), start=1):
+            data = cached["answer"]
+            if data["mode"] != "llm":
+                records.append(cached)
+                f.write(json.dumps(cached, ensure_ascii=False) + "\n")
+                continue
+            passages = [SimpleNamespace(text=p["text"], chunk=SimpleNamespace(text=p["text"])) for p in data["passages"]]
+            t0 = time.perf_counter()
+            r = review(data["raw_text"], passages, data["question"], template, ask)
+            seconds = time.perf_counter() - t0
+            answer = {**data, "text": r.text, "withheld": r.withheld, "model_checks": r.model_checks,
+                      "grounding": r.grounding.to_dict() if r.grounding is not None else None,
+                      "citations": [{"n": c.n, "valid": c.valid} for c in r.citations],
+                      "checks": [{"sentence": c.sentence, "cites": c.cites, "flag": c.flag, "verified": c.verified}
+                                 for c in r.checks]}
+            record = {**cached, "seconds": round(cached["seconds"] + seconds, 3), "review_seconds": round(seconds, 3),
+                      "answer": answer}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            records.append(record)
+            print(f"{n:>3} {seconds:5.1f} s {cached['id']}: {r.text[:100]!r}", flush=True)
+    return records
+
+
 def load_cached(set_name: str, strategy: str) -> list[dict]:
     with open(CACHE / f"{set_name}-{strategy}.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -117,7 +158,7 @@ def score(set_name: str, strategy: str, records: list[dict], limit: int | None) 
     rows = []
     for r in records:
         answer = _said(r["answer"])
-        if answer.mode == "llm":  # today's checker on the saved text, so that a rescore measures it
+        if answer.mode == "llm" and "withheld" not in r["answer"]:  # today's checker on the saved text
             _, checks = check_answer(answer.text, [p.chunk for p in answer.passages], no_answer=NO_ANSWER)
             answer.checks = checks
         rows.append(score_answer(qa[r["id"]], answer, r["seconds"]))
@@ -169,14 +210,21 @@ def main() -> None:
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
     parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
+    parser.add_argument("--review", choices=("rules", "verify"), default=None,
+                        help="re-check the cached answers as the assistant does: rules only, or with the model as "
+                             "verifier (scored as STRATEGY-rules / STRATEGY-verify)")
     args = parser.parse_args()
     results_file = RESULTS / "trust.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {
         "benchmark": "trust", "results": {}}
     for set_name in args.set.split(","):
         for strategy in args.strategy.split(","):
-            records = (load_cached(set_name, strategy) if args.rescore
-                       else answer_all(set_name, strategy, args.limit, args.llm, args.resume))
+            if args.review:
+                records = review_all(set_name, strategy, args.review, args.llm)
+                strategy = f"{strategy}-{args.review}"
+            else:
+                records = (load_cached(set_name, strategy) if args.rescore
+                           else answer_all(set_name, strategy, args.limit, args.llm, args.resume))
             entry = score(set_name, strategy, records, args.limit)
             entry["machine"] = machine()
             entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

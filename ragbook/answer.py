@@ -301,6 +301,7 @@ class Answer:
     incomplete_reason: str = ""
     grounding: Any = None  # quote-then-answer templates: the model's quote and how it was checked (ragbook.grounding)
     model_checks: int = 0  # how many sentences were put to the model as a verifier (ragbook.grounding)
+    withheld: str = ""  # the model's answer when ragbook showed another (the passage's sentence, or "I don't know")
 
     @property
     def abstained(self) -> bool:
@@ -335,6 +336,11 @@ class Answer:
         if any(c.flag == "copied example" for c in self.checks):
             notes.append((COPIED_HINT, True))
         g = self.grounding
+        if self.withheld and (g is None or not g.fallback):
+            why = ("asked again, the model judged that the sentence it rests on does not answer the question"
+                   if "closest the documents come" in self.text
+                   else "it says the opposite of its passage")
+            notes.append((f"ragbook withheld the model's answer \u201c{shorten(self.withheld, 160)}\u201d: {why}", True))
         if g is not None and g.fallback:
             notes.append((f"the model answered \u201c{shorten(g.answer, 120)}\u201d, but {g.reason}: the passage's "
                           "sentence is shown instead", True))
@@ -379,7 +385,7 @@ class Answer:
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
             "grounding": self.grounding.to_dict() if self.grounding is not None else None,
-            "model_checks": self.model_checks,
+            "model_checks": self.model_checks, "withheld": self.withheld,
         }
 
     def _repr_html_(self) -> str:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ragbook._display import html_escape, html_table, shorten
-from ragbook.answer import Answer, attribute, check_answer
-from ragbook.grounding import ANSWER_LINE, model_verdict, settle, verify_checks
+from ragbook.answer import Answer, check_answer
+from ragbook.grounding import ANSWER_LINE, model_verdict, review
 from ragbook.prompt import Template, get_template, pack
 from ragbook.filters import check_number
 from ragbook.retrieval import Hit, Results, Retriever
@@ -338,33 +338,17 @@ class AnswerStream:
         timings["generation"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         raw = text
-        ask = a._verdict if a.verify else None
-        grounding = None
-        if a.template.form == "quote":
-            text, grounding = settle(raw, packed.passages, self.question, no_answer=a.template.no_answer, ask=ask)
-        text, added = attribute(text, packed.passages)
-        example = a.template.example.answer if a.template.example is not None else ""
-        citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer, attributed=added,
-                                         example=example)
-        model_checks = 0
-        if ask is not None:
-            asked_yes_no = grounding is not None and grounding.yes_no is not None
-            model_checks = asked_yes_no + verify_checks(self.question, checks, ask, yes_no=not asked_yes_no)
+        r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None)
+        text = r.text
         if answer_part is not None and not answer_part.started:
             yield text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
-        contradicted = [c for c in checks if c.flag.startswith("contradicts")]
-        if contradicted and a.template.name == "strict":
-            # strict answers only with what the passages state: a claim that says the opposite of its passage
-            # gives way to that passage's own sentence
-            text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
-            citations, checks = check_answer(text, packed.passages, no_answer=a.template.no_answer)
         timings["total"] = time.perf_counter() - t0
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         cut = _why_incomplete(gen, a.max_answer_tokens)
-        self._finish(Answer(text=text, passages=packed.passages, citations=citations, checks=checks,
+        self._finish(Answer(text=text, passages=packed.passages, citations=r.citations, checks=r.checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
-                            grounding=grounding, model_checks=model_checks,
+                            grounding=r.grounding, model_checks=r.model_checks, withheld=r.withheld,
                             **{**base, "model": llm.name}))
 
 

@@ -168,17 +168,14 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
     if show_prompt and answer.prompt:
         print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
     grounding = getattr(answer, "grounding", None)
-    if grounding is not None:  # quote-then-answer: what was streamed is the model's answer line, before the checks
-        if answer.text != shown:
-            print(f"\n  checked answer (the model's quote, then its answer, checked against the passages):\n  {answer.text}")
-        if grounding.quote:
-            print(f"\n  the model quoted [{grounding.n}]: \u201c{grounding.quote}\u201d"
-                  + ("" if grounding.exact else " (a near copy of the passage's sentence)"))
-        for note, _ in answer._notes():
-            if note.startswith("the model"):
-                print(f"  ! {note}")
-    elif answer.text != answer.raw_text and answer.raw_text:
+    if answer.text != shown and (grounding is not None or getattr(answer, "withheld", "")):
+        # what was streamed is the model's answer, before ragbook's checks changed it (see the notes below)
+        print(f"\n  after ragbook's checks of the model's answer:\n  {answer.text}")
+    elif answer.text != answer.raw_text and answer.raw_text and grounding is None:
         print(f"\n  with citations (ragbook cited sentences the model left uncited or cited wrongly):\n  {answer.text}")
+    if grounding is not None and grounding.quote:
+        print(f"\n  the model quoted [{grounding.n}]: \u201c{grounding.quote}\u201d"
+              + ("" if grounding.exact else " (a near copy of the passage's sentence)"))
     if answer.citations:
         print()
         for c in answer.citations:
@@ -187,6 +184,9 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
         print("\n  (no citations; closest passages:)")
         for n, hit in enumerate(answer.passages[:3], start=1):
             print(f"  [{n}] {hit.citation()}")
+    for note, _ in answer._notes() if hasattr(answer, "_notes") else ():
+        if note.startswith(("the model answered", "the model's quote", "ragbook withheld")):
+            print(f"  ! {note}")
     if evidence and answer.evidence:
         print("\n  evidence (each cited sentence, then the passage's sentence that backs it best):")
         for e in answer.evidence:
@@ -247,6 +247,8 @@ def _load_assistant(args: argparse.Namespace):
         overrides["k"] = args.k
     if getattr(args, "template", None):
         overrides["template"] = args.template
+    if getattr(args, "no_verify", False):
+        overrides["verify"] = False
     return load_assistant(args.file, trust_llm=args.trust_llm, **overrides)  # its notes are logged as warnings
 
 
@@ -459,6 +461,7 @@ def _write_eval_json(args: argparse.Namespace, out: dict[str, object]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from ragbook import __version__
+    from ragbook.prompt import TEMPLATES
     from ragbook.vectors import KINDS as VECTOR_KINDS
 
     p = argparse.ArgumentParser(prog="ragbook", description="Retrieval-augmented assistants over your own documents, offline.")
@@ -523,7 +526,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="use the model (server, file or folder) the assistant file names; by default a shared "
                              "file only suggests one and this machine's model answers")
         cp.add_argument("-k", type=int, help="passages to retrieve")
-        cp.add_argument("--template", choices=["tutor", "research", "strict"], help="prompt template")
+        cp.add_argument("--template", choices=list(TEMPLATES), help="prompt template")
+        cp.add_argument("--no-verify", action="store_true",
+                        help="skip the model's own checks of its answer (a second or two each; the rules still apply)")
         cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
 
     mo = sub.add_parser("models", help="list the language models ragbook knows, and which are installed")

@@ -262,3 +262,75 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
                 if verdict == "no":
                     check.flag = "unsupported"
     return made
+
+
+ANSWERS_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nQuestion: {question}\n\n"
+                  "Does the sentence above answer the question? Answer with one word: Yes or No.")
+
+
+@dataclass
+class Reviewed:
+    """A model's raw answer after ragbook's checks: the text to show, its citations and checks, and why."""
+
+    text: str
+    citations: list[Any]
+    checks: list[Any]
+    grounding: Grounding | None = None
+    model_checks: int = 0
+    withheld: str = ""  # the model's answer, when ragbook showed "I don't know" instead (see review)
+
+
+def review(raw: str, passages: Sequence[Any], question: str, template: Any,
+           ask: Callable[[str], str | None] | None = None) -> Reviewed:
+    """Check a model's raw answer against its passages and decide what to show.
+
+    1. A quote-then-answer output is settled (:func:`settle`); a plain one is taken as it is.
+    2. Missing or wrong citations are repaired (:func:`ragbook.answer.attribute`) and every
+       sentence is checked (:func:`ragbook.answer.check_answer`).
+    3. With ``ask`` (the model as verifier): the sentence the answer rests on is put to it with
+       the question, "does this sentence answer it?"; a "no" withholds the answer ("I don't
+       know", with that sentence shown as the closest the documents come).  Otherwise
+       :func:`verify_checks` looks at yes/no answers and the claims the rules are unsure of.
+    4. A template that answers only with what the passages state (``strict``, and the quote form)
+       replaces a contradicted answer by the passage's own sentences.
+    """
+    from ragbook.answer import attribute, check_answer
+
+    no_answer = template.no_answer
+    grounding = None
+    text = raw
+    if template.form == "quote":
+        text, grounding = settle(raw, passages, question, no_answer=no_answer, ask=ask)
+    text, added = attribute(text, list(passages))
+    example = template.example.answer if template.example is not None else ""
+    citations, checks = check_answer(text, list(passages), no_answer=no_answer, attributed=added, example=example)
+    made = int(grounding is not None and grounding.yes_no is not None)
+    if ask is None or no_answer.lower().rstrip(".") in text.lower():
+        return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+    if grounding is not None and grounding.n:
+        n, quote = grounding.n, grounding.quote
+    else:
+        first = max((c for c in checks if c.evidence is not None), key=lambda c: c.evidence.support, default=None)
+        n, quote = (first.evidence.n, first.evidence.quote) if first is not None else (None, "")
+    if quote:
+        verdict = ask(ANSWERS_PROMPT.format(quote=quote, question=question))
+        made += 1
+        if grounding is not None:
+            grounding.verdicts["answers_question"] = verdict
+        if verdict == "no":
+            shown = f"{no_answer} (The closest the documents come, in [{n}]: \u201c{quote}\u201d)"
+            citations, checks = check_answer(shown, list(passages), no_answer=no_answer)
+            return Reviewed(shown, citations, checks, grounding, made, withheld=text)
+    made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
+    return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+
+
+def _fallback(r: Reviewed, passages: Sequence[Any], template: Any) -> Reviewed:
+    from ragbook.answer import check_answer
+
+    contradicted = [c for c in r.checks if c.flag.startswith("contradicts")]
+    if contradicted and (template.name == "strict" or template.form == "quote"):
+        r.withheld = r.text
+        r.text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
+        r.citations, r.checks = check_answer(r.text, list(passages), no_answer=template.no_answer)
+    return r

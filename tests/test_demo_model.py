@@ -88,3 +88,24 @@ def test_gold_questions_are_answered_from_the_right_source(demo_bot, question, f
     assert cited, f"the answer cites nothing: {answer.text!r}"
     assert any(h.source == gold["source"] and h.page == gold["page"] for h in cited), (
         f"the answer's citations {[h.citation() for h in cited]} miss {gold['source']}")
+
+
+def test_quote_then_answer_with_the_model_as_its_own_verifier(demo_bot, tmp_path, monkeypatch, capsys):
+    """The quote template on the command line: the model quotes the syllabus, ragbook finds the quote in its
+    passage and the model's one-word checks run (or not, with --no-verify)."""
+    from ragbook.cli import main
+
+    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
+    saved = demo_bot.save(tmp_path / "demo.ragbook")
+    question = "How many grace days do students get over the whole term?"
+    assert main(["ask", saved, question, "--template", "quote", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    grounding = answer["grounding"]
+    assert grounding["n"] and grounding["quote"] and re.search(r"\b(four|4)\b", answer["text"], re.I), answer
+    quoted = answer["passages"][grounding["n"] - 1]["text"]
+    assert quoted[grounding["start"]:grounding["end"]] == grounding["quote"]  # found in its passage, verbatim
+    assert answer["model_checks"] >= 1 and not answer["withheld"]
+
+    assert main(["ask", saved, question, "--template", "quote", "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert "the model quoted [" in out and not out.startswith("Quote"), out  # the quote is shown, checked, apart

@@ -32,6 +32,8 @@ class Scripted(EchoLLM):
         prompt = messages[-1]["content"]
         if prompt.lower().endswith("answer with one word: yes or no."):
             self.asked.append(prompt)
+            if "answer the question?" in prompt:
+                return self.verdicts.get("answers", "Yes")
             return self.verdicts.get("claim" if "Claim:" in prompt else "yes_no", "Maybe")
         return self.reply
 
@@ -119,13 +121,13 @@ def test_the_quote_template_checks_its_answer_end_to_end(slices):
     answer = stream.answer
     assert "Quote" not in streamed and streamed.startswith("Yes, s[2:5]")  # the quote is checked, not streamed
     assert answer.text == f"The passage says: \u201c{QUOTE}\u201d [1]" and answer.raw_text == reply
-    assert answer.grounding.fallback and answer.model_checks == 1 and len(llm.asked) == 1
+    assert answer.grounding.fallback and answer.model_checks == 2 and len(llm.asked) == 2  # yes/no, answers it?
     assert answer.ok and answer.citations[0].valid
     assert "the passage's sentence is shown instead" in str(answer)
     assert "the passage&#x27;s sentence is shown instead" in answer._repr_html_() or \
         "the passage's sentence is shown instead" in answer._repr_html_()
     data = answer.to_dict()
-    assert data["grounding"]["fallback"] is True and data["grounding"]["quote"] == QUOTE and data["model_checks"] == 1
+    assert data["grounding"]["fallback"] is True and data["grounding"]["quote"] == QUOTE and data["model_checks"] == 2
 
 
 def test_the_quote_template_streams_an_answer_that_has_no_answer_line(slices):
@@ -140,7 +142,7 @@ def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
     answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
     check = answer.checks[0]
     assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
-    assert answer.unsupported == [wrong] and answer.model_checks == 1
+    assert answer.unsupported == [wrong] and answer.model_checks == 2
     assert answer.to_dict()["checks"][0]["verified"] is False
     # the same answer, verifier off: the rules pass it
     quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)
@@ -173,3 +175,18 @@ def test_verify_is_a_saved_setting(slices, tmp_path):
     path = bot.save(tmp_path / "a.ragbook")
     assert load_assistant(path, model=HashEmbedder()).verify is False and bot.copy().verify is False
     assert Assistant(slices, llm="extractive").verify is True
+
+
+def test_an_answer_whose_sentence_does_not_answer_the_question_is_withheld(slices):
+    made_up = "Yes, s[2:5] is a slice of s that starts at index 2 [1]."
+    llm = Scripted(made_up, answers="No")
+    answer = Assistant(slices, llm=llm, min_relevance=None).ask("Is slicing faster than a loop?")
+    assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text and answer.withheld == made_up
+    assert answer.raw_text == made_up and answer.model_checks == 1
+    assert "ragbook withheld the model's answer" in str(answer) and answer.to_dict()["withheld"] == made_up
+    from ragbook.answer_metrics import is_abstention
+
+    assert is_abstention(answer, NO_ANSWER)
+    kept = Assistant(slices, llm=Scripted(made_up, answers="Yes", yes_no="Yes"), min_relevance=None).ask(
+        "Is s[2:5] a slice that starts at index 2?")
+    assert kept.text == made_up and not kept.withheld and kept.model_checks == 2
