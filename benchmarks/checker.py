@@ -99,9 +99,10 @@ def figures(rows: list[dict], key: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verify", action="store_true", help="also put unsure sentences to the default model")
+    parser.add_argument("--quick", action="store_true", help="the first 40 sentences (a smoke test)")
     args = parser.parse_args()
-    claims = load_claims()
-    report = Report("checker" + ("-verify" if args.verify else ""), verify=args.verify)
+    claims = load_claims()[:40] if args.quick else load_claims()
+    report = Report("checker" + ("-verify" if args.verify else "") + ("-quick" if args.quick else ""), verify=args.verify)
     ask = None
     if args.verify:
         from ragbook.llm import default_model, load_llm

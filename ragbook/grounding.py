@@ -20,12 +20,15 @@ shown: the answer line when the quote backs it, the passage's own sentence ("The
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 __all__ = ["Grounding", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
            "YES_NO_PROMPT", "CLAIM_PROMPT", "model_verdict"]
+
+log = logging.getLogger(__name__)
 
 _QUOTE_LINE = re.compile(r"^[\s>*_-]*quote\s*(?:\[(\d+)\])?[*_]*\s*:?[*_\s]*(.*)$", re.IGNORECASE)
 ANSWER_LINE = re.compile(r"^[\s>*_-]*answer[*_]*\s*:[*_ \t]*", re.IGNORECASE | re.MULTILINE)
@@ -149,10 +152,29 @@ def yes_or_no(text: str) -> str | None:
 
 
 def model_verdict(llm: Any, prompt: str) -> str | None:
-    """The model's one-word "yes"/"no" to ``prompt`` (greedy, two tokens), or None when it says neither."""
+    """The model's one-word "yes"/"no" to ``prompt`` (greedy, a few tokens), or None when it says neither.
+
+    A check is advice: when the model fails (a server that cuts the answer off, a timeout) the
+    answer stands as the rules left it, and the failure is logged.
+    """
+    from ragbook.errors import LLMError
+
     messages = [{"role": "system", "content": _VERIFIER_SYSTEM}, {"role": "user", "content": prompt}]
-    text = llm.chat(messages, max_tokens=3, temperature=0.0).text
-    return yes_or_no(text)
+    try:
+        generation = llm.chat(messages, max_tokens=3, temperature=0.0)
+    except (LLMError, OSError) as exc:
+        log.warning("the model's check of its answer failed (%s); the answer is shown as the rules left it", exc)
+        return None
+    if getattr(generation, "incomplete", False):
+        return None
+    return yes_or_no(generation.text)
+
+
+def _prompt(template: str, **fields: str) -> str:
+    """A verifier prompt; document text and questions are untrusted: defused and kept on one line."""
+    from ragbook.prompt import defuse
+
+    return template.format(**{k: " ".join(defuse(v).split()) for k, v in fields.items()})
 
 
 def settle(raw: str, passages: Sequence[Any], question: str, *, no_answer: str,
@@ -189,7 +211,7 @@ def settle(raw: str, passages: Sequence[Any], question: str, *, no_answer: str,
     from ragbook.polarity import conflicts
 
     if ask is not None:
-        g.yes_no = ask(YES_NO_PROMPT.format(quote=g.quote, question=question))
+        g.yes_no = ask(_prompt(YES_NO_PROMPT, quote=g.quote, question=question))
         g.verdicts["yes_no"] = g.yes_no
     if said and ((g.yes_no and g.yes_no != said) or conflicts(answer, g.quote)):
         g.fallback = True
@@ -244,7 +266,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith("contradicts"):
         said = yes_or_no(_claim(first.sentence))
         if said:
-            verdict = ask(YES_NO_PROMPT.format(quote=first.evidence.quote, question=question))
+            verdict = ask(_prompt(YES_NO_PROMPT, quote=first.evidence.quote, question=question))
             made += 1
             if verdict:
                 first.verified = verdict == said
@@ -255,7 +277,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
             break
         if check.verified is None and unsure(check):
             claim = _claim(check.sentence)
-            verdict = ask(CLAIM_PROMPT.format(quote=check.evidence.quote, claim=claim))
+            verdict = ask(_prompt(CLAIM_PROMPT, quote=check.evidence.quote, claim=claim))
             made += 1
             if verdict:
                 check.verified = verdict == "yes"
@@ -313,7 +335,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         first = max((c for c in checks if c.evidence is not None), key=lambda c: c.evidence.support, default=None)
         n, quote = (first.evidence.n, first.evidence.quote) if first is not None else (None, "")
     if quote:
-        verdict = ask(ANSWERS_PROMPT.format(quote=quote, question=question))
+        verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1
         if grounding is not None:
             grounding.verdicts["answers_question"] = verdict

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 __all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "SCOPE"]
 
-SCOPE = 4  # words after a cue that it negates: "not including index 5", "cannot be changed later"
+SCOPE = 2  # words after a cue that it negates: "not including index", "cannot be changed" (the verb, not its object)
 _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", "excluding", "except", "none",
                    "nothing", "nobody", "nowhere"})
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b")

@@ -131,7 +131,7 @@ def test_assistant_prompt_with_a_hostile_document(tmp_path):
     llm = EchoLLM()
     bot = Assistant(index, llm=llm, template="strict", k=2, min_relevance=None)
     answer = bot.ask("When are labs due, and what does the syllabus say about grading?")
-    user = llm.calls[-1][-1]["content"]
+    user = llm.calls[0][-1]["content"]  # the answer's prompt (the model's own checks come after)
     passages_part = user.split("\nQuestion: ")[0]  # the forged "Question:" line is quoted: "> Question:"
     assert len(_header_lines(passages_part)) == len(answer.passages) == 2
     assert "<|im_start|>" not in answer.prompt
