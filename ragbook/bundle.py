@@ -461,7 +461,7 @@ def _saved_settings(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     settings = {"name": doc.get("name", path.stem), "llm": doc.get("llm"), "template": doc.get("template", "tutor"),
                 "min_relevance": doc.get("min_relevance"), "max_answer_tokens": doc.get("max_answer_tokens", 384),
                 "temperature": doc.get("temperature", 0.0), "history_turns": doc.get("history_turns", 2),
-                "verify": doc.get("verify", False), **retrieval}
+                "verify": doc.get("verify", True), **retrieval}
     for key, value in settings.items():
         problem = _problem(key, value)
         if problem:

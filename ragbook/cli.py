@@ -247,8 +247,8 @@ def _load_assistant(args: argparse.Namespace):
         overrides["k"] = args.k
     if getattr(args, "template", None):
         overrides["template"] = args.template
-    if getattr(args, "verify", False):
-        overrides["verify"] = True
+    if getattr(args, "no_verify", False):
+        overrides["verify"] = False
     return load_assistant(args.file, trust_llm=args.trust_llm, **overrides)  # its notes are logged as warnings
 
 
@@ -527,9 +527,8 @@ def _parser() -> argparse.ArgumentParser:
                              "file only suggests one and this machine's model answers")
         cp.add_argument("-k", type=int, help="passages to retrieve")
         cp.add_argument("--template", choices=list(TEMPLATES), help="prompt template")
-        cp.add_argument("--verify", action="store_true",
-                        help="have the model check its own answer where the rules cannot (a few seconds more; "
-                             "see the README: with a small model it also withholds some correct answers)")
+        cp.add_argument("--no-verify", action="store_true",
+                        help="skip the model's own checks of its answer (a second or two each; the rules still apply)")
         cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
 
     mo = sub.add_parser("models", help="list the language models ragbook knows, and which are installed")

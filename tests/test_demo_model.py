@@ -92,13 +92,13 @@ def test_gold_questions_are_answered_from_the_right_source(demo_bot, question, f
 
 def test_quote_then_answer_with_the_model_as_its_own_verifier(demo_bot, tmp_path, monkeypatch, capsys):
     """The quote template on the command line: the model quotes the syllabus, ragbook finds the quote in its
-    passage and, with --verify, the model's one-word checks run."""
+    passage and the model's one-word checks run (or not, with --no-verify)."""
     from ragbook.cli import main
 
     monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
     saved = demo_bot.save(tmp_path / "demo.ragbook")
     question = "How many grace days do students get over the whole term?"
-    assert main(["ask", saved, question, "--template", "quote", "--verify", "--json"]) == 0
+    assert main(["ask", saved, question, "--template", "quote", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     grounding = answer["grounding"]
     assert grounding["n"] and grounding["quote"] and re.search(r"\b(four|4)\b", answer["text"], re.I), answer
@@ -106,6 +106,6 @@ def test_quote_then_answer_with_the_model_as_its_own_verifier(demo_bot, tmp_path
     assert quoted[grounding["start"]:grounding["end"]] == grounding["quote"]  # found in its passage, verbatim
     assert answer["model_checks"] >= 1 and not answer["withheld"]
 
-    assert main(["ask", saved, question, "--template", "quote"]) == 0
+    assert main(["ask", saved, question, "--template", "quote", "--no-verify"]) == 0
     out = capsys.readouterr().out
     assert "the model quoted [" in out and not out.startswith("Quote"), out  # the quote is shown, checked, apart

@@ -115,7 +115,7 @@ def test_a_made_up_quote_is_reported_and_no_answer_passes_through():
 def test_the_quote_template_checks_its_answer_end_to_end(slices):
     reply = f'Quote [1]: "{QUOTE}"\nAnswer: Yes, s[2:5] includes index 5 [1].'
     llm = Scripted(reply, yes_no="No")
-    bot = Assistant(slices, llm=llm, template="quote", min_relevance=None, verify=True)
+    bot = Assistant(slices, llm=llm, template="quote", min_relevance=None)
     stream = bot.stream("Does s[2:5] include index 5?")
     streamed = "".join(stream).strip()
     answer = stream.answer
@@ -139,13 +139,13 @@ def test_the_quote_template_streams_an_answer_that_has_no_answer_line(slices):
 def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
     wrong = "Yes, s[2:5] goes up to index 5 [1]."  # no negation word: the polarity rule cannot see it
     llm = Scripted(wrong, yes_no="No")
-    answer = Assistant(slices, llm=llm, min_relevance=None, verify=True).ask("Does s[2:5] include index 5?")
+    answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
     check = answer.checks[0]
     assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
     assert answer.unsupported == [wrong] and answer.model_checks == 2
     assert answer.to_dict()["checks"][0]["verified"] is False
     # the same answer, verifier off: the rules pass it
-    quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None)  # verify is off by default
+    quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)
     answer = quiet.ask("Does s[2:5] include index 5?")
     assert answer.checks[0].flag == "" and answer.model_checks == 0 and answer.checks[0].verified is None
 
@@ -171,23 +171,23 @@ def test_a_template_form_must_be_known():
 def test_verify_is_a_saved_setting(slices, tmp_path):
     from ragbook.bundle import load_assistant
 
-    bot = Assistant(slices, llm="extractive", verify=True)
+    bot = Assistant(slices, llm="extractive", verify=False)
     path = bot.save(tmp_path / "a.ragbook")
-    assert load_assistant(path, model=HashEmbedder()).verify is True and bot.copy().verify is True
-    assert Assistant(slices, llm="extractive").verify is False
+    assert load_assistant(path, model=HashEmbedder()).verify is False and bot.copy().verify is False
+    assert Assistant(slices, llm="extractive").verify is True
 
 
 def test_an_answer_whose_sentence_does_not_answer_the_question_is_withheld(slices):
     made_up = "Yes, s[2:5] is a slice of s that starts at index 2 [1]."
     llm = Scripted(made_up, answers="No")
-    answer = Assistant(slices, llm=llm, min_relevance=None, verify=True).ask("Is slicing faster than a loop?")
+    answer = Assistant(slices, llm=llm, min_relevance=None).ask("Is slicing faster than a loop?")
     assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text and answer.withheld == made_up
     assert answer.raw_text == made_up and answer.model_checks == 1
     assert "ragbook withheld the model's answer" in str(answer) and answer.to_dict()["withheld"] == made_up
     from ragbook.answer_metrics import is_abstention
 
     assert is_abstention(answer, NO_ANSWER)
-    kept = Assistant(slices, llm=Scripted(made_up, answers="Yes", yes_no="Yes"), min_relevance=None, verify=True).ask(
+    kept = Assistant(slices, llm=Scripted(made_up, answers="Yes", yes_no="Yes"), min_relevance=None).ask(
         "Is s[2:5] a slice that starts at index 2?")
     assert kept.text == made_up and not kept.withheld and kept.model_checks == 2
 
@@ -212,5 +212,5 @@ def test_a_check_that_fails_leaves_the_answer_as_the_rules_left_it(slices):
             return super().chat(messages, **kw)
 
     reply = "The slice s[2:5] starts at index 2 and goes up to but not including index 5 [1]."
-    answer = Assistant(slices, llm=Failing(reply), min_relevance=None, verify=True).ask("Where does s[2:5] stop?")
+    answer = Assistant(slices, llm=Failing(reply), min_relevance=None).ask("Where does s[2:5] stop?")
     assert answer.text == reply and not answer.withheld and answer.ok
