@@ -165,10 +165,19 @@ def score(set_name: str, strategy: str, records: list[dict], limit: int | None) 
         rows[-1]["contradicted"] = [c.flag for c in answer.checks if c.flag.startswith("contradicts")]
     summary = summarize(rows)
     flagged = [row for row in rows if row["contradicted"]]
+    seconds = sorted(r["seconds"] for r in records)
+    summary["median_seconds"] = round(seconds[len(seconds) // 2], 2) if seconds else None
+    summary["model_checks_per_answer"] = round(sum(r["answer"].get("model_checks", 0) for r in records)
+                                               / max(1, len(records)), 3)
+    reviewed = [r["review_seconds"] for r in records if "review_seconds" in r]
+    summary["check_seconds_per_answer"] = round(sum(reviewed) / len(reviewed), 3) if reviewed else None
+    summary["withheld"] = sum(bool(r["answer"].get("withheld")) for r in records)
     summary["contradiction_flags"] = {"answers": len(flagged), "sentences": sum(len(r["contradicted"]) for r in rows),
                                       "on_correct_answers": sum(r["correct"] for r in flagged)}
     return {"summary": {k: (round(summary[k], 4) if isinstance(summary[k], float) else summary[k])
-                        for k in ("questions", "answerable", "unanswerable", *FIGURES, "contradiction_flags")},
+                        for k in ("questions", "answerable", "unanswerable", *FIGURES, "median_seconds",
+                                  "model_checks_per_answer", "check_seconds_per_answer", "withheld",
+                                  "contradiction_flags")},
             "by_kind": _by_kind(rows, qa),
             "rows": [{k: row[k] for k in ("id", "answer", "gold", "unanswerable", "abstained", "correct", "contains",
                                           "flagged", "contradicted", "confidently_wrong", "seconds")} for row in rows]}
