@@ -18,8 +18,8 @@ from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
 from ragbook.retrieval import Hit
 
-__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "attribute", "check_answer", "find_evidence",
-           "split_sentences"]
+__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "attribute", "check_answer", "declines", "find_evidence",
+           "split_sentences", "without_citations"]
 
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
@@ -133,6 +133,16 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
     return "".join(out), added
 
 
+def without_citations(sentence: str) -> str:
+    """``sentence`` with its ``[n]`` markers removed and no space left before its punctuation."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", _MARK.sub("", sentence)).strip()
+
+
+def declines(text: str, no_answer: str) -> bool:
+    """Whether ``text`` gives the template's "I don't know" sentence (``no_answer``)."""
+    return bool(no_answer) and no_answer.lower().rstrip(".") in text.lower()
+
+
 def _cites(sentence: str) -> list[int]:
     return [n for mark in _MARK.finditer(sentence) for n in _numbers(mark.group(1))]
 
@@ -179,7 +189,7 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
             continue
         found = {n: find_evidence(sentence, passages[n - 1].text) for n in dict.fromkeys(valid)}
         evidence = _best_evidence(sentence, passages, found)
-        if (no_answer and no_answer.lower().rstrip(".") in sentence.lower()) or len(words) < 3:
+        if declines(sentence, no_answer) or len(words) < 3:
             # the template's "I don't know", and "Yes.", headings, list numbers: too short to judge
             checks.append(SentenceCheck(sentence, cites, 1.0, evidence=evidence))
             continue
@@ -337,8 +347,10 @@ class Answer:
             notes.append((COPIED_HINT, True))
         g = self.grounding
         if self.withheld and (g is None or not g.fallback):
+            from ragbook.grounding import CLOSEST
+
             why = ("asked again, the model judged that the sentence it rests on does not answer the question"
-                   if "closest the documents come" in self.text
+                   if CLOSEST in self.text
                    else "it says the opposite of its passage")
             notes.append((f"ragbook withheld the model's answer \u201c{shorten(self.withheld, 160)}\u201d: {why}", True))
         if g is not None and g.fallback:

@@ -340,7 +340,6 @@ class AnswerStream:
         gen = getattr(llm, "last_generation", None)
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
-        timings["total"] = time.perf_counter() - t0
         raw = text
         r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None)
         text = r.text
@@ -358,7 +357,6 @@ class AnswerStream:
 
 class _AnswerPart:
     """Passes on a quote-then-answer output from its ``Answer:`` on (the quote before it is checked, not shown)."""
-
 
     def __init__(self) -> None:
         self.buffer = ""

@@ -25,14 +25,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["Grounding", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
-           "YES_NO_PROMPT", "CLAIM_PROMPT", "model_verdict"]
+from ragbook.answer import attribute, check_answer, declines, find_evidence, without_citations
+
+__all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
+           "verify_checks", "unsure", "model_verdict", "YES_NO_PROMPT", "CLAIM_PROMPT", "ANSWERS_PROMPT"]
 
 log = logging.getLogger(__name__)
 
 _QUOTE_LINE = re.compile(r"^[\s>*_-]*quote\s*(?:\[(\d+)\])?[*_]*\s*:?[*_\s]*(.*)$", re.IGNORECASE)
 ANSWER_LINE = re.compile(r"^[\s>*_-]*answer[*_]*\s*:[*_ \t]*", re.IGNORECASE | re.MULTILINE)
-_MARKS = re.compile(r"\[\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*\]")
 _QUOTE_CHARS = "\"'“”‘’«»"
 _YES_NO_START = re.compile(
     r"^\s*(?:is|isn't|are|aren't|was|wasn't|were|do|does|doesn't|don't|did|didn't|can|can't|could|will|won't|"
@@ -94,7 +95,7 @@ def parse_quoted(raw: str) -> tuple[list[tuple[int | None, str]], str]:
     for line in head.splitlines():
         q = _QUOTE_LINE.match(line)
         if q and q.group(2).strip():
-            text = _MARKS.sub("", q.group(2)).strip().strip("*_ ").strip(_QUOTE_CHARS).strip()
+            text = without_citations(q.group(2)).strip("*_ ").strip(_QUOTE_CHARS).strip()
             quotes.append((int(q.group(1)) if q.group(1) else None, text))
     if not m:
         lines = [line for line in raw.splitlines() if not _QUOTE_LINE.match(line)]
@@ -127,8 +128,6 @@ def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
     Exact means verbatim up to spacing, case and quoting marks; otherwise the sentence (or two
     adjacent ones) of ``text`` that holds at least :data:`NEAR_COPY` of the quote's content words.
     """
-    from ragbook.answer import find_evidence
-
     hay, where = _normalised(text)
     for needle in dict.fromkeys((_normalised(quote)[0], _normalised(quote.rstrip(".…").rstrip())[0])):
         i = hay.find(needle) if len(needle) >= 8 else -1
@@ -186,7 +185,7 @@ def settle(raw: str, passages: Sequence[Any], question: str, *, no_answer: str,
     """
     quotes, answer = parse_quoted(raw)
     g = Grounding(answer=answer)
-    if no_answer and no_answer.lower().rstrip(".") in raw.lower():
+    if declines(raw, no_answer):
         g.reason = "no answer"
         return no_answer, g
     for n, text in quotes:
@@ -221,11 +220,6 @@ def settle(raw: str, passages: Sequence[Any], question: str, *, no_answer: str,
     return answer, g
 
 
-def _claim(sentence: str) -> str:
-    """A sentence without its citation markers."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKS.sub("", sentence)).strip()
-
-
 def _text(passage: Any) -> str:
     return getattr(getattr(passage, "chunk", passage), "text", "")
 
@@ -238,14 +232,17 @@ SURE_SUPPORT = 0.75
 MAX_MODEL_CHECKS = 3  # per answer: each is a prompt of ~100 tokens and one or two tokens out
 
 
+def _numbers(text: str) -> set[str]:
+    return {n.lstrip("-") for n in _NUMBER.findall(text)}
+
+
 def unsure(check: Any) -> bool:
     """Whether the rules' pass on a sentence (``SentenceCheck``) is worth a model check."""
     ev = check.evidence
     if check.flag or ev is None:
         return False
-    claim = _MARKS.sub("", check.sentence)
-    missing_numbers = {n.lstrip("-") for n in _NUMBER.findall(claim)} - set(_NUMBER.findall(ev.quote)) - {
-        n.lstrip("-") for n in _NUMBER.findall(ev.quote)}
+    claim = without_citations(check.sentence)
+    missing_numbers = _numbers(claim) - _numbers(ev.quote)
     missing_names = {w for w in _NAME.findall(claim) if w.lower() not in ev.quote.lower()}
     return ev.support < SURE_SUPPORT or bool(missing_numbers) or bool(missing_names)
 
@@ -264,7 +261,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     made = 0
     first = next((c for c in checks if c.evidence is not None), None)
     if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith("contradicts"):
-        said = yes_or_no(_claim(first.sentence))
+        said = yes_or_no(without_citations(first.sentence))
         if said:
             verdict = ask(_prompt(YES_NO_PROMPT, quote=first.evidence.quote, question=question))
             made += 1
@@ -276,7 +273,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
         if made >= MAX_MODEL_CHECKS:
             break
         if check.verified is None and unsure(check):
-            claim = _claim(check.sentence)
+            claim = without_citations(check.sentence)
             verdict = ask(_prompt(CLAIM_PROMPT, quote=check.evidence.quote, claim=claim))
             made += 1
             if verdict:
@@ -286,6 +283,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     return made
 
 
+CLOSEST = "The closest the documents come"  # how a withheld answer shows the sentence it rested on
 ANSWERS_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nQuestion: {question}\n\n"
                   "Does the sentence above answer the question? Answer with one word: Yes or No.")
 
@@ -316,18 +314,17 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     4. A template that answers only with what the passages state (``strict``, and the quote form)
        replaces a contradicted answer by the passage's own sentences.
     """
-    from ragbook.answer import attribute, check_answer
-
     no_answer = template.no_answer
+    passages = list(passages)
     grounding = None
     text = raw
     if template.form == "quote":
         text, grounding = settle(raw, passages, question, no_answer=no_answer, ask=ask)
-    text, added = attribute(text, list(passages))
+    text, added = attribute(text, passages)
     example = template.example.answer if template.example is not None else ""
-    citations, checks = check_answer(text, list(passages), no_answer=no_answer, attributed=added, example=example)
+    citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)
-    if ask is None or no_answer.lower().rstrip(".") in text.lower():
+    if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     if grounding is not None and grounding.n:
         n, quote = grounding.n, grounding.quote
@@ -340,19 +337,17 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         if grounding is not None:
             grounding.verdicts["answers_question"] = verdict
         if verdict == "no":
-            shown = f"{no_answer} (The closest the documents come, in [{n}]: \u201c{quote}\u201d)"
-            citations, checks = check_answer(shown, list(passages), no_answer=no_answer)
+            shown = f"{no_answer} ({CLOSEST}, in [{n}]: \u201c{quote}\u201d)"
+            citations, checks = check_answer(shown, passages, no_answer=no_answer)
             return Reviewed(shown, citations, checks, grounding, made, withheld=text)
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
 
 
-def _fallback(r: Reviewed, passages: Sequence[Any], template: Any) -> Reviewed:
-    from ragbook.answer import check_answer
-
+def _fallback(r: Reviewed, passages: list[Any], template: Any) -> Reviewed:
     contradicted = [c for c in r.checks if c.flag.startswith("contradicts")]
     if contradicted and (template.name == "strict" or template.form == "quote"):
         r.withheld = r.text
         r.text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
-        r.citations, r.checks = check_answer(r.text, list(passages), no_answer=template.no_answer)
+        r.citations, r.checks = check_answer(r.text, passages, no_answer=template.no_answer)
     return r
