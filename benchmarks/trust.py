@@ -24,6 +24,7 @@ paraphrase), ``contains``, ``confidently_wrong`` (answered, cited, judged wrong)
     python benchmarks/trust.py --set openstax --strategy strict
     python benchmarks/trust.py --set openstax --strategy tutor --rescore    # no model: score the cached answers again
     python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
+    python benchmarks/trust.py --set openstax --strategy tutor-verify --terms-gate   # the stored rows, gated
 """
 
 from __future__ import annotations
@@ -144,6 +145,47 @@ def review_all(set_name: str, strategy: str, mode: str, llm: str | None) -> list
     return records
 
 
+def with_terms_gate(set_name: str, entry: dict) -> dict:
+    """A stored entry's rows as they are with the unknown-terms check (ragbook.coverage) in front.
+
+    The check runs before the model, so where it does not fire the answer is the one stored
+    (greedy decoding: the same prompt gives the same words), and where it fires the answer is
+    "I don't know" at the check's cost.  Exact without generating again."""
+    from ragbook.assistant import Assistant
+
+    bot = Assistant(index_for(set_name), llm="extractive")
+    qa = {item.id: item for item in questions_for(set_name, None if set_name == "openstax" else 100)}
+    rows, fired = [], []
+    for row in entry["rows"]:
+        t0 = time.perf_counter()
+        unknown = bot.unknown_terms(qa[row["id"]].question)
+        if unknown:
+            fired.append({"id": row["id"], "terms": unknown, "was": "abstained" if row["abstained"] else
+                          "confidently wrong" if row["confidently_wrong"] else "correct" if row["correct"] else "wrong"})
+            row = {**row, "answer": f"(the documents never mention {unknown})", "abstained": True, "correct": False,
+                   "contains": False if row["contains"] is not None else None, "flagged": False, "contradicted": [],
+                   "confidently_wrong": False, "seconds": round(time.perf_counter() - t0, 3)}
+        rows.append(row)
+    answerable = [r for r in rows if not r["unanswerable"]]
+    unanswerable = [r for r in rows if r["unanswerable"]]
+    wrong = [r for r in rows if not r["correct"]]
+
+    def mean(values: list) -> float | None:
+        return round(sum(values) / len(values), 4) if values else None
+
+    summary = {"questions": len(rows), "answerable": len(answerable), "unanswerable": len(unanswerable),
+               "correct": mean([r["correct"] for r in answerable]),
+               "contains": mean([r["contains"] for r in answerable if r["contains"] is not None]),
+               "confidently_wrong": mean([r["confidently_wrong"] for r in rows]),
+               "wrong": mean([not r["correct"] for r in rows]), "flagged_wrong": mean([r["flagged"] for r in wrong]),
+               "abstention_recall": mean([r["abstained"] for r in unanswerable]),
+               "false_abstentions": mean([r["abstained"] for r in answerable]),
+               "seconds_per_question": round(sum(r["seconds"] for r in rows) / len(rows), 3)}
+    seconds = sorted(r["seconds"] for r in rows)
+    summary["median_seconds"] = seconds[len(seconds) // 2]
+    return {"summary": summary, "fired": fired, "replayed_from": entry.get("date"), "rows": rows}
+
+
 def load_cached(set_name: str, strategy: str) -> list[dict]:
     with open(CACHE / f"{set_name}-{strategy}.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -222,12 +264,22 @@ def main() -> None:
     parser.add_argument("--review", choices=("rules", "verify"), default=None,
                         help="re-check the cached answers as the assistant does: rules only, or with the model as "
                              "verifier (scored as STRATEGY-rules / STRATEGY-verify)")
+    parser.add_argument("--terms-gate", action="store_true",
+                        help="replay the stored entries SET/STRATEGY of trust.json with the unknown-terms check in "
+                             "front (scored as STRATEGY+terms; no model)")
     args = parser.parse_args()
     results_file = RESULTS / "trust.json"
     results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {
         "benchmark": "trust", "results": {}}
     for set_name in args.set.split(","):
         for strategy in args.strategy.split(","):
+            if args.terms_gate:
+                entry = with_terms_gate(set_name, results["results"][f"{set_name}/{strategy}"])
+                entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                results["results"][f"{set_name}/{strategy}+terms"] = entry
+                print(f"{set_name}/{strategy}+terms: {entry['summary']}  fired: {entry['fired']}", flush=True)
+                results_file.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+                continue
             if args.review:
                 records = review_all(set_name, strategy, args.review, args.llm)
                 strategy = f"{strategy}-{args.review}"

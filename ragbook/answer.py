@@ -312,6 +312,7 @@ class Answer:
     grounding: Any = None  # quote-then-answer templates: the model's quote and how it was checked (ragbook.grounding)
     model_checks: int = 0  # how many sentences were put to the model as a verifier (ragbook.grounding)
     withheld: str = ""  # the model's answer when ragbook showed another (the passage's sentence, or "I don't know")
+    unknown_terms: list[str] = field(default_factory=list)  # abstained: the question's terms no document uses
 
     @property
     def abstained(self) -> bool:
@@ -397,7 +398,7 @@ class Answer:
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
             "grounding": self.grounding.to_dict() if self.grounding is not None else None,
-            "model_checks": self.model_checks, "withheld": self.withheld,
+            "model_checks": self.model_checks, "withheld": self.withheld, "unknown_terms": self.unknown_terms,
         }
 
     def _repr_html_(self) -> str:

@@ -40,6 +40,7 @@ _RETRIEVER_KEYS = ("k", "mode", "fusion", "weight", "rrf_k", "candidates", "mmr"
 _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|then|the same|"
                        r"what about|how about|and)\b", re.IGNORECASE)
 MAX_QUESTION_CHARS = 4000
+MAX_NAMED_TERMS = 3
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Assistant:
 
     def __init__(self, index: Any, *, name: str = "assistant", llm: Any = None, template: str | Template | dict = "tutor",
                  min_relevance: float | None = DEFAULT_MIN_RELEVANCE, max_answer_tokens: int = 384,
-                 temperature: float = 0.0, history_turns: int = 2, verify: bool = True, **retrieval: Any) -> None:
+                 temperature: float = 0.0, history_turns: int = 2, verify: bool = True, abstain_unknown_terms: bool = True,
+                 **retrieval: Any) -> None:
         unknown = set(retrieval) - set(_RETRIEVER_KEYS)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
@@ -72,6 +74,8 @@ class Assistant:
         # 0.61 -> 0.56 and ~3 s an answer: a teacher forgives "I don't know" (shown with the closest sentence),
         # not a wrong answer with a citation.  verify=False (ragbook ask --no-verify) keeps every answer.
         self.verify = bool(verify)
+        # say "I don't know" before any model runs when the question names a term no document uses (ragbook.coverage)
+        self.abstain_unknown_terms = bool(abstain_unknown_terms)
         self.retriever = Retriever(index, **({"k": 5} | retrieval))
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if hasattr(llm, "chat") else None
@@ -128,6 +132,24 @@ class Assistant:
     def _verdict(self, prompt: str) -> str | None:
         """The model's one-word yes/no to a verifier prompt (ragbook.grounding)."""
         return model_verdict(self.llm, prompt)
+
+    def unknown_terms(self, question: str) -> list[str]:
+        """The question's specific words (names, technical terms) that no document uses (ragbook.coverage)."""
+        from ragbook.coverage import unknown_terms
+
+        return unknown_terms(question, self.index.bm25, self._rare())
+
+    def _rare(self) -> Any:
+        if not hasattr(self, "_rare_word"):
+            from ragbook.coverage import rare_by_tokenizer
+
+            try:  # the embedding model's own subword tokenizer says which words are rare in general text
+                tokenizer = self.index.embedder.tokenizer
+                tokenizer.encode("word", add_special_tokens=False).ids
+                self._rare_word = rare_by_tokenizer(tokenizer)
+            except Exception:  # an embedder without one (a test double, a custom model): the check stays off
+                self._rare_word = None
+        return self._rare_word
 
     def search(self, question: str) -> Results:
         return self.retriever.search(question)
@@ -193,7 +215,8 @@ class Assistant:
         settings.update(name=self.name, llm=self._llm if self._llm is not None else self._llm_spec,
                         template=self.template, min_relevance=self.min_relevance,
                         max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
-                        history_turns=self.history_turns, verify=self.verify)
+                        history_turns=self.history_turns, verify=self.verify,
+                        abstain_unknown_terms=self.abstain_unknown_terms)
         unknown = set(changes) - set(settings)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}")
@@ -228,7 +251,7 @@ class Assistant:
         return {"name": self.name, "llm": llm, "template": self.template.to_dict(), "retrieval": retrieval,
                 "min_relevance": self.min_relevance, "max_answer_tokens": self.max_answer_tokens,
                 "temperature": self.temperature, "history_turns": self.history_turns,
-                "verify": self.verify}
+                "verify": self.verify, "abstain_unknown_terms": self.abstain_unknown_terms}
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Save index and settings into one ``.ragbook`` file (models are referenced, not embedded)."""
@@ -299,6 +322,15 @@ class AnswerStream:
             "retrieval": time.perf_counter() - t1}
         base = dict(question=self.question, query=query, model=a.model_name)
 
+        unknown = a.unknown_terms(query) if a.abstain_unknown_terms else []
+        if unknown:
+            named = " or ".join(f"\u201c{w}\u201d" for w in unknown[:MAX_NAMED_TERMS])
+            text = f"{a.template.no_answer} (The documents never mention {named}.)"
+            yield text
+            timings["total"] = time.perf_counter() - t0
+            self._finish(Answer(text=text, passages=hits, mode="abstained", timings=timings, unknown_terms=unknown,
+                                **base))
+            return
         best = max((h.relevance for h in hits if h.relevance is not None), default=None)
         if not hits or (a.min_relevance is not None and best is not None and best < a.min_relevance):
             text = a.template.no_answer

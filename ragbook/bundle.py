@@ -461,7 +461,8 @@ def _saved_settings(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     settings = {"name": doc.get("name", path.stem), "llm": doc.get("llm"), "template": doc.get("template", "tutor"),
                 "min_relevance": doc.get("min_relevance"), "max_answer_tokens": doc.get("max_answer_tokens", 384),
                 "temperature": doc.get("temperature", 0.0), "history_turns": doc.get("history_turns", 2),
-                "verify": doc.get("verify", True), **retrieval}
+                "verify": doc.get("verify", True), "abstain_unknown_terms": doc.get("abstain_unknown_terms", True),
+                **retrieval}
     for key, value in settings.items():
         problem = _problem(key, value)
         if problem:
@@ -481,7 +482,7 @@ def _problem(key: str, value: Any) -> str | None:
         if not (math.isfinite(value) and low <= value <= high):
             return f"{shorten(repr(value), 60)} is outside {low:g}..{high:g}"
         return None
-    if key == "verify" and not isinstance(value, bool):
+    if key in ("verify", "abstain_unknown_terms") and not isinstance(value, bool):
         return "expected true or false"
     if key == "name" and not (isinstance(value, str) and len(value) <= 1_000):
         return "expected a text of at most 1,000 characters"
