@@ -25,6 +25,10 @@ paraphrase), ``contains``, ``confidently_wrong`` (answered, cited, judged wrong)
     python benchmarks/trust.py --set openstax --strategy tutor --rescore    # no model: score the cached answers again
     python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
     python benchmarks/trust.py --set openstax --strategy tutor-verify --terms-gate   # the stored rows, gated
+
+``benchmarks/data/openstax-incidental.jsonl``: 18 questions the book answers that name an editor,
+a platform or a course site in passing ("In VSCode, how do I ...?"); the unknown-terms check
+must not fire on them (the first six set its thresholds, the other twelve were written after).
 """
 
 from __future__ import annotations
@@ -183,6 +187,11 @@ def with_terms_gate(set_name: str, entry: dict) -> dict:
                "seconds_per_question": round(sum(r["seconds"] for r in rows) / len(rows), 3)}
     seconds = sorted(r["seconds"] for r in rows)
     summary["median_seconds"] = seconds[len(seconds) // 2]
+    if set_name == "openstax":  # answerable questions outside the set: where the check must stay quiet
+        for name in ("openstax-questions", "openstax-incidental"):
+            extra = load_qa(BENCH / "data" / f"{name}.jsonl")
+            summary[f"fired_on_{name}"] = [q.id for q in extra if bot.unknown_terms(q.question)]
+            summary[f"{name}_questions"] = len(extra)
     return {"summary": summary, "fired": fired, "replayed_from": entry.get("date"), "rows": rows}
 
 

@@ -62,7 +62,14 @@ _EXPORTS = {
     "compare": "ragbook.grid",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+# the public surface, pinned by tests/test_import.py
+__all__ = ["__version__", "Answer", "Assistant", "BuildReport", "BundleError", "Chunk", "Chunker", "DataFormatError",
+    "Document", "DocumentHit", "DocumentResults", "Embedder", "Hit", "Index", "IndexFormatError", "IndexLockedError",
+    "LLMError", "LLMTimeoutError", "LoadError", "MagicError", "MissingDependencyError", "ModelMismatchError",
+    "ModelNotFoundError", "NotFoundError", "QASet", "RagbookError", "Reranker", "Results", "Retriever", "Segment",
+    "SettingsError", "Template", "TemplateError", "TEMPLATES", "build", "compare", "config", "discover",
+    "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load", "load_documents", "load_file", "load_llm",
+    "load_qa", "open_index", "register_loader"]
 
 
 def __getattr__(name: str):
@@ -86,20 +93,34 @@ def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's hook: %
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from ragbook.chunking import Chunker
-    from ragbook.documents import Chunk, Document, Segment
-    from ragbook.errors import (BundleError, DataFormatError, IndexFormatError, IndexLockedError, LLMError,
-                                LLMTimeoutError, LoadError, MagicError, MissingDependencyError, ModelMismatchError,
-                                ModelNotFoundError, NotFoundError, RagbookError, SettingsError, TemplateError)
-    from ragbook.embedding import Embedder
-    from ragbook.index import BuildReport, Index, build, open_index
     from ragbook.answer import Answer
     from ragbook.assistant import Assistant
     from ragbook.bundle import load_assistant as load
+    from ragbook.chunking import Chunker
+    from ragbook.documents import Chunk, Document, Segment
+    from ragbook.embedding import Embedder
+    from ragbook.errors import (
+        BundleError,
+        DataFormatError,
+        IndexFormatError,
+        IndexLockedError,
+        LLMError,
+        LLMTimeoutError,
+        LoadError,
+        MagicError,
+        MissingDependencyError,
+        ModelMismatchError,
+        ModelNotFoundError,
+        NotFoundError,
+        RagbookError,
+        SettingsError,
+        TemplateError,
+    )
+    from ragbook.index import BuildReport, Index, build, open_index
     from ragbook.llm import list_models, load_llm
     from ragbook.loaders import discover, load_file, register_loader
     from ragbook.loaders import load as load_documents
-    from ragbook.prompt import TEMPLATES, Template
     from ragbook.progress import config
+    from ragbook.prompt import TEMPLATES, Template
     from ragbook.rerank import Reranker
     from ragbook.retrieval import DocumentHit, DocumentResults, Hit, Results, Retriever

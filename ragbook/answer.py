@@ -413,8 +413,8 @@ class Answer:
             for n in nums:
                 hit = self.passages[n - 1] if 1 <= n <= len(self.passages) else None
                 said = quotes.get((n, sentence))
-                tips.append(f"[{n}] {hit.citation()}: " + (f"\u201c{shorten(said, 300)}\u201d" if said else shorten(hit.text, 300))
-                            if hit else f"[{n}] no such passage")
+                shown = f"\u201c{shorten(said, 300)}\u201d" if said else shorten(hit.text, 300) if hit else ""
+                tips.append(f"[{n}] {hit.citation()}: {shown}" if hit else f"[{n}] no such passage")
             bad = any(not (1 <= n <= len(self.passages)) for n in nums)
             style = "color:#b00020" if bad else "color:#1a5fb4"
             return (f"<sup><abbr style='{style};text-decoration:none' title='{html_escape(' | '.join(tips))}'>"

@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, check_answer
+from ragbook.errors import SettingsError
+from ragbook.filters import check_number
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
 from ragbook.prompt import Template, get_template, pack
-from ragbook.filters import check_number
 from ragbook.retrieval import Hit, Results, Retriever
-from ragbook.errors import SettingsError
 
 __all__ = ["Assistant", "AnswerStream", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
 
@@ -58,7 +58,8 @@ class Assistant:
                  **retrieval: Any) -> None:
         unknown = set(retrieval) - set(_RETRIEVER_KEYS)
         if unknown:
-            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
+            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
         self.index = index
         self.name = name
         self.template = get_template(template)
@@ -133,11 +134,24 @@ class Assistant:
         """The model's one-word yes/no to a verifier prompt (ragbook.grounding)."""
         return model_verdict(self.llm, prompt)
 
-    def unknown_terms(self, question: str) -> list[str]:
-        """The question's specific words (names, technical terms) that no document uses (ragbook.coverage)."""
-        from ragbook.coverage import unknown_terms
+    def unknown_terms(self, question: str, hits: list[Hit] | None = None) -> list[str]:
+        """The specific terms (names, technical words) the question is about that no document uses.
 
-        return unknown_terms(question, self.index.bm25, self._rare())
+        A term no document uses counts only when the question without it finds no passage that
+        answers it well (ragbook.coverage): "In VSCode, how do I ...?" is still answered.
+        ``hits``: the question's own search results, when already at hand.
+        """
+        from ragbook.coverage import incidental, unknown_terms, without
+
+        terms = unknown_terms(question, self.index.bm25, self._rare())
+        if not terms:
+            return []
+        rest = without(question, terms)
+        hits = list(self.retriever.search(question)) if hits is None else hits
+        best = max((h.relevance for h in hits if h.relevance is not None), default=None)
+        best_rest = max((h.relevance for h in self.retriever.search(rest) if h.relevance is not None),
+                        default=None) if rest else None
+        return [] if incidental(best, best_rest) else terms
 
     def _rare(self) -> Any:
         if not hasattr(self, "_rare_word"):
@@ -145,7 +159,7 @@ class Assistant:
 
             try:  # the embedding model's own subword tokenizer says which words are rare in general text
                 tokenizer = self.index.embedder.tokenizer
-                tokenizer.encode("word", add_special_tokens=False).ids
+                _ = tokenizer.encode("word", add_special_tokens=False).ids  # a tokenizers.Tokenizer, or fail here
                 self._rare_word = rare_by_tokenizer(tokenizer)
             except Exception:  # an embedder without one (a test double, a custom model): the check stays off
                 self._rare_word = None
@@ -322,7 +336,7 @@ class AnswerStream:
             "retrieval": time.perf_counter() - t1}
         base = dict(question=self.question, query=query, model=a.model_name)
 
-        unknown = a.unknown_terms(query) if a.abstain_unknown_terms else []
+        unknown = a.unknown_terms(query, hits) if a.abstain_unknown_terms else []
         if unknown:
             named = " or ".join(f"\u201c{w}\u201d" for w in unknown[:MAX_NAMED_TERMS])
             text = f"{a.template.no_answer} (The documents never mention {named}.)"

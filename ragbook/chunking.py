@@ -380,8 +380,8 @@ def _cut(text: str, lo: int, hi: int) -> int:
     mid = lo + (hi - lo) // 2
     for pattern in _SEPARATORS:
         last = None
-        for last in pattern.finditer(text, mid, hi):
-            pass
+        for m in pattern.finditer(text, mid, hi):
+            last = m
         if last is not None and last.end() < hi:
             return last.end()
     return hi  # one unbroken run of text (base64, say): cut anywhere, the carried chunk hides it

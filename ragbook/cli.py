@@ -224,7 +224,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         try:
             print(f"Loading the language model ({bot.model_name}) ...")
-            bot.llm
+            _ = bot.llm  # load now, with the message above, not in the middle of the answer
         except LLMError as exc:
             print(f"No language model available ({exc}).\nAnswering in extractive mode (quotes from the documents).")
             bot.llm = "extractive"
@@ -308,8 +308,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in manifest.items() if k != "files" or args.files}, indent=2, ensure_ascii=False))
         return 0
     emb, chunking, vec, counts = manifest["embedding"], manifest["chunking"], manifest["vectors"], manifest["counts"]
-    print(f"index       {args.index} (format {manifest['format_version']}, ragbook {manifest['ragbook_version']}, saved {manifest['saved']})")
-    print(f"model       {emb['model']} ({emb['dimension']} dimensions, normalized={emb['normalize']}, reads {emb['max_seq_length']} tokens)")
+    print(f"index       {args.index} (format {manifest['format_version']}, ragbook {manifest['ragbook_version']}, "
+          f"saved {manifest['saved']})")
+    print(f"model       {emb['model']} ({emb['dimension']} dimensions, normalized={emb['normalize']}, "
+          f"reads {emb['max_seq_length']} tokens)")
     print(f"chunking    {chunking['chunk_size']} tokens, overlap {chunking['overlap']}")
     print(f"vectors     {vec['in_use']} (requested {vec['kind']})")
     bm = manifest["bm25"]
@@ -419,10 +421,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_dataset(args: argparse.Namespace, folder: Path, grid: dict[str, list[object]]) -> int:
     """``ragbook eval`` on a BEIR (or SQuAD-style) folder: index its corpus, score its questions."""
-    from ragbook.errors import DataFormatError
     from ragbook.assistant import Assistant
-    from ragbook.evaluation import (beir_documents, compare, evaluate_answers, evaluate_retrieval, index_beir,
-                                    load_beir, load_qa)
+    from ragbook.errors import DataFormatError
+    from ragbook.evaluation import beir_documents, compare, evaluate_answers, evaluate_retrieval, index_beir, load_beir, load_qa
 
     data = load_beir(folder).sample(args.limit)
     print(f"{data!r}\nIndexing {len(data.corpus):,} documents ...")
@@ -491,7 +492,8 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--fusion", choices=["rrf", "weighted"], default="weighted")
     se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
     se.add_argument("--mmr", type=float, default=None, metavar="LAMBDA", help="diversify results with MMR")
-    se.add_argument("--filter", action="append", metavar="KEY=VALUE", help="e.g. source='*.pdf', page=3-10, section!=References (repeatable)")
+    se.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                    help="e.g. source='*.pdf', page=3-10, section!=References (repeatable)")
     se.add_argument("--min-score", type=float, default=None)
     se.add_argument("--rerank", metavar="FOLDER", help="cross-encoder model folder to rerank with")
     se.add_argument("--model", help="where to find the index's embedding model, if not where it was")

@@ -7,6 +7,12 @@ into pieces: rare in general text, so a name or a technical term, not "straight"
 and no document uses that term, nor a word a typo or a prefix away ("Colab" for
 "Colaboratory"), the documents cannot answer it: the assistant says so and names the term.
 
+A term can also be incidental: "In VSCode, how do I delete an entry from a dictionary?" names
+an editor the documents never mention, yet they answer it.  So the question is searched again
+without its unknown terms, and they count only when what is left finds no passage that answers
+it well (relevance under ``ANSWERED``) and no clearly better one than the whole question did
+(a gain under ``GAIN``): dropping an incidental name leaves a question the documents answer.
+
 Words inside quotes or backticks (an error message, a string the student typed) and
 identifiers with digits or underscores (``total_cost``, ``x2``) are the question's own and are
 not looked for.
@@ -17,7 +23,14 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable
 
-__all__ = ["unknown_terms", "rare_by_tokenizer"]
+__all__ = ["unknown_terms", "rare_by_tokenizer", "without", "incidental", "ANSWERED", "GAIN"]
+
+# Measured with all-MiniLM-L6-v2, hybrid search, on the OpenStax book: answerable questions' best
+# passage scores 0.45 (10th percentile) to 0.55 (median); questions about a term the book lacks, asked
+# without it, 0.22-0.49; answerable questions with an editor or machine named in passing, asked
+# without it, 0.44-0.60, and 0.08-0.10 above the whole question (benchmarks/README.md, trust.py).
+ANSWERED = 0.5
+GAIN = 0.07
 
 _QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|\u201c[^\u201d]*\u201d|(?<!\w)'[^']*'(?!\w)|\u2018[^\u2019]*\u2019")
 _RAW = re.compile(r"\S+")
@@ -86,6 +99,20 @@ def unknown_terms(question: str, bm25: Any, rare: Callable[[str], bool] | None) 
         if not any(_used(form, used) for t in terms for form in {t, t[:-1] if t.endswith("s") else t}):
             missing.append(word)
     return missing
+
+
+def without(question: str, terms: list[str]) -> str:
+    """The question with the given words taken out."""
+    for term in terms:
+        question = re.sub(rf"(?<!\w){re.escape(term)}(?!\w)", " ", question)
+    return " ".join(question.split())
+
+
+def incidental(best: float | None, best_without: float | None) -> bool:
+    """Unknown terms are incidental when the question without them finds a passage that answers it well."""
+    if best_without is None:
+        return False
+    return best_without >= ANSWERED or (best is not None and best_without - best >= GAIN)
 
 
 def rare_by_tokenizer(tokenizer: Any) -> Callable[[str], bool]:

@@ -12,14 +12,14 @@ import importlib.util
 import json
 import logging
 import os
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ragbook.progress import progress
 from ragbook.errors import ModelNotFoundError
+from ragbook.progress import progress
 
 __all__ = ["Embedder", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
 

@@ -29,11 +29,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+
 from ragbook.errors import DataFormatError, NotFoundError, SettingsError
 
 if TYPE_CHECKING:
+    from ragbook.answer_metrics import (
+        AnswerReport,
+        contains_answer,
+        evaluate_answers,
+        exact_match,
+        is_abstention,
+        normalize_answer,
+        token_f1,
+    )
     from ragbook.documents import Document
+    from ragbook.grid import Comparison, compare
     from ragbook.index import Index
+    from ragbook.qa import QAItem, QASet, RetrievalReport, evaluate_qa_retrieval, load_qa
 
 __all__ = [
     "BeirData", "load_beir", "beir_documents", "index_beir", "evaluate_retrieval", "rank_documents",

@@ -26,7 +26,8 @@ def _blocks(text: str) -> list[str]:
     blocks: list[list[str]] = [[]]
     for line in text.splitlines():
         stripped = line.strip()
-        heading = stripped.startswith("#") or (0 < len(stripped.split()) <= 8 and not stripped.endswith((".", "!", "?", ":", ",", ";")))
+        heading = stripped.startswith("#") or (
+            0 < len(stripped.split()) <= 8 and not stripped.endswith((".", "!", "?", ":", ",", ";")))
         if not stripped or heading:
             blocks.append([])
             continue

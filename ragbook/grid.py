@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 from ragbook._display import Markup, html_escape, html_table
-from ragbook.qa import QASet, _pandas, _summary_text, format_table, load_qa
 from ragbook.errors import MissingDependencyError, SettingsError
+from ragbook.qa import QASet, _pandas, _summary_text, format_table, load_qa
 
 __all__ = ["compare", "Comparison", "INDEX_KEYS", "ANSWER_KEYS"]
 

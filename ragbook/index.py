@@ -28,16 +28,29 @@ from ragbook._display import html_escape, html_table
 from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, Chunker
 from ragbook.documents import Chunk, Document
 from ragbook.embedding import DEFAULT_MODEL, Embedder
+from ragbook.errors import LoadError, ModelMismatchError, NotFoundError, SettingsError
 from ragbook.lexical import BM25, Analyzer
+from ragbook.lexical import FILES as BM25_FILES
 from ragbook.loaders import DEFAULT_MAX_FILE_MB, LOAD_OPTIONS, Problem, discover, load_file
 from ragbook.loaders.files import check_regular, digest_limited, printable
 from ragbook.progress import progress
-from ragbook.storage import (IndexFormatError, SchemaError, anything, index_lock, integer,
-                             list_of, manifest_version, map_of, read_manifest, record, string, validate, write_index_folder)
-from ragbook.lexical import FILES as BM25_FILES
+from ragbook.storage import (
+    IndexFormatError,
+    SchemaError,
+    anything,
+    index_lock,
+    integer,
+    list_of,
+    manifest_version,
+    map_of,
+    read_manifest,
+    record,
+    string,
+    validate,
+    write_index_folder,
+)
 from ragbook.vectors import FILES as VECTOR_FILES
 from ragbook.vectors import VectorStore
-from ragbook.errors import LoadError, ModelMismatchError, NotFoundError, SettingsError
 
 __all__ = ["Index", "BuildReport", "build", "open_index", "IndexFormatError", "ModelMismatchError"]
 
@@ -236,7 +249,8 @@ class Index:
         found, problems = discover(present, include=include, exclude=exclude, hidden=hidden) if present else ([], [])
         report.problems.extend(problems)
 
-        scanned_roots = {str(f.root) for f in found} | {str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
+        scanned_roots = {str(f.root) for f in found} | {
+            str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
         found_sources = set()
         removals: set[str] = set()
         new_records: dict[str, dict[str, Any]] = {}
@@ -691,8 +705,8 @@ DATA_FILES = ("chunks.jsonl", *VECTOR_FILES, *BM25_FILES)
 _CHUNK_RECORD = record({
     "id": string(r"[0-9a-f]{16}"), "text": string(max_length=2**31),
     "locations": list_of(record({"source": string(), "doc_id": string(), "start": integer(0), "end": integer(0)},
-                                optional={"page": integer(0), "cell": integer(0), "slide": integer(0), "section": list_of(string()),
-                                          "metadata": map_of(anything())}), min_length=1),
+                                optional={"page": integer(0), "cell": integer(0), "slide": integer(0),
+                                          "section": list_of(string()), "metadata": map_of(anything())}), min_length=1),
 }, optional={"context": string(max_length=10_000)})
 
 

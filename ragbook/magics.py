@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
 from ragbook.errors import MagicError
 
 __all__ = ["RagbookMagics", "load_ipython_extension"]

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from ragbook._display import html_escape, html_table, shorten
-from ragbook.evaluation import hit_rate_at_k, mrr_at_k, ndcg_at_k, queries_cached, recall_at_k
 from ragbook.errors import DataFormatError, MissingDependencyError, NotFoundError, SettingsError
+from ragbook.evaluation import hit_rate_at_k, mrr_at_k, ndcg_at_k, queries_cached, recall_at_k
 
 if TYPE_CHECKING:
     from ragbook.documents import Chunk

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
 from ragbook.errors import ModelNotFoundError, SettingsError
 
 __all__ = ["Reranker"]

@@ -20,10 +20,10 @@ import numpy as np
 
 from ragbook._display import Markup, html_escape, html_table, shorten
 from ragbook.documents import Chunk
-from ragbook.vectors import top_n as _top
 from ragbook.errors import MissingDependencyError, SettingsError
 from ragbook.filters import check_filters, check_number, check_whole, filter_mask, location_ok
 from ragbook.grouping import DocumentHit, DocumentResults, group_by_source, nth_source
+from ragbook.vectors import top_n as _top
 
 if TYPE_CHECKING:
     from ragbook.index import Index
@@ -152,7 +152,8 @@ class Results:
     def __repr__(self) -> str:
         ms = self.timings.get("total", 0.0) * 1000
         top = f", top={self.hits[0].citation()!r}" if self.hits else ""
-        return f"Results(query={shorten(self.query, 40)!r}, hits={len(self.hits)}, mode={self.settings.get('mode')!r}{top}, ms={ms:.1f})"
+        return (f"Results(query={shorten(self.query, 40)!r}, hits={len(self.hits)}, mode={self.settings.get('mode')!r}{top}, "
+                f"ms={ms:.1f})")
 
     def to_table(self, width: int = 100) -> str:
         """A plain-text table: rank, score, source, page, snippet."""

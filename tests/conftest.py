@@ -25,7 +25,7 @@ def embedder():
     from ragbook.embedding import Embedder
 
     emb = Embedder(device="cpu")
-    emb.model  # load now, so test timings are not skewed by the first use
+    _ = emb.model  # load now, so test timings are not skewed by the first use
     return emb
 
 

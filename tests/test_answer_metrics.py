@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes import EchoLLM
+
 from ragbook.answer import Answer
 from ragbook.answer_metrics import (
-    AnswerReport, answer_text, contains_answer, evaluate_answers, exact_match, is_abstention, is_correct,
-    normalize_answer, token_f1,
+    AnswerReport,
+    answer_text,
+    contains_answer,
+    evaluate_answers,
+    exact_match,
+    is_abstention,
+    is_correct,
+    normalize_answer,
+    token_f1,
 )
 from ragbook.qa import QAItem, QASet
 

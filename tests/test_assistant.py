@@ -5,8 +5,8 @@ import zipfile
 from types import SimpleNamespace
 
 import pytest
-
 from fakes import EchoLLM, HashEmbedder
+
 from ragbook._display import html_escape
 from ragbook.answer import attribute, check_answer
 from ragbook.assistant import Assistant
@@ -116,14 +116,15 @@ def test_evidence_is_escaped_and_picks_the_closest_sentence():
     start, end, support = find_evidence("Strings cannot be changed [1].", text)
     assert text[start:end] == "Strings <script>cannot</script> be changed once made." and support == 1.0
     assert find_evidence("Penguins eat krill.", text)[2] == 0.0
-    from ragbook.answer import _marked, Evidence
+    from ragbook.answer import Evidence, _marked
 
     html = _marked(text, [Evidence("s", 1, text[start:end], start, end, support)])
     assert "<script>" not in html and "<mark>Strings &lt;script&gt;cannot&lt;/script&gt; be changed once made.</mark>" in html
 
 
 def test_uncited_sentences_get_citations_from_matching_passages(course):
-    reply = "The Calvin cycle fixes carbon dioxide into sugar using ATP and NADPH. Penguins are flightless birds living in Antarctica."
+    reply = ("The Calvin cycle fixes carbon dioxide into sugar using ATP and NADPH. "
+             "Penguins are flightless birds living in Antarctica.")
     answer = Assistant(course, llm=EchoLLM(reply=reply), k=3).ask("What does the Calvin cycle do?")
     assert answer.raw_text == reply
     n = next(i for i, h in enumerate(answer.passages, start=1) if "Calvin cycle fixes" in h.text)
@@ -333,7 +334,8 @@ def test_damaged_or_tampered_files_are_refused(course, tmp_path):
                     dst.writestr(item.filename, result)
         return tmp_path / name
 
-    future = rewrite("future.ragbook", lambda n, d: json.dumps({**json.loads(d), "format_version": 7}) if n == "assistant.json" else d)
+    future = rewrite("future.ragbook",
+                     lambda n, d: json.dumps({**json.loads(d), "format_version": 7}) if n == "assistant.json" else d)
     with pytest.raises(BundleError, match="version 7"):
         load_assistant(future)
     missing = rewrite("missing.ragbook", lambda n, d: None if n.endswith("vectors.npy") else d)

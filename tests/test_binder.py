@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from test_notebooks import ENV, TEST_MODEL, copy_layout, execute, output_text
 

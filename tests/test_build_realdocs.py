@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import SHARED
 from fakes import HashEmbedder
+
 from ragbook.index import Index
 from ragbook.loaders import ocr
 
@@ -28,7 +28,8 @@ SKIPPED = {
     "pdf-hostile/no-xref-handwritten.pdf": "corrupt",
 }
 # pages with no text layer: read by OCR where the `ocr` extra is installed, else skipped with the command
-SCANS = {"pdf-hostile/scan-no-text-huckfinn-p22.pdf": "tip-toeing along a path amongst", "pdf-hostile/text-as-vector-curves.pdf": ""}
+SCANS = {"pdf-hostile/scan-no-text-huckfinn-p22.pdf": "tip-toeing along a path amongst",
+         "pdf-hostile/text-as-vector-curves.pdf": ""}
 
 
 @pytest.mark.slow

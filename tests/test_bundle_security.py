@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fakes import EchoLLM, HashEmbedder, QuietHandler
 
 import ragbook
 import ragbook.llm
-from fakes import EchoLLM, HashEmbedder, QuietHandler
 from ragbook import bundle
 from ragbook.assistant import Assistant
 from ragbook.bundle import BundleError, load_assistant

@@ -18,7 +18,8 @@ def _long_text(paragraphs=30, seed=0):
     words = "the cell membrane controls what enters and leaves each cell while proteins carry signals".split()
     paras = []
     for _ in range(paragraphs):
-        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 25))).capitalize() + "." for _ in range(rng.randint(2, 8))]
+        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(6, 25))).capitalize() + "."
+                     for _ in range(rng.randint(2, 8))]
         paras.append(" ".join(sentences))
     return "\n\n".join(paras)
 

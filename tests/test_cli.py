@@ -121,6 +121,7 @@ def test_models_lists_presets(capsys):
 @pytest.mark.slow
 def test_ask_with_a_real_small_model(tmp_path, capsys):
     from conftest import NOTES
+
     from ragbook.assistant import Assistant
     from ragbook.index import Index
 

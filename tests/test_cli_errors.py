@@ -140,9 +140,10 @@ def test_chat_reports_a_backend_error_and_carries_on(notes_dir, tmp_path, embedd
 
 
 def test_ask_flags_an_answer_the_server_cut_short(notes_dir, tmp_path, embedder, capsys):
+    from test_llm_hostile_server import STOP, start
+
     import ragbook
     from ragbook.assistant import Assistant
-    from test_llm_hostile_server import STOP, start
 
     index = ragbook.build(notes_dir, model=embedder)
     bundle = Assistant(index, name="Course", llm="extractive").save(tmp_path / "course.ragbook")
@@ -163,9 +164,10 @@ def test_ask_flags_an_answer_the_server_cut_short(notes_dir, tmp_path, embedder,
 
 
 def test_a_shared_file_reaches_its_server_only_with_trust_llm(notes_dir, tmp_path, embedder, capsys, monkeypatch):
+    from test_llm_hostile_server import STOP, start
+
     import ragbook
     from ragbook.assistant import Assistant
-    from test_llm_hostile_server import STOP, start
 
     STOP.clear()
     server = start()
@@ -192,8 +194,9 @@ def test_a_shared_file_reaches_its_server_only_with_trust_llm(notes_dir, tmp_pat
 def test_build_of_a_missing_path_is_an_error_but_a_deleted_root_is_dropped(notes_dir, tmp_path):
     import shutil
 
-    import ragbook
     from fakes import HashEmbedder
+
+    import ragbook
 
     with pytest.raises(ragbook.NotFoundError, match="nonexistent"):
         ragbook.build(tmp_path / "nonexistent", model=HashEmbedder())

@@ -98,8 +98,10 @@ def test_identical_text_under_different_titles_is_two_passages(embedder):
 
 def test_a_question_naming_its_document_finds_it(embedder, tmp_path):
     speeches = {
-        "1933-Roosevelt.txt": "The only thing we have to fear is fear itself. Our greatest primary task is to put people to work.",
-        "1937-Roosevelt.txt": "I see one-third of a nation ill-housed, ill-clad, ill-nourished. The test of our progress is this.",
+        "1933-Roosevelt.txt": ("The only thing we have to fear is fear itself. "
+                               "Our greatest primary task is to put people to work."),
+        "1937-Roosevelt.txt": ("I see one-third of a nation ill-housed, ill-clad, ill-nourished. "
+                               "The test of our progress is this."),
         "1961-Kennedy.txt": "Ask not what your country can do for you. Let us begin anew, remembering civility.",
         "1801-Jefferson.txt": "We are all Republicans, we are all Federalists. Error of opinion may be tolerated.",
     }
@@ -179,8 +181,8 @@ def test_the_build_report_lists_unread_types_without_failing(embedder, tmp_path)
         (tmp_path / f"figure{i}.svg").write_text("<svg/>", encoding="utf-8")
     report = Index(embedder).add(tmp_path)
     assert report.ok and report.added == [f"{tmp_path.name}/notes.md"]
-    assert [str(p) for p in report.ignored] == [f"*.svg: no loader for '.svg': 5 files not read (e.g. {tmp_path.name}/figure0.svg); "
-                                                "ragbook.register_loader can add one"]
+    assert [str(p) for p in report.ignored] == [
+        f"*.svg: no loader for '.svg': 5 files not read (e.g. {tmp_path.name}/figure0.svg); ragbook.register_loader can add one"]
     assert "1 file types without a loader" in report.summary() and "ignored *.svg" in str(report)
     assert not report.warnings
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes import EchoLLM
+
 from ragbook.assistant import Assistant
 from ragbook.bundle import load_assistant
-from ragbook.coverage import rare_by_tokenizer, unknown_terms
+from ragbook.coverage import ANSWERED, GAIN, incidental, rare_by_tokenizer, unknown_terms, without
 from ragbook.lexical import BM25
 
 BOOK = [
@@ -76,6 +76,15 @@ def test_a_term_only_in_a_removed_chunk_counts_as_unused(rare):
     assert unknown_terms("What is tkinter?", bm, rare) == ["tkinter"]
 
 
+def test_a_term_is_incidental_when_the_question_without_it_is_answered():
+    assert without("In VSCode, how do I sort a list?", ["VSCode"]) == "In , how do I sort a list?"
+    assert without("tkinter?", ["tkinter"]) == "?"
+    assert without("Is JSONL like JSON?", ["JSON"]) == "Is JSONL like ?"  # whole words only
+    assert incidental(0.45, ANSWERED)  # the rest finds a passage that answers it
+    assert incidental(0.30, 0.30 + GAIN)  # or a clearly better one than the whole question did
+    assert not incidental(0.30, 0.32) and not incidental(0.30, None)
+
+
 def test_assistant_abstains_without_asking_the_model(course_index, tmp_path):
     llm = EchoLLM()
     bot = Assistant(course_index, llm=llm)
@@ -87,6 +96,11 @@ def test_assistant_abstains_without_asking_the_model(course_index, tmp_path):
 
     answered = bot.ask("What does the Calvin cycle fix?")
     assert not answered.abstained and llm.calls and answered.unknown_terms == []
+
+    # an editor named in passing: the question without it is answered, so it is asked
+    passing = bot.ask("In VSCode, what does the Calvin cycle fix?")
+    assert bot.unknown_terms("In VSCode, what does the Calvin cycle fix?") == []
+    assert not passing.abstained and passing.unknown_terms == []
 
     off = bot.copy(abstain_unknown_terms=False)
     other = off.ask("How do I make a window with tkinter?")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO
+
 from ragbook.index import Index
 
 GOLD = json.loads((REPO / "corpora" / ".questions.json").read_text(encoding="utf-8"))

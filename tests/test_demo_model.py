@@ -13,8 +13,8 @@ import re
 import shutil
 
 import pytest
-
 from conftest import REPO
+
 from ragbook.llm import presets
 
 DEFAULT = "qwen2.5-coder-1.5b"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from fakes import EchoLLM
 
 HOSTILE = ("# Lava <script>alert('x')</script>\n\n"

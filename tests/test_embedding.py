@@ -13,7 +13,8 @@ def test_default_model_resolves_to_the_packaged_folder():
 
 
 def test_encodes_normalised_vectors_in_input_order(embedder):
-    texts = ["a short one", "a much longer sentence about photosynthesis and chloroplasts in plant cells " * 3, "middle length text"]
+    texts = ["a short one", "a much longer sentence about photosynthesis and chloroplasts in plant cells " * 3,
+             "middle length text"]
     vecs = embedder.encode_documents(texts)
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
@@ -31,7 +32,7 @@ def test_reads_limits_from_the_model(embedder):
 
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="local model folder"):
-        Embedder("no-such-org/no-such-model").model
+        _ = Embedder("no-such-org/no-such-model").model
 
 
 def test_repr_is_short():

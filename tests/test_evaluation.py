@@ -6,11 +6,19 @@ import json
 import math
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.evaluation import (
-    BeirData, beir_documents, evaluate_retrieval, hit_rate_at_k, index_beir, load_beir, mrr_at_k, ndcg_at_k,
-    rank_documents, recall_at_k,
+    BeirData,
+    beir_documents,
+    evaluate_retrieval,
+    hit_rate_at_k,
+    index_beir,
+    load_beir,
+    mrr_at_k,
+    ndcg_at_k,
+    rank_documents,
+    recall_at_k,
 )
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.chunking import Chunker
 from ragbook.documents import Document
 from ragbook.errors import LoadError

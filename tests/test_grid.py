@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.evaluation import BeirData, beir_documents, evaluate_retrieval, index_beir
 from ragbook.grid import Comparison, compare
 from ragbook.index import Index

@@ -5,14 +5,23 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
 from fakes import EchoLLM, HashEmbedder
+
 from ragbook.answer import check_answer
 from ragbook.assistant import Assistant
-from ragbook.grounding import (CLAIM_PROMPT, YES_NO_PROMPT, is_yes_no_question, locate, parse_quoted, settle,
-                               unsure, verify_checks, yes_or_no)
-from ragbook.index import Index
 from ragbook.errors import TemplateError
+from ragbook.grounding import (
+    CLAIM_PROMPT,
+    YES_NO_PROMPT,
+    is_yes_no_question,
+    locate,
+    parse_quoted,
+    settle,
+    unsure,
+    verify_checks,
+    yes_or_no,
+)
+from ragbook.index import Index
 from ragbook.prompt import NO_ANSWER, TEMPLATES, Template
 
 SLICES = ("Slices\nThe slice s[2:5] starts at index 2 and goes up to but not including index 5. "

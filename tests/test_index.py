@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.documents import Document
 from ragbook.index import Index, ModelMismatchError, build
 from ragbook.storage import IndexFormatError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook import storage
 from ragbook.documents import Document
 from ragbook.errors import IndexFormatError

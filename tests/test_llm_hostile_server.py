@@ -16,8 +16,8 @@ import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.assistant import Assistant
 from ragbook.errors import LLMError, LLMTimeoutError, SettingsError
 from ragbook.index import Index
@@ -361,7 +361,7 @@ def test_tokens_past_max_tokens_are_not_read(root):
     for mode in ("endless", "bigpieces"):
         llm = client(root, mode, deadline=30)
         with Within(10):
-            used, pieces = peak_mb(lambda: list(llm.stream("hi", max_tokens=20)))
+            used, pieces = peak_mb(lambda llm=llm: list(llm.stream("hi", max_tokens=20)))
         gen = llm.last_generation
         assert gen.finish_reason == "length" and not gen.incomplete, mode
         assert 0 < len(gen.text) <= 256 + 32 * 20 and "".join(pieces) == gen.text, mode
@@ -503,7 +503,8 @@ def test_an_incomplete_reason_is_escaped_in_html(course):
 def test_transformers_backend_meets_the_deadline(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from test_llm_hf import MESSAGES as HF_MESSAGES, save_tiny  # a toy model built offline in a second
+    from test_llm_hf import MESSAGES as HF_MESSAGES  # a toy model built offline in a second
+    from test_llm_hf import save_tiny
 
     llm = HFLLM(save_tiny(tmp_path / "tiny", "llama"), deadline=0.001)  # over after the first token
     with pytest.raises(LLMTimeoutError, match=r"within 0.001 s \(deadline=0.001\)"):

@@ -10,8 +10,7 @@ import shutil
 
 import pytest
 
-from ragbook.llm import LLMError, load_llm
-from ragbook.llm import presets
+from ragbook.llm import LLMError, load_llm, presets
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 SMOL = presets.PRESETS["smollm2-135m"]

@@ -13,13 +13,12 @@ import sys
 import threading
 import time
 import urllib.request
-from fakes import QuietHandler
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fakes import QuietHandler
 
-from ragbook.llm import LLMError, load_llm
-from ragbook.llm import presets
+from ragbook.llm import LLMError, load_llm, presets
 from ragbook.llm.openai import OpenAILLM, estimate_tokens
 
 SMOL = presets.part_files(presets.PRESETS["smollm2-135m"])

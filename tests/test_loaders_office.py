@@ -17,9 +17,9 @@ from ragbook.loaders import load_file
 
 docx = pytest.importorskip("docx")
 pptx = pytest.importorskip("pptx")
-from docx.oxml import parse_xml
-from docx.oxml.ns import nsdecls
-from pptx.util import Inches, Pt
+from docx.oxml import parse_xml  # noqa: E402 - after the importorskip above
+from docx.oxml.ns import nsdecls  # noqa: E402
+from pptx.util import Inches, Pt  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_DOCX = SHARED / "realdocs" / "docx"

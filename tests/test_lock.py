@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.documents import Document
 from ragbook.errors import IndexFormatError, IndexLockedError, SettingsError
 from ragbook.index import Index

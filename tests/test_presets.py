@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from ragbook.llm import LLMError, ModelInfo, default_model, format_models, list_models, load_llm
-from ragbook.llm import presets
+from ragbook.llm import LLMError, ModelInfo, default_model, format_models, list_models, load_llm, presets
 from ragbook.llm.presets import MB, PRESETS, Preset
 
 

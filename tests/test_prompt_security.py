@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from fakes import EchoLLM, HashEmbedder
+
 from ragbook import RagbookError, SettingsError, TemplateError
 from ragbook.prompt import TEMPLATES, Template, defuse, format_passages, get_template, quote
 

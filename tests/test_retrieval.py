@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.documents import Document, Segment
 from ragbook.index import Index
 from ragbook.retrieval import Retriever
@@ -26,8 +26,10 @@ def book(make_index):
         pos = len(text)
     docs = [
         Document(text=text, source="biology.pdf", title="Biology", segments=segs, metadata={"format": "pdf"}),
-        Document(text="Mitochondria are called the powerhouse of the cell.", source="notes/a.md", metadata={"format": "markdown"}),
-        Document(text="Mitochondria are often called the powerhouse of the cell!", source="notes/b.md", metadata={"format": "markdown"}),
+        Document(text="Mitochondria are called the powerhouse of the cell.", source="notes/a.md",
+                 metadata={"format": "markdown"}),
+        Document(text="Mitochondria are often called the powerhouse of the cell!", source="notes/b.md",
+                 metadata={"format": "markdown"}),
         Document(text="The French Revolution began in 1789.", source="notes/history.md", metadata={"format": "markdown"}),
     ]
     index = make_index()

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 import pytest
-
-from fakes import HashEmbedder
 from conftest import REPO
+from fakes import HashEmbedder
+
 from ragbook.assistant import DEFAULT_MIN_RELEVANCE, Assistant
 from ragbook.documents import Document, Segment
 from ragbook.errors import RagbookError, SettingsError

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fakes import HashEmbedder
+
 from ragbook.documents import Document
 from ragbook.index import Index
 

@@ -27,9 +27,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ragbook._display import shorten
+from ragbook.errors import SettingsError
 from ragbook.llm.base import LLM, Generation, LLMError
 from ragbook.llm.presets import PRESETS, ModelInfo, default_model, format_models, list_models
-from ragbook.errors import SettingsError
 
 __all__ = ["LLM", "Generation", "LLMError", "ModelInfo", "load_llm", "list_models", "format_models",
            "default_model", "PRESETS", "LlamaCppLLM", "HFLLM", "OpenAILLM", "packaged_reference",

@@ -216,7 +216,7 @@ class LLM(ABC):
     def info(self) -> dict[str, Any]:
         """A JSON-serialisable reference that :func:`ragbook.llm.load_llm` turns back into this model."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for subclasses: only local backends hold memory
         """Free the model's memory now rather than at garbage collection (local backends)."""
 
     def __enter__(self) -> "LLM":

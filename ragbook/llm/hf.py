@@ -27,9 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ragbook.llm.base import (LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, deadline_error,
-                              normalize_messages)
 from ragbook.errors import MissingDependencyError, SettingsError
+from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, deadline_error, normalize_messages
 
 __all__ = ["HFLLM", "SIMPLE_TEMPLATE"]
 

@@ -21,10 +21,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ragbook.llm.base import (LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, normalize_messages,
-                              physical_cores)
-from ragbook.llm import presets
 from ragbook.errors import MissingDependencyError, SettingsError
+from ragbook.llm import presets
+from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, normalize_messages, physical_cores
 
 __all__ = ["LlamaCppLLM", "DEFAULT_N_CTX"]
 

@@ -39,8 +39,21 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from ragbook.errors import LLMTimeoutError, SettingsError
-from ragbook.llm._http import (MAX_ERROR_BYTES, MB, Cut, EventStream, Expired, NotJSON, Response, Watchdog,
-                               check_event_stream, clean, open_request, parse_json, server_message)
+from ragbook.llm._http import (
+    MAX_ERROR_BYTES,
+    MB,
+    Cut,
+    EventStream,
+    Expired,
+    NotJSON,
+    Response,
+    Watchdog,
+    check_event_stream,
+    clean,
+    open_request,
+    parse_json,
+    server_message,
+)
 from ragbook.llm.base import LLM, LLMError, Params, Usage, check_deadline, deadline_error, normalize_messages
 
 __all__ = ["OpenAILLM", "estimate_tokens", "DEFAULT_TIMEOUT", "DEFAULT_DEADLINE"]

@@ -25,8 +25,14 @@ from typing import Any, Callable, Iterable, Iterator, Union
 from ragbook._display import html_escape, html_table
 from ragbook.documents import Document, LoadError
 from ragbook.errors import SettingsError
-from ragbook.loaders.files import (DEFAULT_MAX_FILE_MB, check_regular, printable, special_file_reason,
-                                   unicode_name, without_surrogates)
+from ragbook.loaders.files import (
+    DEFAULT_MAX_FILE_MB,
+    check_regular,
+    printable,
+    special_file_reason,
+    unicode_name,
+    without_surrogates,
+)
 from ragbook.loaders.html import load_html
 from ragbook.loaders.notebook import load_notebook
 from ragbook.loaders.pdf import load_pdf

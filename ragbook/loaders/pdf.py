@@ -439,8 +439,10 @@ def _is_xfa(reader: Any) -> bool:
 _FILE_NAME_TITLE = re.compile(r"\.(pdf|docx?|rtf|odt|txt|tex|dvi|ps|indd|pptx?|xlsx?|html?)$", re.IGNORECASE)
 _OFFICE_PREFIX = re.compile(r"^Microsoft (Word|PowerPoint|Excel) - ")
 _JUNK_TITLE = re.compile(r"^(untitled(\s+document)?|document\d*|doc\d*|title|no title|slide \d+|"
-                         r"powerpoint presentation|presentation\d*|.*\btemplate\b.*|book\d*|binder\d*|\(?anonymous\)?|-+|\.+|\?+)$", re.IGNORECASE)
-_JUNK_AUTHOR = re.compile(r"^(user|admin|administrator|owner|unknown|author|default|[A-Z0-9]*[:_\\][A-Z0-9:_\\]*)$", re.IGNORECASE)
+                         r"powerpoint presentation|presentation\d*|.*\btemplate\b.*|book\d*|binder\d*|\(?anonymous\)?|"
+                         r"-+|\.+|\?+)$", re.IGNORECASE)
+_JUNK_AUTHOR = re.compile(r"^(user|admin|administrator|owner|unknown|author|default|[A-Z0-9]*[:_\\][A-Z0-9:_\\]*)$",
+                          re.IGNORECASE)
 
 
 def _info(reader: Any) -> tuple[str, dict[str, Any]]:

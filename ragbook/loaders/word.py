@@ -124,7 +124,8 @@ class _Numbering:
             for lvl in abstract.iter(f"{W_NS}lvl"):
                 start = _val(lvl, f"{W_NS}start") or "1"
                 levels[int(lvl.get(f"{W_NS}ilvl", "0") or 0)] = (
-                    _val(lvl, f"{W_NS}numFmt") or "decimal", _val(lvl, f"{W_NS}lvlText") or "", int(start) if start.isdigit() else 1)
+                    _val(lvl, f"{W_NS}numFmt") or "decimal", _val(lvl, f"{W_NS}lvlText") or "",
+                    int(start) if start.isdigit() else 1)
             self.levels[abstract.get(f"{W_NS}abstractNumId", "")] = levels
         for num in root.iter(f"{W_NS}num"):
             overrides = {}

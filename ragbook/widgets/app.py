@@ -8,8 +8,8 @@ from typing import Any
 import ipywidgets as w
 
 from ragbook._display import html_escape
-from ragbook.widgets._common import Panel, guarded
 from ragbook.errors import SettingsError
+from ragbook.widgets._common import Panel, guarded
 
 __all__ = ["App"]
 

@@ -11,8 +11,8 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from ragbook._display import html_escape, html_table
-from ragbook.widgets._common import Panel, card, guarded, inside, safe_filename
 from ragbook.errors import NotFoundError, SettingsError
+from ragbook.widgets._common import Panel, card, guarded, inside, safe_filename
 
 __all__ = ["Builder"]
 
@@ -49,7 +49,8 @@ class Builder(Panel):
         current = getattr(getattr(index, "embedder", None), "name", None)
         self.model = w.Text(value=model or current or DEFAULT_MODEL, description="Embedding model",
                             style={"description_width": "initial"}, layout=w.Layout(width="60%"))
-        self.out = w.Text(value=str(out or getattr(index, "path", "") or ""), placeholder="folder to save the index in (optional)",
+        self.out = w.Text(value=str(out or getattr(index, "path", "") or ""),
+                          placeholder="folder to save the index in (optional)",
                           description="Save to", layout=w.Layout(width="95%"))
         self.build_button = w.Button(description="Build", button_style="primary", icon="cogs",
                                      tooltip="index these files from scratch with these settings")

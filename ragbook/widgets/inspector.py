@@ -9,8 +9,8 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from ragbook._display import html_escape, shorten
-from ragbook.widgets._common import Panel, guarded
 from ragbook.errors import SettingsError
+from ragbook.widgets._common import Panel, guarded
 
 __all__ = ["Inspector", "hits_html", "parse_pages"]
 
@@ -50,7 +50,7 @@ class _Context:
                 chunks.sort(key=lambda c: (c.doc_id, c.start))
             self._by_source, self._key = by_source, key
         chunks = self._by_source.get(chunk.source, [])
-        for i, c in enumerate(chunks):
+        for c in chunks:
             if c.doc_id == chunk.doc_id and c.start == chunk.start and c.text == chunk.text:
                 same_doc = [x for x in chunks if x.doc_id == chunk.doc_id]
                 j = same_doc.index(c)
