@@ -29,7 +29,7 @@ _EXPORTS = {
     "MissingDependencyError": "ragbook.errors",
     "NotFoundError": "ragbook.errors",
     "MagicError": "ragbook.errors",
-    "load": ("ragbook.bundle", "load_assistant"),
+    "load": ("ragbook.assistant", "load_assistant"),
     "load_documents": ("ragbook.loaders", "load"),
     "load_file": "ragbook.loaders",
     "discover": "ragbook.loaders",
@@ -43,6 +43,8 @@ _EXPORTS = {
     "build": "ragbook.index",
     "open_index": "ragbook.index",
     "Retriever": "ragbook.retrieval",
+    "RetrievalConfig": "ragbook.settings",
+    "AssistantConfig": "ragbook.settings",
     "Results": "ragbook.retrieval",
     "Hit": "ragbook.retrieval",
     "DocumentResults": "ragbook.retrieval",
@@ -63,13 +65,13 @@ _EXPORTS = {
 }
 
 # the public surface, pinned by tests/test_import.py
-__all__ = ["__version__", "Answer", "Assistant", "BuildReport", "BundleError", "Chunk", "Chunker", "DataFormatError",
-    "Document", "DocumentHit", "DocumentResults", "Embedder", "Hit", "Index", "IndexFormatError", "IndexLockedError",
-    "LLMError", "LLMTimeoutError", "LoadError", "MagicError", "MissingDependencyError", "ModelMismatchError",
-    "ModelNotFoundError", "NotFoundError", "QASet", "RagbookError", "Reranker", "Results", "Retriever", "Segment",
-    "SettingsError", "Template", "TemplateError", "TEMPLATES", "build", "compare", "config", "discover",
-    "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load", "load_documents", "load_file", "load_llm",
-    "load_qa", "open_index", "register_loader"]
+__all__ = ["__version__", "Answer", "Assistant", "AssistantConfig", "BuildReport", "BundleError", "Chunk", "Chunker",
+    "DataFormatError", "Document", "DocumentHit", "DocumentResults", "Embedder", "Hit", "Index", "IndexFormatError",
+    "IndexLockedError", "LLMError", "LLMTimeoutError", "LoadError", "MagicError", "MissingDependencyError",
+    "ModelMismatchError", "ModelNotFoundError", "NotFoundError", "QASet", "RagbookError", "Reranker", "Results",
+    "RetrievalConfig", "Retriever", "Segment", "SettingsError", "Template", "TemplateError", "TEMPLATES", "build",
+    "compare", "config", "discover", "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load",
+    "load_documents", "load_file", "load_llm", "load_qa", "open_index", "register_loader"]
 
 
 def __getattr__(name: str):
@@ -94,8 +96,9 @@ def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's hook: %
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.answer import Answer
+    from ragbook.answer_metrics import evaluate_answers
     from ragbook.assistant import Assistant
-    from ragbook.bundle import load_assistant as load
+    from ragbook.assistant import load_assistant as load
     from ragbook.chunking import Chunker
     from ragbook.documents import Chunk, Document, Segment
     from ragbook.embedding import Embedder
@@ -116,11 +119,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SettingsError,
         TemplateError,
     )
+    from ragbook.grid import compare
     from ragbook.index import BuildReport, Index, build, open_index
     from ragbook.llm import list_models, load_llm
     from ragbook.loaders import discover, load_file, register_loader
     from ragbook.loaders import load as load_documents
     from ragbook.progress import config
     from ragbook.prompt import TEMPLATES, Template
+    from ragbook.qa import QASet, evaluate_qa_retrieval, load_qa
     from ragbook.rerank import Reranker
     from ragbook.retrieval import DocumentHit, DocumentResults, Hit, Results, Retriever
+    from ragbook.settings import AssistantConfig, RetrievalConfig

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import html
+import re
 
 
 def html_escape(value: object) -> str:
     """Escape any value for HTML text or attribute context: document text is untrusted."""
     return html.escape(str(value), quote=True)
+
+
+def highlight(text: str, terms: list[str]) -> str:
+    """Escaped ``text`` with the query terms (and the words they begin) wrapped in ``<mark>``."""
+    escaped = html_escape(text)
+    if not terms:
+        return escaped
+    pattern = re.compile(r"\b(" + "|".join(re.escape(html_escape(t)) for t in sorted(terms, key=len, reverse=True)) + r")\w*",
+                         re.IGNORECASE)
+    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
 
 
 def shorten(text: str, width: int) -> str:

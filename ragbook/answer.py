@@ -284,6 +284,7 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
     return "", ""
 
 
+CLOSEST = "The closest the documents come"  # how a withheld answer shows the sentence it rested on (grounding)
 COPIED_HINT = ("the model repeated the template's worked example instead of answering: it is too small to tell "
                "the example from the question; use a larger model, or a template without it (template.edit(example=None))")
 
@@ -348,8 +349,6 @@ class Answer:
             notes.append((COPIED_HINT, True))
         g = self.grounding
         if self.withheld and (g is None or not g.fallback):
-            from ragbook.grounding import CLOSEST
-
             why = ("asked again, the model judged that the sentence it rests on does not answer the question"
                    if CLOSEST in self.text
                    else "it says the opposite of its passage")

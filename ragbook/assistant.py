@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -19,24 +20,23 @@ from typing import Any, Iterator
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, check_answer
-from ragbook.errors import SettingsError
-from ragbook.filters import check_number
+from ragbook.errors import BundleError, SettingsError
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
 from ragbook.prompt import Template, get_template, pack
 from ragbook.retrieval import Hit, Results, Retriever
+from ragbook.settings import EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
 
-__all__ = ["Assistant", "AnswerStream", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
+__all__ = ["Assistant", "AnswerStream", "load_assistant", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
 
-EXTRACTIVE = "extractive"
+log = logging.getLogger(__name__)
+_DEFAULTS = AssistantConfig()
 # Relevance of the best passage (Hit.relevance: 0..1, the same scale for every question and
 # retrieval mode) below which the assistant says it has nothing.  Measured with all-MiniLM-L6-v2:
 # on SQuAD 2.0, 0.8% of 2,910 answerable questions fall below 0.3 (hybrid; dense 0.9%, BM25 0.9%)
 # and no made-up query reaches it (hybrid and BM25; dense: 10% of them do); on the demo corpus its
 # 15 questions score 0.33-0.68 (hybrid), 2 of 15 off-topic questions score above 0.3 (a word
 # such as "capital" matches), made-up words at most 0.28.
-DEFAULT_MIN_RELEVANCE = 0.3
-_RETRIEVER_KEYS = ("k", "mode", "fusion", "weight", "rrf_k", "candidates", "mmr", "filters", "min_score",
-                   "reranker", "rerank_depth")
+DEFAULT_MIN_RELEVANCE = _DEFAULTS.min_relevance
 _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|then|the same|"
                        r"what about|how about|and)\b", re.IGNORECASE)
 MAX_QUESTION_CHARS = 4000
@@ -52,32 +52,31 @@ class _Turn:
 class Assistant:
     """An index, retrieval settings, a prompt template and a model, behind ``ask``."""
 
-    def __init__(self, index: Any, *, name: str = "assistant", llm: Any = None, template: str | Template | dict = "tutor",
-                 min_relevance: float | None = DEFAULT_MIN_RELEVANCE, max_answer_tokens: int = 384,
-                 temperature: float = 0.0, history_turns: int = 2, verify: bool = True, abstain_unknown_terms: bool = True,
+    def __init__(self, index: Any, *, name: str = _DEFAULTS.name, llm: Any = None,
+                 template: str | Template | dict[str, Any] = _DEFAULTS.template,
+                 min_relevance: float | None = _DEFAULTS.min_relevance, max_answer_tokens: int = _DEFAULTS.max_answer_tokens,
+                 temperature: float = _DEFAULTS.temperature, history_turns: int = _DEFAULTS.history_turns,
+                 verify: bool = _DEFAULTS.verify, abstain_unknown_terms: bool = _DEFAULTS.abstain_unknown_terms,
                  **retrieval: Any) -> None:
-        unknown = set(retrieval) - set(_RETRIEVER_KEYS)
-        if unknown:
-            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; "
-                                f"retrieval settings are {', '.join(_RETRIEVER_KEYS)}")
+        """Each setting is described in :class:`ragbook.settings.AssistantConfig` (and ``RetrievalConfig`` for
+        the retrieval ones: ``k``, ``mode``, ``filters``...), which checks them."""
+        self.template = get_template(template)
+        reference = llm if llm is None or isinstance(llm, (str, dict)) else None  # a model object is not data
+        AssistantConfig(name=name, llm=reference, template=self.template.to_dict(), min_relevance=min_relevance,
+                        max_answer_tokens=max_answer_tokens, temperature=temperature, history_turns=history_turns,
+                        verify=verify, abstain_unknown_terms=abstain_unknown_terms)
         self.index = index
         self.name = name
-        self.template = get_template(template)
-        if min_relevance is not None:
-            check_number("min_relevance", min_relevance, 0.0, 1.0, "the best passage's relevance below which it abstains")
         self.min_relevance = min_relevance
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
         self.history_turns = history_turns
-        # put to the model what the citation rules cannot settle (ragbook.grounding.review).  Measured with the
-        # default 1.5B model (benchmarks/trust.py --review verify): confidently wrong answers 0.21 -> 0.16 (OpenStax)
-        # and 0.68 -> 0.41 (SQuAD), abstention 0.25 -> 0.35 and 0.05 -> 0.42, for correct 0.80 -> 0.71 and
-        # 0.61 -> 0.56 and ~3 s an answer: a teacher forgives "I don't know" (shown with the closest sentence),
-        # not a wrong answer with a citation.  verify=False (ragbook ask --no-verify) keeps every answer.
-        self.verify = bool(verify)
-        # say "I don't know" before any model runs when the question names a term no document uses (ragbook.coverage)
-        self.abstain_unknown_terms = bool(abstain_unknown_terms)
-        self.retriever = Retriever(index, **({"k": 5} | retrieval))
+        # put to the model what the citation rules cannot settle (ragbook.grounding.review): fewer cited wrong
+        # answers for some lost good ones; the trade is measured in benchmarks/README.md (trust.py)
+        self.verify = verify
+        # say "I don't know" before any model runs when the question is about a term no document uses (ragbook.coverage)
+        self.abstain_unknown_terms = abstain_unknown_terms
+        self.retriever = Retriever(index, **retrieval)
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if hasattr(llm, "chat") else None
         self.history: list[_Turn] = []
@@ -225,7 +224,7 @@ class Assistant:
 
         ``bot.copy(name="bm25", mode="bm25", k=3, template="strict")``: the conversation is not copied.
         """
-        settings: dict[str, Any] = {key: getattr(self.retriever, key) for key in _RETRIEVER_KEYS}
+        settings: dict[str, Any] = {key: getattr(self.retriever, key) for key in RETRIEVAL_KEYS}
         settings.update(name=self.name, llm=self._llm if self._llm is not None else self._llm_spec,
                         template=self.template, min_relevance=self.min_relevance,
                         max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
@@ -233,51 +232,46 @@ class Assistant:
                         abstain_unknown_terms=self.abstain_unknown_terms)
         unknown = set(changes) - set(settings)
         if unknown:
-            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+            raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; they are {', '.join(settings)}")
         settings.update(changes)
         return Assistant(self.index, **settings)
 
     # -- display and persistence -------------------------------------------------------------
 
-    def settings(self) -> dict[str, Any]:
-        retrieval = {k: v for k, v in self.retriever.settings().items() if k in _RETRIEVER_KEYS}
-        retrieval.update(rrf_k=self.retriever.rrf_k)
-        if callable((self.retriever.filters or {}).get("where")):
-            raise SettingsError("a filter with a Python function cannot be saved; use globs, ranges and lists")
-        if retrieval.get("filters"):  # JSON has no tuples: a (low, high) range must not come back as a list ("any of")
-            def saved(v: Any) -> Any:
-                if isinstance(v, dict):  # {"not": ...}
-                    return {"not": saved(v["not"])}
-                return {"range": list(v)} if isinstance(v, tuple) else v
+    @property
+    def config(self) -> AssistantConfig:
+        """The settings as data (:class:`ragbook.settings.AssistantConfig`): what a saved file holds."""
+        template = self.template.to_dict()
+        return AssistantConfig(name=self.name, llm=self._llm_reference(), template=template,
+                               min_relevance=self.min_relevance, max_answer_tokens=self.max_answer_tokens,
+                               temperature=self.temperature, history_turns=self.history_turns, verify=self.verify,
+                               abstain_unknown_terms=self.abstain_unknown_terms, retrieval=self.retriever.config)
 
-            retrieval["filters"] = {k: saved(v) for k, v in retrieval["filters"].items()}
-        llm: Any
+    def settings(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (``config.to_dict()``)."""
+        return self.config.to_dict()
+
+    def _llm_reference(self) -> Any:
+        """The model as a saved file names it: a preset, a path, "extractive", a description, or None."""
         if self._llm_spec == EXTRACTIVE:
-            llm = EXTRACTIVE
-        elif self._llm_spec is None and self.suggested_llm is not None:
-            llm = self.suggested_llm  # the author's choice passes on, still only a suggestion to whoever opens it
-        elif self._llm_spec is None and os.environ.get("RAGBOOK_MODEL", "").strip():
-            llm = None  # this machine's $RAGBOOK_MODEL is not the assistant's own choice
-        elif self._llm is not None:
-            llm = self._llm.info()
-        else:
-            llm = self._llm_spec if isinstance(self._llm_spec, (str, dict, type(None))) else str(self._llm_spec)
-        return {"name": self.name, "llm": llm, "template": self.template.to_dict(), "retrieval": retrieval,
-                "min_relevance": self.min_relevance, "max_answer_tokens": self.max_answer_tokens,
-                "temperature": self.temperature, "history_turns": self.history_turns,
-                "verify": self.verify, "abstain_unknown_terms": self.abstain_unknown_terms}
+            return EXTRACTIVE
+        if self._llm_spec is None and self.suggested_llm is not None:
+            return self.suggested_llm  # the author's choice passes on, still only a suggestion to whoever opens it
+        if self._llm_spec is None and os.environ.get("RAGBOOK_MODEL", "").strip():
+            return None  # this machine's $RAGBOOK_MODEL is not the assistant's own choice
+        if self._llm is not None:
+            return self._llm.info()
+        return self._llm_spec if isinstance(self._llm_spec, (str, dict, type(None))) else str(self._llm_spec)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Save index and settings into one ``.ragbook`` file (models are referenced, not embedded)."""
-        from ragbook.bundle import save_assistant
+        from ragbook.bundle import save_bundle
 
-        return save_assistant(self, path)
+        return save_bundle(path, self.index, self.settings())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, trust_llm: bool = False, **overrides: Any) -> Assistant:
-        """See :func:`ragbook.bundle.load_assistant` (``trust_llm``: use the models the file names)."""
-        from ragbook.bundle import load_assistant
-
+        """See :func:`load_assistant` (``trust_llm``: use the models the file names)."""
         return load_assistant(path, trust_llm=trust_llm, **overrides)
 
     def panel(self, question: str = "") -> Any:
@@ -300,6 +294,35 @@ class Assistant:
                 ["says it doesn't know below", f"relevance {self.min_relevance}"],
                 *(["note", note] for note in self.notes.values())]
         return f"<div class='ragbook-assistant'><b>{html_escape(self.name)}</b>{html_table(['', ''], rows)}</div>"
+
+
+def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **overrides: Any) -> Assistant:
+    """Open a ``.ragbook`` file as a working :class:`Assistant` (``ragbook.load``).
+
+    ``overrides`` replace saved settings, e.g. ``llm="extractive"`` or ``k=8``; ``model=``
+    says where to find the embedding model if it is not where it was.
+
+    The file's own model choices are used only where they name nothing outside it: a packaged
+    preset, ``"extractive"``, the packaged embedding model.  Any other model it names (a server
+    URL, a file or folder, a hub name, a reranker) is shown in ``assistant.notes`` and kept in
+    ``assistant.suggested_llm``, and the assistant uses this machine's choice instead (as with
+    no model saved: ``$RAGBOOK_MODEL``, else the best installed preset).  ``trust_llm=True``
+    uses what the file names, with a warning; keys are never taken from the file.
+    """
+    from ragbook.bundle import open_bundle
+
+    opened = open_bundle(path, trust_llm=trust_llm, model=overrides.pop("model", None), chosen=overrides)
+    saved = dict(opened.settings)
+    settings = {**{k: v for k, v in saved.items() if k != "retrieval"}, **saved["retrieval"], **overrides}
+    try:
+        assistant = Assistant(opened.index, **settings)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{path}: its settings are invalid ({exc})") from None
+    assistant.notes = opened.notes
+    assistant.suggested_llm = opened.suggested_llm
+    for note in opened.notes.values():
+        log.warning("%s: %s", Path(path).name, note)
+    return assistant
 
 
 class AnswerStream:

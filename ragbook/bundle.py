@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -40,14 +39,15 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterable
 
 from ragbook import __version__
 from ragbook._display import shorten
-from ragbook.errors import BundleError, ModelNotFoundError, NotFoundError
+from ragbook.errors import BundleError, ModelNotFoundError, NotFoundError, SettingsError
+from ragbook.settings import ASSISTANT_KEYS, EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
 from ragbook.storage import file_digest
 
-__all__ = ["save_assistant", "load_assistant", "BundleError", "FORMAT", "FORMAT_VERSION", "MAX_ENTRIES",
+__all__ = ["save_assistant", "save_bundle", "open_bundle", "Opened", "BundleError", "FORMAT", "FORMAT_VERSION", "MAX_ENTRIES",
            "MAX_UNPACKED", "MAX_RATIO", "MAX_SETTINGS_BYTES", "MAX_MANIFEST_BYTES"]
 
 log = logging.getLogger(__name__)
@@ -84,16 +84,21 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def save_assistant(assistant: Any, path: str | os.PathLike[str]) -> str:
-    """Write ``assistant`` to ``path`` atomically (a crash leaves any previous file intact)."""
+    """Write an assistant (its ``index`` and ``settings()``) to ``path``; see :func:`save_bundle`."""
+    return save_bundle(path, assistant.index, assistant.settings())
+
+
+def save_bundle(path: str | os.PathLike[str], index: Any, settings: dict[str, Any]) -> str:
+    """Write ``index`` and an assistant's ``settings`` (``AssistantConfig.to_dict()``) to one ``.ragbook`` file,
+    atomically (a crash leaves any previous file intact)."""
     from ragbook.llm import shareable_reference
 
     target = Path(path)
     if target.suffix != ".ragbook":
         target = target.with_name(target.name + ".ragbook")
-    settings = assistant.settings()
+    settings = dict(settings)
     # The file will be shared: no secret, and no name of an environment variable holding one, goes in.
     settings["llm"] = shareable_reference(settings.get("llm"))
-    index = assistant.index
     previous_path = index.path
     with tempfile.TemporaryDirectory(prefix="ragbook-save-") as tmp:
         folder = Path(tmp) / "index"
@@ -129,18 +134,27 @@ def save_assistant(assistant: Any, path: str | os.PathLike[str]) -> str:
     return str(target)
 
 
-def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **overrides: Any) -> Any:
-    """Open a ``.ragbook`` file as a working :class:`~ragbook.assistant.Assistant`.
+@dataclass
+class Opened:
+    """What a ``.ragbook`` file holds, checked: its index, the assistant's settings to use, and notes."""
 
-    ``overrides`` replace saved settings, e.g. ``llm="extractive"`` or ``k=8``; ``model=``
-    says where to find the embedding model if it is not where it was.
+    index: Any
+    settings: dict[str, Any]  # AssistantConfig's fields (retrieval as a dict), the file's model choices settled
+    notes: dict[str, str]  # by part ("llm", "reranker", "embedding"): what the file named that is not used (or is)
+    suggested_llm: Any  # the model reference the file named, when not used
 
+
+def open_bundle(path: str | os.PathLike[str], *, trust_llm: bool = False, model: Any = None,
+                chosen: Iterable[str] = ()) -> Opened:
+    """Open a ``.ragbook`` file (:func:`ragbook.assistant.load_assistant` makes it an Assistant).
+
+    ``model``: where to find the embedding model if not where it was; ``chosen``: the settings the
+    caller gives itself ("llm", "reranker"...), whose saved values are then not weighed.
     The file's own model choices are used only where they name nothing outside it: a packaged
     preset, ``"extractive"``, the packaged embedding model.  Any other model it names (a server
-    URL, a file or folder, a hub name, a reranker) is shown in ``assistant.notes`` and kept in
-    ``assistant.suggested_llm``, and the assistant uses this machine's choice instead (as with
-    no model saved: ``$RAGBOOK_MODEL``, else the best installed preset).  ``trust_llm=True``
-    uses what the file names, with a warning; keys are never taken from the file.
+    URL, a file or folder, a hub name, a reranker) is described in ``notes`` and kept in
+    ``suggested_llm``, and this machine's choice is used instead; ``trust_llm=True`` uses what
+    the file names, with a note.  Keys are never taken from the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -156,13 +170,13 @@ def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **o
                 raise BundleError(f"{path} could not be unpacked ({shorten(str(exc), 200)}): the file is damaged "
                                   f"(re-copy or re-save it), or the temporary folder {tempfile.gettempdir()} "
                                   "is full or not writable (set TMPDIR to another folder)") from None
-        assistant = _assemble(path, plan, folder / "index", trust_llm, overrides)
-        weakref.finalize(assistant, shutil.rmtree, folder, True)
+        opened = _open(path, plan, folder / "index", trust_llm, model, set(chosen))
+        weakref.finalize(opened.index, shutil.rmtree, folder, True)
     except BaseException:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    return assistant
+    return opened
 
 
 # -- reading the zip: bounded, listed, checked ---------------------------------------------------
@@ -400,24 +414,12 @@ def _changed(name: str) -> BundleError:
                        "after it was saved. Re-copy or re-save it.")
 
 
-# -- turning it into an assistant -----------------------------------------------------------------
+# -- its index and settings -----------------------------------------------------------------------
 
-# What a shared file may set, and to what: anything else is refused rather than passed on, so it
-# cannot hand ragbook a NaN, a Python object, or a size that makes every question cost minutes.
-_NUMBERS: dict[str, tuple[type, float, float]] = {
-    "max_answer_tokens": (int, 1, 32_768), "history_turns": (int, 0, 100), "temperature": (float, 0.0, 5.0),
-    "k": (int, 1, 1_000), "candidates": (int, 1, 100_000), "rrf_k": (int, 1, 100_000),
-    "rerank_depth": (int, 1, 1_000), "weight": (float, 0.0, 1.0), "mmr": (float, 0.0, 1.0),
-    "min_score": (float, -1e9, 1e9), "min_relevance": (float, -1e9, 1e9),
-}
-
-
-def _assemble(path: Path, plan: _Plan, index_folder: Path, trust_llm: bool, overrides: dict[str, Any]) -> Any:
-    from ragbook.assistant import Assistant
+def _open(path: Path, plan: _Plan, index_folder: Path, trust_llm: bool, model: Any, chosen: set[str]) -> Opened:
     from ragbook.index import Index
 
     notes: dict[str, str] = {}
-    model = overrides.pop("model", None)
     if model is None:
         _check_embedding(path, plan.manifest, trust_llm, notes)
     try:  # every data file was checked against its sha256 while unpacking: no need to hash it again
@@ -428,109 +430,32 @@ def _assemble(path: Path, plan: _Plan, index_folder: Path, trust_llm: bool, over
     index.roots = []  # the author's folders: re-indexing them here would read whatever this machine has there
 
     settings = _saved_settings(path, plan.doc)
-    saved_llm = settings.pop("llm")
     suggested = None
-    if "llm" not in overrides:
-        settings["llm"], suggested = _choose_llm(saved_llm, trust_llm, notes)
-    if settings.get("reranker") is not None and "reranker" not in overrides:
-        settings["reranker"] = _choose_reranker(settings["reranker"], trust_llm, notes)
-    settings.update(overrides)
-    try:
-        assistant = Assistant(index, **settings)
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{path}: its settings are invalid ({exc})") from None
-    assistant.notes = notes
-    assistant.suggested_llm = suggested
-    for note in notes.values():
-        log.warning("%s: %s", path.name, note)
-    return assistant
+    if "llm" not in chosen:
+        settings["llm"], suggested = _choose_llm(settings["llm"], trust_llm, notes)
+    retrieval = settings["retrieval"]
+    if retrieval.get("reranker") is not None and "reranker" not in chosen:
+        retrieval["reranker"] = _choose_reranker(retrieval["reranker"], trust_llm, notes)
+    return Opened(index, settings, notes, suggested)
 
 
 def _saved_settings(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
-    """The assistant's settings from ``assistant.json``, each checked for type and range."""
-    retrieval = doc.get("retrieval", {})
-    if not isinstance(retrieval, dict):
-        raise BundleError(f"{path}: its settings are invalid (retrieval: not a JSON object); the file is damaged")
-    if isinstance(retrieval.get("filters"), dict):  # ranges are saved as {"range": [low, high]} (a list means "any of")
-        def loaded(v: Any) -> Any:
-            if isinstance(v, dict) and set(v) == {"not"}:
-                return {"not": loaded(v["not"])}
-            return tuple(v["range"]) if _is_range(v) else v
-
-        retrieval = {**retrieval, "filters": {k: loaded(v) for k, v in retrieval["filters"].items()}}
-    settings = {"name": doc.get("name", path.stem), "llm": doc.get("llm"), "template": doc.get("template", "tutor"),
-                "min_relevance": doc.get("min_relevance"), "max_answer_tokens": doc.get("max_answer_tokens", 384),
-                "temperature": doc.get("temperature", 0.0), "history_turns": doc.get("history_turns", 2),
-                "verify": doc.get("verify", True), "abstain_unknown_terms": doc.get("abstain_unknown_terms", True),
-                **retrieval}
-    for key, value in settings.items():
-        problem = _problem(key, value)
-        if problem:
-            raise BundleError(f"{path}: its settings are invalid ({key}: {problem}); the file is damaged or was "
-                              "tampered with. Pass the setting yourself to replace it.")
-    return settings
-
-
-def _problem(key: str, value: Any) -> str | None:
-    """What is wrong with one saved setting, or ``None``."""
-    if key in _NUMBERS:
-        kind, low, high = _NUMBERS[key]
-        if value is None and key in ("mmr", "min_score", "min_relevance"):
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            return f"expected {'a whole number' if kind is int else 'a number'}, got {shorten(repr(value), 60)}"
-        if not (math.isfinite(value) and low <= value <= high):
-            return f"{shorten(repr(value), 60)} is outside {low:g}..{high:g}"
-        return None
-    if key in ("verify", "abstain_unknown_terms") and not isinstance(value, bool):
-        return "expected true or false"
-    if key == "name" and not (isinstance(value, str) and len(value) <= 1_000):
-        return "expected a text of at most 1,000 characters"
-    if key == "llm" and not (value is None or isinstance(value, dict) or isinstance(value, str) and len(value) <= 4_096):
-        return "expected a model name or a model description"
-    if key in ("template",) and not isinstance(value, (str, dict)):
-        return "expected a template name or a template's fields"
-    if key in ("mode", "fusion") and not isinstance(value, str):
-        return "expected a name"
-    if key == "reranker" and not (value is None or isinstance(value, str) and len(value) <= 4_096):
-        return "expected a reranker name or folder"
-    if key == "filters":
-        return _filters_problem(value)
-    return None
-
-
-def _filters_problem(filters: Any) -> str | None:
-    if filters is None:
-        return None
-    if not isinstance(filters, dict) or len(filters) > 100:
-        return "expected a JSON object of at most 100 filters"
-    if "where" in filters:
-        return "a 'where' filter is Python code, which is never read from a file"
-
-    def plain(v: Any) -> bool:
-        return v is None or isinstance(v, (str, int, float, bool)) and (not isinstance(v, str) or len(v) <= 1_000)
-
-    def allowed(value: Any) -> bool:
-        return (plain(value) or _is_range(value) or isinstance(value, tuple) and _is_range({"range": list(value)})
-                or isinstance(value, list) and len(value) <= 10_000 and all(map(plain, value)))
-
-    for value in filters.values():
-        negated = isinstance(value, dict) and set(value) == {"not"}
-        if not (allowed(value["not"]) if negated else allowed(value)):
-            return ("each filter is a text, a number, a list of them, a range {\"range\": [low, high]}, "
-                    "or {\"not\": one of those}")
-    return None
-
-
-def _is_range(value: Any) -> bool:
-    return (isinstance(value, dict) and set(value) == {"range"} and isinstance(value["range"], list)
-            and len(value["range"]) == 2 and all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                 for v in value["range"]))
+    """The assistant's settings from ``assistant.json``, each checked for kind and range (AssistantConfig): a shared
+    file cannot hand ragbook a NaN, a Python object, or a size that makes every question cost minutes."""
+    saved = {key: doc[key] for key in ASSISTANT_KEYS if key in doc}
+    saved.setdefault("min_relevance", None)  # files from before it existed never abstained on relevance
+    try:
+        config = AssistantConfig.from_dict(saved)
+        settings = {key: getattr(config, key) for key in ASSISTANT_KEYS}  # as Python values: ranges are tuples
+        settings["retrieval"] = {key: getattr(config.retrieval, key) for key in RETRIEVAL_KEYS}
+        return settings
+    except SettingsError as exc:
+        raise BundleError(f"{path}: its settings are invalid ({exc}); the file is damaged or was tampered with. "
+                          "Pass the setting yourself to replace it.") from None
 
 
 def _choose_llm(saved: Any, trust_llm: bool, notes: dict[str, str]) -> tuple[Any, Any]:
     """``(the model to use, the suggestion kept)`` for the model reference a file carries."""
-    from ragbook.assistant import EXTRACTIVE
     from ragbook.llm import describe_reference, packaged_reference, shareable_reference
 
     if saved is None or saved == EXTRACTIVE:

@@ -201,6 +201,13 @@ class Chunker:
         return (f"Chunker(chunk_size={self.chunk_size}, overlap={self.overlap}, max_tokens={self.max_tokens}, "
                 f"context={self.context})")
 
+    @property
+    def _tokenizer(self) -> Tokenizer:
+        # __post_init__ replaces None with the fallback; only a later ``chunker.tokenizer = None`` gets here
+        if self.tokenizer is None:
+            raise SettingsError("Chunker.tokenizer is None; pass a tokenizer or leave it unset for the fallback")
+        return self.tokenizer
+
     # -- splitting ---------------------------------------------------------------------------
 
     def split(self, document: Document) -> list[Chunk]:
@@ -238,7 +245,7 @@ class Chunker:
         if not self.context or not header:
             return ""
         header = header[:MAX_CONTEXT_TOKENS * 8]  # no tokenizer call on a page-long "title"
-        offsets = self.tokenizer.encode(header, add_special_tokens=False).offsets
+        offsets = self._tokenizer.encode(header, add_special_tokens=False).offsets
         if len(offsets) > MAX_CONTEXT_TOKENS:
             header = header[:offsets[MAX_CONTEXT_TOKENS - 1][1]].rstrip() + " …"
         return header
@@ -249,7 +256,7 @@ class Chunker:
 
     def _counter(self, text: str, lo: int, hi: int) -> _SpanCounter:
         """Token offsets of ``text[lo:hi]``, as offsets into ``text``."""
-        enc = self.tokenizer.encode(text[lo:hi], add_special_tokens=False)
+        enc = self._tokenizer.encode(text[lo:hi], add_special_tokens=False)
         offsets = enc.offsets
         del enc  # the tokenizer's own copy of the tokens is the larger part
         return _SpanCounter([s + lo for s, _ in offsets], [e + lo for _, e in offsets], text)
@@ -328,15 +335,16 @@ class Chunker:
 
     def _enforce_limit(self, chunks: list[Chunk], text: str, limits: list[int | None]) -> list[Chunk]:
         """Re-tokenize each chunk alone; split any longer than its limit (a model would truncate it)."""
-        todo = [i for i, limit in enumerate(limits) if limit is not None]
+        limit_of = {i: limit for i, limit in enumerate(limits) if limit is not None}
+        todo = list(limit_of)
         if not todo:
             return chunks
         # fresh slices of the document, not the chunks' own strings: a Rust tokenizer leaves a
         # UTF-8 copy cached inside every non-ASCII str it reads, for as long as the str lives
         pieces = [text[chunks[i].start:chunks[i].end] for i in todo]
-        encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
+        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False)
         del pieces
-        too_long = {i: enc.offsets for i, enc in zip(todo, encodings) if len(enc.offsets) > limits[i]}
+        too_long = {i: enc.offsets for i, enc in zip(todo, encodings) if len(enc.offsets) > limit_of[i]}
         if not too_long:
             return chunks
         out: list[Chunk] = []
@@ -345,7 +353,7 @@ class Chunker:
                 out.append(chunk)
                 continue
             # Cut at the token where the limit falls, then check the halves again.
-            limit = limits[i]
+            limit = limit_of[i]
             cut = too_long[i][limit - 1][1]
             halves = [c for c in (_sub_chunk(chunk, 0, cut), _sub_chunk(chunk, cut, len(chunk.text))) if c.text]
             out.extend(self._enforce_limit(halves, text, [limit] * len(halves)))

@@ -237,7 +237,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_assistant(args: argparse.Namespace):
-    from ragbook.bundle import load_assistant
+    from ragbook.assistant import load_assistant
 
     overrides = {}
     llm = _assistant_llm(args)
@@ -384,7 +384,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if llm is not None:
         overrides["llm"] = llm
     if target.is_file() and target.suffix == ".ragbook":
-        from ragbook.bundle import load_assistant
+        from ragbook.assistant import load_assistant
 
         bot = load_assistant(target, trust_llm=args.trust_llm, **overrides)
     else:
@@ -463,7 +463,14 @@ def _write_eval_json(args: argparse.Namespace, out: dict[str, object]) -> int:
 def _parser() -> argparse.ArgumentParser:
     from ragbook import __version__
     from ragbook.prompt import TEMPLATES
+    from ragbook.settings import FUSIONS, MODES, RetrievalConfig, describe
     from ragbook.vectors import KINDS as VECTOR_KINDS
+
+    RETRIEVAL = RetrievalConfig()  # the command line's defaults and help are the settings' own
+    docs = describe(RetrievalConfig)
+
+    def _about(name: str) -> str:
+        return docs[name][1]
 
     p = argparse.ArgumentParser(prog="ragbook", description="Retrieval-augmented assistants over your own documents, offline.")
     p.add_argument("--version", action="version", version=f"ragbook {__version__}")
@@ -487,14 +494,15 @@ def _parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="search an index")
     se.add_argument("index", help="index folder")
     se.add_argument("query", help="what to look for")
-    se.add_argument("-k", type=int, default=5, help="number of results: passages, or documents with --documents (default 5)")
-    se.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
-    se.add_argument("--fusion", choices=["rrf", "weighted"], default="weighted")
-    se.add_argument("--weight", type=float, default=0.5, help="dense share in hybrid fusion, 0..1")
-    se.add_argument("--mmr", type=float, default=None, metavar="LAMBDA", help="diversify results with MMR")
+    se.add_argument("-k", type=int, default=RETRIEVAL.k,
+                    help=f"number of results: passages, or documents with --documents (default {RETRIEVAL.k})")
+    se.add_argument("--mode", choices=MODES, default=RETRIEVAL.mode, help=_about("mode"))
+    se.add_argument("--fusion", choices=FUSIONS, default=RETRIEVAL.fusion, help=_about("fusion"))
+    se.add_argument("--weight", type=float, default=RETRIEVAL.weight, help=_about("weight"))
+    se.add_argument("--mmr", type=float, default=RETRIEVAL.mmr, metavar="LAMBDA", help=_about("mmr"))
     se.add_argument("--filter", action="append", metavar="KEY=VALUE",
                     help="e.g. source='*.pdf', page=3-10, section!=References (repeatable)")
-    se.add_argument("--min-score", type=float, default=None)
+    se.add_argument("--min-score", type=float, default=RETRIEVAL.min_score, help=_about("min_score"))
     se.add_argument("--rerank", metavar="FOLDER", help="cross-encoder model folder to rerank with")
     se.add_argument("--model", help="where to find the index's embedding model, if not where it was")
     se.add_argument("--explain", action="store_true", help="show why each passage was picked")
@@ -549,7 +557,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("target", help=".ragbook file, index folder, documents folder, or a BEIR folder")
     ev.add_argument("questions", nargs="?", help="question set file (not needed for a BEIR folder)")
     ev.add_argument("--k", type=int, help="passages retrieved per question (default: the assistant's 5; 10 on BEIR)")
-    ev.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default hybrid)")
+    ev.add_argument("--mode", choices=MODES, help=f"retrieval mode (default {RETRIEVAL.mode})")
     ev.add_argument("--answers", action="store_true", help="also answer every question and score the answers")
     ev.add_argument("--llm", help="model for --answers: preset, .gguf file, folder, or openai:URL")
     ev.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")

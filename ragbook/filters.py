@@ -14,7 +14,7 @@ import fnmatch
 import math
 import numbers
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -81,7 +81,8 @@ def check_number(name: str, value: Any, lo: float, hi: float | None, meaning: st
     """A finite real number in ``lo..hi`` (NaN compares false with everything and would drop every hit)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise SettingsError(f"{name} must be a finite number, not {value!r}: {meaning}")
-    if value < lo or (hi is not None and value > hi):
+    # typeshed's numbers.Real declares < and <= but not >; any Real compares with a float either way round
+    if value < lo or (hi is not None and cast(float, value) > hi):
         span = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
         raise SettingsError(f"{name} must be {span}, not {value!r}: {meaning}")
 
@@ -139,7 +140,7 @@ _METADATA_SEEN: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], dict[str, 
 def _metadata_kinds(index: Index | None) -> dict[str, set[str]]:
     """Each document-metadata key in the index, with the kinds of value it holds."""
     files = getattr(index, "files", None)
-    if not isinstance(files, dict):
+    if index is None or not isinstance(files, dict):
         return {}
     # every add() leaves a new report and remove() changes the file count: either means rescan
     stamp = (getattr(index, "last_report", None), len(files), len(index))
@@ -213,7 +214,8 @@ def _check_value(key: str, wanted: Any, kinds: set[str], inside: str = "") -> No
 
 def _fits(kind: str, value: Any, kinds: set[str]) -> bool:
     if "whole" in kinds:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+        # typeshed's numbers.Integral declares no >= (nor int a <= that takes one); any Integral compares with 0
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and cast(int, value) >= 0
     return kind in kinds and kind != "other"
 
 

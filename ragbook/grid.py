@@ -15,7 +15,6 @@ search is deterministic, so the same grid on the same index gives the same table
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -32,15 +31,16 @@ __all__ = ["compare", "Comparison", "INDEX_KEYS", "ANSWER_KEYS"]
 log = logging.getLogger(__name__)
 
 INDEX_KEYS = ("chunk_size", "overlap")
+# the assistant settings a grid may vary (the others: verify, temperature... are the base assistant's)
 ANSWER_KEYS = ("template", "llm", "min_relevance", "max_answer_tokens")
 RETRIEVAL_METRICS = ("hit", "recall", "mrr", "ndcg")
 ANSWER_METRICS = ("em", "f1", "contains", "citation_precision", "abstention_recall", "false_abstentions")
 
 
 def _retrieval_keys() -> tuple[str, ...]:
-    from ragbook.retrieval import Retriever
+    from ragbook.settings import RETRIEVAL_KEYS
 
-    return tuple(f.name for f in dataclasses.fields(Retriever) if f.name != "index")
+    return RETRIEVAL_KEYS
 
 
 def _label(value: Any) -> Any:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ragbook.answer import attribute, check_answer, declines, find_evidence, without_citations
+from ragbook.answer import CLOSEST, attribute, check_answer, declines, find_evidence, without_citations
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
            "verify_checks", "unsure", "model_verdict", "YES_NO_PROMPT", "CLAIM_PROMPT", "ANSWERS_PROMPT"]
@@ -283,7 +283,6 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     return made
 
 
-CLOSEST = "The closest the documents come"  # how a withheld answer shows the sentence it rested on
 ANSWERS_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nQuestion: {question}\n\n"
                   "Does the sentence above answer the question? Answer with one word: Yes or No.")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ragbook._display import Markup, html_escape, html_table, shorten
+from ragbook._display import Markup, highlight, html_escape, html_table, shorten
 from ragbook.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -113,7 +113,6 @@ class DocumentResults:
                          for r in rows)
 
     def _repr_html_(self) -> str:
-        from ragbook.retrieval import _highlight
 
         rows = []
         for d in self.documents:
@@ -121,7 +120,7 @@ class DocumentResults:
                 f"<b>{html_escape(d.source)}</b>"
             passages = "".join(
                 f"<div><small>#{h.rank} {html_escape(h.citation())} ({h.score:.3f})</small>"
-                f"<blockquote style='margin:0 0 .4em 1em'>{_highlight(shorten(h.text, 400), h.matched_terms)}</blockquote></div>"
+                f"<blockquote style='margin:0 0 .4em 1em'>{highlight(shorten(h.text, 400), h.matched_terms)}</blockquote></div>"
                 for h in d.hits)
             rows.append([d.rank, f"{d.score:.4f}", Markup(name), Markup(passages)])
         head = ""

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import numpy as np
 
@@ -127,7 +127,7 @@ class BuildReport:
     def _repr_html_(self) -> str:
         out = f"<div class='ragbook-report'><b>Build report</b>: {html_escape(self.summary())}"
         if self.problems:
-            rows = [[p.severity, p.source, p.reason] for p in self.problems]
+            rows: list[list[object]] = [[p.severity, p.source, p.reason] for p in self.problems]
             out += html_table(["", "file", "reason"], rows)
         return out + "</div>"
 
@@ -153,8 +153,9 @@ class Index:
                  overlap: int = DEFAULT_OVERLAP, index_type: str = "auto", bm25_k1: float = 1.2, bm25_b: float = 0.75,
                  stemmer: str | None = "english", context: bool = True,
                  path: str | os.PathLike[str] | None = None) -> None:
-        # anything with Embedder's methods will do (tests use a fast stand-in)
-        self.embedder = model if hasattr(model, "encode_documents") else Embedder(model or DEFAULT_MODEL)
+        # anything with Embedder's methods will do (tests use a fast stand-in), hence the duck test and cast
+        self.embedder: Embedder = (cast(Embedder, model) if hasattr(model, "encode_documents")
+                                   else Embedder(model or DEFAULT_MODEL))
         self.chunk_size = chunk_size
         self.overlap = overlap
         self.context = bool(context)
@@ -602,8 +603,9 @@ class Index:
                 f"{s['files']} files, {s['chunks']:,} chunks ({s['unique_chunks']:,} distinct), "
                 f"model <code>{html_escape(self.embedder.name)}</code>, {html_escape(s['index_type'])} index, "
                 f"chunks of &le; {self.chunk_size} tokens (overlap {self.overlap})")
-        rows = [[src, rec.get("format", ""), rec.get("chunks", 0), "; ".join(rec.get("warnings", []))[:200]]
-                for src, rec in sorted(self.files.items())[:50]]
+        rows: list[list[object]] = [
+            [src, rec.get("format", ""), rec.get("chunks", 0), "; ".join(rec.get("warnings", []))[:200]]
+            for src, rec in sorted(self.files.items())[:50]]
         more = f"<div>… and {len(self.files) - 50} more files</div>" if len(self.files) > 50 else ""
         return head + html_table(["file", "format", "chunks", "warnings"], rows) + more + "</div>"
 
@@ -728,7 +730,7 @@ def _read_chunks(file: Path, titles: dict[str, Any], verify: bool) -> tuple[list
             except (ValueError, RecursionError, SchemaError) as exc:
                 raise IndexFormatError(f"{file}: line {number} is damaged ({str(exc)[:200]}); rebuild the index") from None
             text, cid = data["text"], data["id"]
-            locs = []
+            locs: list[Chunk] = []
             for loc in data["locations"]:
                 if loc["start"] > loc["end"]:
                     raise IndexFormatError(f"{file}: line {number} has a location that ends before it starts; "

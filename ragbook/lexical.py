@@ -210,10 +210,11 @@ class BM25:
 
     def _length_norm(self) -> np.ndarray:
         """``k1 * (1 - b + b * len / avg_len)`` per row, cached until the rows change."""
-        if getattr(self, "_norm", None) is None or len(self._norm) != len(self.doc_len):
+        norm: np.ndarray | None = getattr(self, "_norm", None)
+        if norm is None or len(norm) != len(self.doc_len):
             avg = float(self.doc_len.mean()) if len(self.doc_len) else 1.0
-            self._norm = (self.k1 * (1.0 - self.b + self.b * self.doc_len / (avg or 1.0))).astype(np.float32)
-        return self._norm
+            norm = self._norm = (self.k1 * (1.0 - self.b + self.b * self.doc_len / (avg or 1.0))).astype(np.float32)
+        return norm
 
     def matched_terms(self, query: str, text: str) -> list[str]:
         """Query words (as typed) whose index term occurs in ``text``: why BM25 liked it."""
@@ -277,8 +278,8 @@ class BM25:
 
 
 FILES = ("bm25.json", "bm25.indptr.npy", "bm25.rows.npy", "bm25.tf.npy", "bm25.doc_len.npy")
-_DTYPES = {"indptr": np.dtype(np.int64), "rows": np.dtype(np.int32), "tf": np.dtype(np.float32),
-           "doc_len": np.dtype(np.float32)}
+_DTYPES: dict[str, np.dtype[Any]] = {"indptr": np.dtype(np.int64), "rows": np.dtype(np.int32),
+                                     "tf": np.dtype(np.float32), "doc_len": np.dtype(np.float32)}
 _META_SCHEMA = record({"settings": BM25_SETTINGS, "terms": list_of(string(max_length=10_000))})
 
 

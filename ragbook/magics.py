@@ -76,7 +76,7 @@ class RagbookMagics(Magics):
             if model is not None:
                 assistant.llm = model
         elif Path(target).expanduser().exists():
-            from ragbook.bundle import load_assistant
+            from ragbook.assistant import load_assistant
 
             assistant = load_assistant(Path(target).expanduser(), trust_llm=trust, **({"llm": model} if model else {}))
         else:

@@ -29,7 +29,6 @@ binary gains.  Questions without a source, and unanswerable ones, are not scored
 from __future__ import annotations
 
 import csv
-import dataclasses
 import fnmatch
 import json
 import logging
@@ -161,8 +160,9 @@ class QASet:
                 f"with_answer={sum(1 for q in self.items if q.answers)})")
 
     def _repr_html_(self) -> str:
-        rows = [[q.id, shorten(q.question, 120), " | ".join(q.sources), _pages_text(q.pages),
-                 shorten(" | ".join(q.answers), 80), "yes" if q.unanswerable else ""] for q in self.items[:50]]
+        rows: list[list[object]] = [
+            [q.id, shorten(q.question, 120), " | ".join(q.sources), _pages_text(q.pages),
+             shorten(" | ".join(q.answers), 80), "yes" if q.unanswerable else ""] for q in self.items[:50]]
         more = f"<div>… and {len(self) - 50} more questions</div>" if len(self) > 50 else ""
         return (f"<div class='ragbook-qaset'><b>{html_escape(self.name or 'questions')}</b>: {len(self)} questions, "
                 f"{self.unanswerable} unanswerable"
@@ -371,7 +371,7 @@ def _retriever(target: Any, k: int | None, settings: Mapping[str, Any]) -> Any:
         changes = dict(settings)
         if k is not None:
             changes["k"] = k
-        return dataclasses.replace(base, **changes) if changes else base
+        return base.copy(**changes) if changes else base
     if not hasattr(target, "bm25"):
         raise SettingsError(f"expected an Index or an Assistant, not {type(target).__name__}")
     return Retriever(target, k=k or 5, **settings)

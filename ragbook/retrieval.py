@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from ragbook._display import Markup, html_escape, html_table, shorten
+from ragbook._display import Markup, highlight, html_escape, html_table, shorten
 from ragbook.documents import Chunk
 from ragbook.errors import MissingDependencyError, SettingsError
-from ragbook.filters import check_filters, check_number, check_whole, filter_mask, location_ok
+from ragbook.filters import check_filters, check_whole, filter_mask, location_ok
 from ragbook.grouping import DocumentHit, DocumentResults, group_by_source, nth_source
+from ragbook.settings import FUSIONS, MODES, RETRIEVAL_KEYS, RetrievalConfig
 from ragbook.vectors import top_n as _top
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from ragbook.rerank import Reranker
 
 __all__ = ["Retriever", "Results", "Hit", "DocumentResults", "DocumentHit", "MODES", "FUSIONS"]
-
-MODES = ("hybrid", "dense", "bm25")
-FUSIONS = ("rrf", "weighted")
 
 
 @dataclass
@@ -174,7 +171,7 @@ class Results:
     def _repr_html_(self) -> str:
         rows = []
         for h in self.hits:
-            passage = _highlight(shorten(h.text, 600), h.matched_terms)
+            passage = highlight(shorten(h.text, 600), h.matched_terms)
             rows.append([h.rank, f"{h.score:.4f}", h.citation(), Markup(passage), h.explain()])
         head = ""
         if self.query:
@@ -184,19 +181,12 @@ class Results:
         return f"<div class='ragbook-results'>{head}{html_table(['#', 'score', 'source', 'passage', 'why'], rows)}</div>"
 
 
-def _highlight(text: str, terms: list[str]) -> str:
-    """Escaped ``text`` with the query terms wrapped in ``<mark>``."""
-    escaped = html_escape(text)
-    if not terms:
-        return escaped
-    pattern = re.compile(r"\b(" + "|".join(re.escape(html_escape(t)) for t in sorted(terms, key=len, reverse=True)) + r")\w*",
-                         re.IGNORECASE)
-    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", escaped)
-
-
-@dataclass
 class Retriever:
     """Search settings over an :class:`~ragbook.index.Index`.
+
+    ``Retriever(index, k=3, mode="bm25")`` or ``Retriever(index, config)``: the settings are a
+    :class:`~ragbook.settings.RetrievalConfig` (``retriever.config``), also readable and
+    assignable one by one (``retriever.k = 3``, checked at once).
 
     mode: ``"hybrid"`` (dense + BM25), ``"dense"`` or ``"bm25"``.
     fusion: ``"weighted"`` (the default: on SQuAD 2.0 nDCG@10 0.915 against 0.884 for RRF,
@@ -233,50 +223,58 @@ class Retriever:
     way), which gave every query's top hit a score near 1.0, nonsense included.
     """
 
-    index: Index
-    k: int = 5
-    mode: str = "hybrid"
-    fusion: str = "weighted"
-    weight: float = 0.5
-    rrf_k: int = 60
-    candidates: int = 50
-    mmr: float | None = None
-    filters: dict[str, Any] | None = None
-    min_score: float | None = None
-    reranker: Reranker | str | None = None
-    rerank_depth: int = 20
+    # the settings, read from and written to self.config (see _setting below)
+    k: int
+    mode: str
+    fusion: str
+    weight: float
+    rrf_k: int
+    candidates: int
+    mmr: float | None
+    filters: dict[str, Any] | None
+    min_score: float | None
+    rerank_depth: int
 
-    def __post_init__(self) -> None:
-        if isinstance(self.reranker, (str, os.PathLike)):
+    def __init__(self, index: Index, config: RetrievalConfig | None = None, **settings: Any) -> None:
+        self.index = index
+        self._reranker: Any = None
+        reranker = settings.pop("reranker", None) if "reranker" in settings else None
+        config = config or RetrievalConfig()
+        if reranker is not None and not isinstance(reranker, (str, os.PathLike)):
+            if not callable(getattr(reranker, "score", None)):
+                raise SettingsError(f"reranker must be a Reranker, a local cross-encoder folder or None, "
+                                    f"not {type(reranker).__name__}")
+            self._reranker = reranker
+            settings["reranker"] = getattr(reranker, "name", None)
+        elif reranker is not None:
+            settings["reranker"] = str(reranker)
+        self.config = config.replace(**settings) if settings else config
+        if self._reranker is None and self.config.reranker is not None:
             from ragbook.rerank import Reranker
 
-            self.reranker = Reranker(self.reranker)
-        self._check()
+            self._reranker = Reranker(self.config.reranker)
+        check_filters(self.config.filters, index)
 
-    def _check(self) -> None:
-        """Refuse settings that would silently return nothing (or everything) with a clear message."""
-        if self.mode not in MODES:
-            raise SettingsError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.fusion not in FUSIONS:
-            raise SettingsError(f"fusion must be one of {', '.join(FUSIONS)}, not {self.fusion!r}")
-        check_whole("k", self.k, 1)
-        check_whole("candidates", self.candidates, 1)
-        check_whole("rerank_depth", self.rerank_depth, 1)
-        check_number("weight", self.weight, 0.0, 1.0, "the dense side's share in fusion")
-        check_number("rrf_k", self.rrf_k, 0.0, None, "reciprocal-rank fusion's constant, 60 by default")
-        if self.mmr is not None:
-            check_number("mmr", self.mmr, 0.0, 1.0, "MMR's lambda: 1 = relevance only, None = no MMR")
-        if self.min_score is not None:
-            check_number("min_score", self.min_score, 0.0, 1.0, "the lowest relevance to keep (see Hit.relevance)")
-        if self.reranker is not None and not callable(getattr(self.reranker, "score", None)):
-            raise SettingsError(f"reranker must be a Reranker, a local cross-encoder folder or None, "
-                                f"not {type(self.reranker).__name__}")
-        check_filters(self.filters, self.index)
+    @property
+    def reranker(self) -> Reranker | None:
+        return self._reranker
+
+    @reranker.setter
+    def reranker(self, value: Any) -> None:
+        other = Retriever(self.index, self.config, reranker=value)
+        self.config, self._reranker = other.config, other._reranker
+
+    def copy(self, index: Index | None = None, **changes: Any) -> Retriever:
+        """Another retriever with some settings changed (on another index, if given)."""
+        reranker = changes.pop("reranker", self._reranker) if "reranker" in changes else self._reranker
+        config = self.config.replace(**changes)
+        if reranker is None:
+            return Retriever(index if index is not None else self.index, config.replace(reranker=None))
+        return Retriever(index if index is not None else self.index, config.replace(reranker=None), reranker=reranker)
 
     def settings(self) -> dict[str, Any]:
-        return {"k": self.k, "mode": self.mode, "fusion": self.fusion, "weight": self.weight, "candidates": self.candidates,
-                "mmr": self.mmr, "filters": self.filters, "min_score": self.min_score,
-                "reranker": getattr(self.reranker, "name", None), "rerank_depth": self.rerank_depth}
+        """The settings as a dict (filters as given, the reranker by name)."""
+        return {key: getattr(self.config, key) for key in RETRIEVAL_KEYS}
 
     def __repr__(self) -> str:
         s = self.settings()
@@ -363,16 +361,11 @@ class Retriever:
     # -- the steps of a search -----------------------------------------------------------------
 
     def _overridden(self, overrides: dict[str, Any]) -> Retriever:
-        unknown = set(overrides) - {f.name for f in fields(self)}
-        if unknown:
-            raise SettingsError(f"unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
-                                f"retrieval settings are {', '.join(f.name for f in fields(self))}")
-        return replace(self, **overrides)
+        return self.copy(**overrides)
 
     def _check_query(self, query: Any) -> None:
         if not isinstance(query, str) or not query.strip():
             raise SettingsError("the query is empty: type a question or some keywords")
-        self._check()  # again: a setting may have been assigned since (r.min_score = ...)
 
     def _sides(self, query: str, allowed: np.ndarray | None, timings: dict[str, float]) -> _Sides:
         """What a search computes once: the query's vector and every passage's BM25 score."""
@@ -589,3 +582,21 @@ def bm25_relevance(scores: np.ndarray, full_match: float) -> np.ndarray:
 def _minmax(x: np.ndarray) -> np.ndarray:
     lo, hi = float(np.min(x)), float(np.max(x))
     return np.ones_like(x) if hi - lo < 1e-12 else (x - lo) / (hi - lo)
+
+
+def _setting(name: str) -> property:
+    def get(self: Retriever) -> Any:
+        return getattr(self.config, name)
+
+    def set_(self: Retriever, value: Any) -> None:
+        config = self.config.replace(**{name: value})  # checked here, at once
+        if name == "filters":
+            check_filters(value, self.index)
+        self.config = config
+
+    return property(get, set_, doc=f"the ``{name}`` setting (see RetrievalConfig)")
+
+
+for _name in RETRIEVAL_KEYS:
+    if _name != "reranker":
+        setattr(Retriever, _name, _setting(_name))

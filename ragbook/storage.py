@@ -467,8 +467,8 @@ def read_manifest(root: Path, *, verify: bool = True,
         missing = sorted(set(data_files) - set(listed))
         extra = sorted(set(listed) - set(data_files))
         if missing or extra:
-            what = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
-                                           extra and f"unexpected {', '.join(extra)}"]))
+            what = "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
+                             + ([f"unexpected {', '.join(extra)}"] if extra else []))
             raise IndexFormatError(f"{root}: the manifest's data files are not the ones an index has ({what}); "
                                    "rebuild the index")
     try:

@@ -9,9 +9,9 @@ from fakes import EchoLLM, HashEmbedder
 
 from ragbook._display import html_escape
 from ragbook.answer import attribute, check_answer
-from ragbook.assistant import Assistant
-from ragbook.bundle import BundleError, load_assistant
+from ragbook.assistant import Assistant, load_assistant
 from ragbook.documents import Document
+from ragbook.errors import BundleError
 from ragbook.index import Index
 from ragbook.prompt import TEMPLATES, Template, pack
 

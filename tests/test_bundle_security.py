@@ -23,10 +23,9 @@ from fakes import EchoLLM, HashEmbedder, QuietHandler
 import ragbook
 import ragbook.llm
 from ragbook import bundle
-from ragbook.assistant import Assistant
-from ragbook.bundle import BundleError, load_assistant
+from ragbook.assistant import Assistant, load_assistant
 from ragbook.documents import Document
-from ragbook.errors import ModelNotFoundError
+from ragbook.errors import BundleError, ModelNotFoundError
 from ragbook.index import Index
 
 SECRET = "sk-victim-0123456789"

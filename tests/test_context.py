@@ -217,7 +217,7 @@ def test_a_references_section_can_be_left_out_by_a_saved_filter(embedder, tmp_pa
     # an assistant saved with the filter keeps it (a filter file holds no code: it is data)
     bot = Assistant(index, llm="extractive", filters={"section": {"not": "References"}, "page": {"not": (1, 3)}})
     bot.save(tmp_path / "bot.ragbook")
-    from ragbook.bundle import load_assistant
+    from ragbook.assistant import load_assistant
 
     back = load_assistant(tmp_path / "bot.ragbook")
     assert back.retriever.filters == {"section": {"not": "References"}, "page": {"not": (1, 3)}}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes import EchoLLM
 
-from ragbook.assistant import Assistant
-from ragbook.bundle import load_assistant
+from ragbook.assistant import Assistant, load_assistant
 from ragbook.coverage import ANSWERED, GAIN, incidental, rare_by_tokenizer, unknown_terms, without
 from ragbook.lexical import BM25
 

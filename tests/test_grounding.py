@@ -178,7 +178,7 @@ def test_a_template_form_must_be_known():
 
 
 def test_verify_is_a_saved_setting(slices, tmp_path):
-    from ragbook.bundle import load_assistant
+    from ragbook.assistant import load_assistant
 
     bot = Assistant(slices, llm="extractive", verify=False)
     path = bot.save(tmp_path / "a.ragbook")

@@ -164,15 +164,15 @@ def test_nonsense_settings_are_refused(shelf, key, value):
         Assistant(shelf, llm="extractive").copy(**{key: value})
 
 
-def test_a_setting_assigned_after_creation_is_checked_at_search(shelf):
+def test_a_setting_assigned_after_creation_is_checked_at_once(shelf):
     retriever = Retriever(shelf)
-    retriever.min_score = NAN
     with pytest.raises(SettingsError, match="min_score"):
-        retriever.search("cells")
-    retriever.min_score = None
-    retriever.filters = {"page": (9, 1)}
+        retriever.min_score = NAN
     with pytest.raises(SettingsError, match="reversed"):
-        retriever.search("cells")
+        retriever.filters = {"page": (9, 1)}
+    assert retriever.min_score is None and retriever.filters is None  # the retriever keeps its valid settings
+    retriever.min_score = 0.2
+    assert retriever.config.min_score == 0.2 and retriever.search("cells").settings["min_score"] == 0.2
 
 
 def test_unknown_search_overrides_are_settings_errors(shelf):

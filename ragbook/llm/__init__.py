@@ -123,7 +123,7 @@ def _from_info(info: dict[str, Any], **kwargs: Any) -> LLM:
 
     The dict is taken as the caller's own choice (its paths, URL and ``api_key_env`` are used):
     a reference read from a shared file goes through :func:`packaged_reference` or, when the user
-    trusts it, :func:`shareable_reference` first (see :func:`ragbook.bundle.load_assistant`).
+    trusts it, :func:`shareable_reference` first (see :func:`ragbook.assistant.load_assistant`).
     """
     backend = info.get("backend")
     if "model" not in info:

@@ -10,9 +10,11 @@ Standard library only.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -148,16 +150,19 @@ class _HTTPHandler(urllib.request.HTTPHandler):
         self._watchdog = watchdog
 
     def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(_WatchedHTTP, req, watchdog=self._watchdog)
+        # bound with partial: do_open's protocol for the class knows no extra keyword such as watchdog
+        return self.do_open(functools.partial(_WatchedHTTP, watchdog=self._watchdog), req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
+    _context: ssl.SSLContext | None  # set by HTTPSHandler.__init__, missing from typeshed
+
     def __init__(self, watchdog: Watchdog) -> None:
         super().__init__()
         self._watchdog = watchdog
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(_WatchedHTTPS, req, context=self._context, watchdog=self._watchdog)
+        return self.do_open(functools.partial(_WatchedHTTPS, watchdog=self._watchdog), req, context=self._context)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -18,7 +18,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.errors import LLMError, LLMTimeoutError, SettingsError
@@ -205,7 +205,7 @@ class LLM(ABC):
         """The prompt text the model reads for ``messages``, chat template applied."""
 
     @abstractmethod
-    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Iterator[str]:
+    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         """Yield the answer's text pieces; ``return`` a :class:`Usage` at the end.
 
         ``streaming`` is False for :meth:`chat`: a backend may then produce the answer in one

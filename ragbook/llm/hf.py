@@ -25,7 +25,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence, cast
 
 from ragbook.errors import MissingDependencyError, SettingsError
 from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, deadline_error, normalize_messages
@@ -85,6 +85,9 @@ class HFLLM(LLM):
     """
 
     backend = "transformers"
+    # transformers' model for the checkpoint (its type with generate() has no public name), a peft
+    # PeftModel forwarding to it once an adapter is applied, or None once closed
+    model: Any
 
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None, adapter: str | os.PathLike[str] | None = None,
                  device: str | None = None, dtype: str | None = None, context_window: int | None = None,
@@ -138,7 +141,7 @@ class HFLLM(LLM):
         except ValueError as exc:  # unknown architecture, missing flash_attn kernels...
             raise LLMError(f"transformers cannot load {text}: {exc}") from exc
         self.revision = revision or (getattr(self.model.config, "_commit_hash", None) if hub else None)
-        self.adapter = None
+        self.adapter: str | None = None
         if adapter is not None:
             self._apply_adapter(Path(adapter).expanduser())
         self.model.to(self.device)
@@ -180,12 +183,13 @@ class HFLLM(LLM):
 
     def render(self, messages: str | Sequence[dict[str, Any]]) -> str:
         try:
-            return self.tokenizer.apply_chat_template(normalize_messages(messages), tokenize=False,
-                                                      add_generation_prompt=True, chat_template=self._template)
+            # with tokenize=False the rendered text; the stubs return the union of every mode
+            return cast(str, self.tokenizer.apply_chat_template(normalize_messages(messages), tokenize=False,
+                                                                add_generation_prompt=True, chat_template=self._template))
         except Exception as exc:  # jinja errors, raise_exception() in the template
             raise LLMError(f"the chat template of {self.name} rejected these messages: {exc}") from exc
 
-    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Iterator[str]:
+    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         import torch
 
         start = time.perf_counter()

@@ -19,11 +19,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generator, Sequence, cast
 
 from ragbook.errors import MissingDependencyError, SettingsError
 from ragbook.llm import presets
 from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, normalize_messages, physical_cores
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 __all__ = ["LlamaCppLLM", "DEFAULT_N_CTX"]
 
@@ -176,11 +179,13 @@ class LlamaCppLLM(LLM):
 
     def render(self, messages: str | Sequence[dict[str, Any]]) -> str:
         try:
-            return self._formatter(messages=normalize_messages(messages)).prompt
+            # normalize_messages gives plain {"role", "content"} dicts, the shape of llama_cpp's message TypedDicts
+            msgs = cast("list[ChatCompletionRequestMessage]", normalize_messages(messages))
+            return self._formatter(messages=msgs).prompt
         except Exception as exc:  # jinja errors, raise_exception() in the template
             raise LLMError(f"the chat template of {self.name} rejected these messages: {exc}") from exc
 
-    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Iterator[str]:
+    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         llm = self.llama
         prompt = self.render(messages)
         n_prompt = self.count_tokens(prompt)  # the chat handler tokenizes the same way (added_special)

@@ -36,7 +36,7 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 from ragbook.errors import LLMTimeoutError, SettingsError
 from ragbook.llm._http import (
@@ -340,7 +340,7 @@ class OpenAILLM(LLM):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Iterator[str]:
+    def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         url = f"{self.base_url}/chat/completions"
         try:  # the deadline runs from connecting, through the headers, to the last byte
             with self._exchange(url, self._body(messages, params, streaming), params.remaining()) as response:
@@ -381,7 +381,7 @@ class OpenAILLM(LLM):
             text, finish = text[:max_chars], "length"
         return text, finish, payload.get("usage")
 
-    def _read_stream(self, response: Response, url: str, params: Params) -> Iterator[str]:
+    def _read_stream(self, response: Response, url: str, params: Params) -> Generator[str, None, tuple[str, int, str, Any, str]]:
         """Yield the streamed answer's pieces; return ``(text, pieces, finish, usage, incomplete_reason)``.
 
         Reading stops, with finish "length", once the server has sent more than ``max_tokens``
@@ -439,8 +439,8 @@ class OpenAILLM(LLM):
         return Usage(prompt, answer, finish)
 
     def info(self) -> dict[str, Any]:
-        out = {"backend": self.backend, "model": self.model, "url": self.base_url, "name": self.name,
-               "sha256": {}, "timeout": self.timeout, "context_window": self.context_window}
+        out: dict[str, Any] = {"backend": self.backend, "model": self.model, "url": self.base_url, "name": self.name,
+                               "sha256": {}, "timeout": self.timeout, "context_window": self.context_window}
         if self.api_key_env:
             out["api_key_env"] = self.api_key_env
         return out

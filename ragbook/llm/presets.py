@@ -400,7 +400,8 @@ class ModelList(list):
         return format_models(self)
 
     def _repr_html_(self) -> str:
-        return html_table(_HEAD, [_row(m) for m in self])
+        # copied with list(): html_table takes list[list[object]], which a list[str] is not (lists are invariant)
+        return html_table(_HEAD, [list(_row(m)) for m in self])
 
 
 _HEAD = ["name", "backend", "params", "quant", "file", "RAM", "license", "installed", "verified", "source"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 from ragbook.documents import LoadError
 
@@ -24,9 +25,10 @@ MAX_RATIO = 200
 _RATIO_FROM = 1 << 20  # tiny entries compress oddly and harm nobody: the ratio counts above 1 MB
 
 
-def open_archive(path: str | Path, kind: str, max_unpacked_mb: float) -> zipfile.ZipFile:
+def open_archive(path: str | Path | IO[bytes], kind: str, max_unpacked_mb: float) -> zipfile.ZipFile:
     """Open ``path`` as a zip after checking its directory; :class:`LoadError` says what is wrong.
 
+    ``path`` is a file name or a binary file object (a loader may hold the bytes already);
     ``kind`` names the format in messages ("Word document"); ``max_unpacked_mb`` bounds the sum
     of the declared sizes of all entries.
     """

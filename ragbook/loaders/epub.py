@@ -26,7 +26,7 @@ import re
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
@@ -59,7 +59,7 @@ class _Forbidden(Exception):
     pass
 
 
-def _forbid(*_: Any) -> None:
+def _forbid(*_: Any) -> NoReturn:
     raise _Forbidden
 
 

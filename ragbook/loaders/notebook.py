@@ -42,7 +42,9 @@ def _output_texts(outputs: Any) -> list[str]:
         if not isinstance(output, dict):
             continue
         kind = output.get("output_type")
-        data = output.get("data") if isinstance(output.get("data"), dict) else output  # v4 | v3
+        data = output.get("data")
+        if not isinstance(data, dict):
+            data = output  # v3 puts the mime types on the output itself
         if kind == "stream":
             text = _join(output.get("text"))
         elif kind == "error" or kind == "pyerr":
@@ -64,7 +66,9 @@ def _output_texts(outputs: Any) -> list[str]:
 def _cells(notebook: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """The cells in nbformat-4 shape (``cell_type``, ``source``, ``outputs``) and the language."""
     version = notebook.get("nbformat")
-    meta = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    meta = notebook.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     language = (meta.get("language_info") or {}).get("name") or (meta.get("kernelspec") or {}).get("language") or ""
     if version == 4 or (version is None and isinstance(notebook.get("cells"), list)):
         cells = notebook.get("cells")
@@ -79,7 +83,9 @@ def _cells(notebook: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
                     continue
                 kind = cell.get("cell_type")
                 if kind == "heading":
-                    level = cell.get("level") if isinstance(cell.get("level"), int) else 1
+                    level = cell.get("level")
+                    if not isinstance(level, int):
+                        level = 1
                     text = " ".join(_join(cell.get("source")).split())
                     cells.append({"cell_type": "markdown", "source": f"{'#' * min(max(level, 1), 6)} {text}"})
                 elif kind == "code":
@@ -138,7 +144,9 @@ def load_notebook(path: Path, **options: Any) -> Document:
 
     if not segments:
         raise LoadError("empty notebook: no cell has any text")
-    meta = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    meta = notebook.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     title = title or str(meta.get("title") or meta.get("name") or "").strip() or path.stem
     metadata: dict[str, Any] = {"format": "notebook", "cells": len(cells), "nbformat": notebook.get("nbformat")}
     if language:

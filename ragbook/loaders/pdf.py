@@ -282,9 +282,9 @@ def strip_furniture(pages: list[list[str]], numbers: list[int]) -> list[list[str
     if len(pages) >= _MIN_FURNITURE_PAGES:
         for parity in (0, 1):
             chosen = [i for i, number in enumerate(numbers) if number % 2 == parity]
-            seen = Counter(shape for i in chosen for shape in {_shape(pages[i][j]) for j in edges[i]})
+            pages_with = Counter(shape for i in chosen for shape in {_shape(pages[i][j]) for j in edges[i]})
             least = max(2, _FURNITURE_SHARE * len(chosen))
-            furniture |= {shape for shape, n in seen.items() if n >= least and shape.strip("0 ")}
+            furniture |= {shape for shape, n in pages_with.items() if n >= least and shape.strip("0 ")}
 
     kept = []
     for i, lines in enumerate(pages):
@@ -309,7 +309,7 @@ def strip_furniture(pages: list[list[str]], numbers: list[int]) -> list[list[str
                 if m and lines is kept[i]:
                     # "Page 3 of 9" and "- 3 -" are page numbers wherever they stand; a bare "3" if it fits
                     decorated = _DECORATED.search(lines[j].strip()) or value is None
-                    candidates[i, j] = None if decorated else value - number  # type: ignore[operator]
+                    candidates[i, j] = None if decorated or value is None else value - number
         offsets.update(seen)
     out = []
     for i, lines in enumerate(kept):

@@ -49,7 +49,7 @@ class _Styles:
         self._levels: dict[str | None, int] = {}
 
     def _chain(self, style_id: str | None) -> Iterator[Any]:
-        seen = set()
+        seen: set[str | None] = set()
         while style_id in self.by_id and style_id not in seen and len(seen) < 50:
             seen.add(style_id)
             style = self.by_id[style_id]
@@ -130,9 +130,9 @@ class _Numbering:
         for num in root.iter(f"{W_NS}num"):
             overrides = {}
             for override in num.iter(f"{W_NS}lvlOverride"):
-                start = _val(override, f"{W_NS}startOverride")
-                if start and start.isdigit():
-                    overrides[int(override.get(f"{W_NS}ilvl", "0") or 0)] = int(start)
+                restart = _val(override, f"{W_NS}startOverride")
+                if restart and restart.isdigit():
+                    overrides[int(override.get(f"{W_NS}ilvl", "0") or 0)] = int(restart)
             self.nums[num.get(f"{W_NS}numId", "")] = (_val(num, f"{W_NS}abstractNumId") or "", overrides)
 
     def prefix(self, num_id: str | None, ilvl: str | None) -> str:

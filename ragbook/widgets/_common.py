@@ -82,7 +82,8 @@ class Throttle:
     """Call ``fn`` at most every ``interval`` seconds (the last call always goes through on ``flush``)."""
 
     def __init__(self, fn: Callable[..., None], interval: float = 0.08) -> None:
-        self.fn, self.interval, self._last, self._pending = fn, interval, 0.0, None
+        self.fn, self.interval, self._last = fn, interval, 0.0
+        self._pending: tuple[Any, ...] | None = None
 
     def __call__(self, *args: Any) -> None:
         self._pending = args

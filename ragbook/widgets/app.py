@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import ipywidgets as w
@@ -56,7 +55,7 @@ class App(Panel):
     def _on_build(self, index: Any) -> None:
         for a in {id(x): x for x in (self.assistant, self.compare.left.base, self.compare.right.base)}.values():
             a.index = index
-            a.retriever = replace(a.retriever, index=index)
+            a.retriever = a.retriever.copy(index)
         for side in (self.compare.left, self.compare.right):
             side._variants.clear()
             side.assistant = side.base

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any, Callable
 
 import ipywidgets as w
 
-from ragbook._display import html_escape, shorten
+from ragbook._display import highlight, html_escape, shorten
 from ragbook.errors import SettingsError
 from ragbook.widgets._common import Panel, guarded
 
@@ -60,13 +59,12 @@ class _Context:
 
 def hits_html(results: Any, context: Callable[[Any], tuple[list[Any], list[Any]]] | None = None) -> str:
     """Static HTML for a list of hits: citation, score breakdown, highlighted passage, context."""
-    from ragbook.retrieval import _highlight
 
     if not len(results):
         return "<i>No passage matched. Lower the minimum score, clear the filters or try other words.</i>"
     cards = []
     for h in results:
-        body = _highlight(h.text, h.matched_terms)
+        body = highlight(h.text, h.matched_terms)
         ctx = ""
         if context is not None:
             before, after = context(h.chunk)
@@ -103,7 +101,7 @@ class Inspector(Panel):
 
         self.assistant = target if hasattr(target, "retriever") and hasattr(target, "ask") else None
         base = self.assistant.retriever if self.assistant is not None else Retriever(target)
-        self.retriever = replace(base)
+        self.retriever = base.copy()
         self.results: Any = None
         self.live = live
         r = self.retriever
@@ -149,7 +147,7 @@ class Inspector(Panel):
 
     def set_index(self, index: Any) -> None:
         """Search another index (the builder calls this after a build)."""
-        self.retriever = replace(self.retriever, index=index)
+        self.retriever = self.retriever.copy(index)
         self._context = _Context(index)
         if self.query.value.strip():
             self.search()
@@ -180,7 +178,7 @@ class Inspector(Panel):
         text = self.query.value.strip()
         if not text:
             raise SettingsError("type a query first")
-        self.retriever = replace(self.retriever, **self.settings())
+        self.retriever = self.retriever.copy(**self.settings())
         self.results = self.retriever.search(text)
         self.hits.value = hits_html(self.results, self._context.around)
         ms = self.results.timings.get("total", 0.0) * 1000
@@ -201,8 +199,8 @@ class Inspector(Panel):
     def _on_apply(self, _button: Any = None) -> None:
         if self.assistant is None:
             return
-        self.retriever = replace(self.retriever, **self.settings())
-        self.assistant.retriever = replace(self.retriever, index=self.assistant.index)
+        self.retriever = self.retriever.copy(**self.settings())
+        self.assistant.retriever = self.retriever.copy(self.assistant.index)
         self.say("the assistant now retrieves with these settings")
 
     def __repr__(self) -> str:
