@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Sequence
 
 
 def html_escape(value: object) -> str:
@@ -27,7 +28,7 @@ def shorten(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
 
 
-def html_table(headers: list[str], rows: list[list[object]], cls: str = "ragbook-table") -> str:
+def html_table(headers: list[str], rows: Sequence[Sequence[object]], cls: str = "ragbook-table") -> str:
     """A static, escaped HTML table (cells may be pre-rendered by wrapping in ``Markup``)."""
 
     def cell(value: object) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import AbstractSet, Any
 
 from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
@@ -123,7 +123,7 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
         valid = [n for n in cites if 1 <= n <= len(passages)]
         if best + 1 in cites or _support(words, passage_terms, valid) >= _SUPPORTED:
             continue
-        first = _MARK.search(sentence)
+        first = next(_MARK.finditer(sentence))  # the sentence cites, so it holds a mark
         fixed = (sentence[:first.start()] + f"[{best + 1}]"
                  + re.sub(r"\s*" + _MARK.pattern, "", sentence[first.end():]))
         out.append(text[pos:m.start()] + fixed)
@@ -162,7 +162,7 @@ def _terms(text: str) -> set[str]:
     return set(_ANALYZER(_MARK.sub(" ", text)))
 
 
-def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: set[str] = frozenset(),
+def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: AbstractSet[str] = frozenset(),
                  example: str = "") -> tuple[list[Citation], list[SentenceCheck]]:
     """Resolve every ``[n]`` and check each sentence against what it cites.
 

@@ -153,26 +153,25 @@ DEMO_QUESTION = "How many times can I run a lab through the autograder?"
 
 
 def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: bool = False) -> None:
-    """Print an answer (streaming its text if ``stream`` is given), then its sources and flags."""
+    """Print one answer, as ragbook's checks left it (the model's own words are ``answer.raw_text``), then its
+    sources and notes.  While the model writes (``stream``), a terminal shows the last words on one line."""
     if stream is not None:
-        pieces = []
+        live = sys.stderr.isatty()
+        width = max(20, min(120, _terminal_width()) - 6)
+        seen = ""
         for piece in stream:
-            pieces.append(piece)
-            print(piece, end="", flush=True)
-        print()
+            if live:
+                seen = " ".join((seen + piece).split())[-width:]
+                sys.stderr.write("\r\x1b[K  \u2026 " + terminal_safe(seen))
+                sys.stderr.flush()
+        if live:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
         answer = stream.answer
-        shown = "".join(pieces).strip()
-    else:
-        print(answer.text)
-        shown = answer.text
+    print(answer.text)
     if show_prompt and answer.prompt:
         print("\n--- prompt ---\n" + answer.prompt + "\n--------------")
     grounding = getattr(answer, "grounding", None)
-    if answer.text != shown and (grounding is not None or getattr(answer, "withheld", "")):
-        # what was streamed is the model's answer, before ragbook's checks changed it (see the notes below)
-        print(f"\n  after ragbook's checks of the model's answer:\n  {answer.text}")
-    elif answer.text != answer.raw_text and answer.raw_text and grounding is None:
-        print(f"\n  with citations (ragbook cited sentences the model left uncited or cited wrongly):\n  {answer.text}")
     if grounding is not None and grounding.quote:
         print(f"\n  the model quoted [{grounding.n}]: \u201c{grounding.quote}\u201d"
               + ("" if grounding.exact else " (a near copy of the passage's sentence)"))
@@ -184,9 +183,8 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
         print("\n  (no citations; closest passages:)")
         for n, hit in enumerate(answer.passages[:3], start=1):
             print(f"  [{n}] {hit.citation()}")
-    for note, _ in answer._notes() if hasattr(answer, "_notes") else ():
-        if note.startswith(("the model answered", "the model's quote", "ragbook withheld")):
-            print(f"  ! {note}")
+    for note, warning in answer._notes() if hasattr(answer, "_notes") else ():
+        print(f"  {'! ' if warning else ''}{note}")
     if evidence and answer.evidence:
         print("\n  evidence (each cited sentence, then the passage's sentence that backs it best):")
         for e in answer.evidence:
@@ -196,11 +194,15 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
             print(f"  ! {check.flag}: {check.sentence[:100]}")
         if check.quote:
             print(f"      the passage says: \u201c{check.quote}\u201d")
-    if getattr(answer, "incomplete", False):
-        print(f"  ! incomplete: {answer.incomplete_reason}")
     t = answer.timings
     parts = [f"{k} {v:.2f} s" for k, v in t.items()]
     print(f"\n  ({answer.model}, {answer.mode}; {', '.join(parts)})")
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 def _assistant_llm(args: argparse.Namespace):

@@ -183,7 +183,7 @@ def describe(config: type[RetrievalConfig] | type[AssistantConfig]) -> dict[str,
     """Each setting's default and description, for help texts and documentation."""
     out = {}
     for f in fields(config):
-        default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
         out[f.name] = (default, f.metadata.get("doc", ""))
     return out
 

@@ -177,6 +177,8 @@ def test_jupyterlab_app_answers_and_the_inspector_follows_k(site, browser):
             handle.press("ArrowLeft")  # k: 5 -> 2
         page.wait_for_function("document.querySelectorAll('.ragbook-hit').length == 2", timeout=WAIT_MS)
         page.screenshot(path=str(ARTIFACTS / "jupyterlab-inspector.png"), full_page=True)
+        use = page.get_by_role("button", name=re.compile("Use these settings"))
+        assert use.evaluate("b => b.scrollWidth <= b.clientWidth"), "the button's label is cut off"
 
         state = _kernel_state(root, port, "print(app.inspector.k.value, len(app.inspector.results), "
                                           "len(app.chat.answers), app.chat.answers[-1].citations[0].source)")

@@ -137,3 +137,66 @@ def test_ask_with_a_real_small_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "--- prompt ---" in out and "[1] notes/photosynthesis.md" in out
     assert "smollm2" in out.lower() and "Answer ONLY with facts" in out  # the strict template was used
+
+
+class _UncitingModel:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 whose model answers correctly but cites nothing."""
+
+    ANSWER = ["The Calvin cycle ", "runs in the stroma."]
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        answer = self.ANSWER
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, body):
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._json({"data": [{"id": "unciting"}]})
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not request.get("stream"):  # ragbook's one-word checks
+                    return self._json({"choices": [{"message": {"content": "Yes"}, "finish_reason": "stop"}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for piece in answer:
+                    self.wfile.write(b"data: " + json.dumps({"choices": [{"delta": {"content": piece}}]}).encode() + b"\n\n")
+                self.wfile.write(b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n')
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_ask_prints_one_answer_and_says_what_ragbook_cited(built, capsys, tmp_path):
+    from ragbook.assistant import Assistant
+    from ragbook.index import open_index
+
+    saved = Assistant(open_index(built), llm="extractive").save(tmp_path / "bio.ragbook")
+    model = _UncitingModel()
+    try:
+        code = main(["ask", saved, "Where does the Calvin cycle run?", "--llm", f"openai:{model.url}"])
+    finally:
+        model.close()
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("runs in the stroma") == 1, out  # the corrected answer only, not the model's too
+    first = out.splitlines()[0]
+    assert first.startswith("The Calvin cycle runs in the stroma.") and "[1]" in first
+    assert "ragbook cited 1 sentence the model left uncited" in out and "notes/photosynthesis.md" in out

@@ -126,7 +126,9 @@ class Inspector(Panel):
                             description="Pages", continuous_update=False)
         self.apply_button = w.Button(description="Use these settings", icon="check",
                                      tooltip="give these retrieval settings to the assistant",
-                                     layout=w.Layout(display="" if self.assistant is not None else "none"))
+                                     # ipywidgets buttons are 148 px wide: this label needs about 170 px with its icon
+                                     layout=w.Layout(width="auto", min_width="13em",
+                                                     display="" if self.assistant is not None else "none"))
         self.hits = w.HTML()
         self.search_button.on_click(self._on_search)
         self.apply_button.on_click(self._on_apply)

@@ -1,0 +1,128 @@
+"""Settings as data: one definition, checked in one place, read by the assistant, the file, the CLI and the grid."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from ragbook.errors import SettingsError
+from ragbook.settings import (ASSISTANT_KEYS, FUSIONS, MODES, RETRIEVAL_KEYS, AssistantConfig, RetrievalConfig,
+                              describe)
+
+
+def test_defaults_and_descriptions():
+    config = AssistantConfig()
+    assert config.retrieval == RetrievalConfig() and config.retrieval.k == 5 and config.min_relevance == 0.3
+    assert MODES == ("hybrid", "dense", "bm25") and set(FUSIONS) == {"weighted", "rrf"}
+    for cls in (RetrievalConfig, AssistantConfig):
+        docs = describe(cls)
+        assert list(docs) == [f.name for f in dataclasses.fields(cls)]
+        assert all(text for _, text in docs.values())  # every setting says what it is
+    assert describe(RetrievalConfig)["k"][0] == 5
+
+
+def test_frozen_and_replace_checks_again():
+    config = AssistantConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.name = "x"  # type: ignore[misc]
+    changed = config.replace(name="Bio", k=3, mode="bm25")  # retrieval settings may be given flat
+    assert changed.name == "Bio" and changed.retrieval.k == 3 and changed.retrieval.mode == "bm25"
+    assert config.retrieval.k == 5
+    with pytest.raises(SettingsError, match="unknown assistant setting.*colour"):
+        config.replace(colour="red")
+    with pytest.raises(SettingsError, match="k must be"):
+        config.replace(k=0)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("k", 0, "k must be between 1"), ("k", 2.5, "whole number"), ("k", True, "whole number"),
+    ("mode", "semantic", "mode must be one of hybrid, dense, bm25"), ("fusion", "max", "fusion must be one of"),
+    ("weight", math.nan, "finite"), ("weight", 1.5, "between 0 and 1"), ("mmr", -0.1, "mmr"),
+    ("min_score", "high", "finite number"), ("candidates", 10**9, "candidates"), ("reranker", 3, "text"),
+    ("filters", ["source"], "filters must be a dict"),
+])
+def test_each_retrieval_setting_is_checked(key, value, message):
+    with pytest.raises(SettingsError, match=message):
+        RetrievalConfig(**{key: value})
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("name", 7, "name must be a text"), ("name", "x" * 1001, "1,000"), ("min_relevance", 2.0, "between 0 and 1"),
+    ("max_answer_tokens", 0, "max_answer_tokens"), ("temperature", math.inf, "finite"),
+    ("history_turns", -1, "history_turns"), ("verify", "yes", "True or False"),
+    ("abstain_unknown_terms", 1, "True or False"), ("llm", 3.5, "llm must be"), ("template", 3, "template must be"),
+])
+def test_each_assistant_setting_is_checked(key, value, message):
+    with pytest.raises(SettingsError, match=message):
+        AssistantConfig(**{key: value})
+
+
+def test_json_round_trip_keeps_ranges_apart_from_lists():
+    config = AssistantConfig(name="Bio", llm="extractive", retrieval=RetrievalConfig(
+        k=3, filters={"page": (3, 10), "cell": [3, 10], "section": {"not": (1, 3)}}))
+    data = config.to_dict()
+    assert data["retrieval"]["filters"] == {"page": {"range": [3, 10]}, "cell": [3, 10],
+                                            "section": {"not": {"range": [1, 3]}}}
+    import json
+
+    back = AssistantConfig.from_dict(json.loads(json.dumps(data)))
+    assert back == config and back.retrieval.filters["page"] == (3, 10)
+
+
+def test_from_dict_refuses_what_a_file_must_not_carry():
+    with pytest.raises(SettingsError, match="unknown retrieval setting"):
+        AssistantConfig.from_dict({"retrieval": {"k": 3, "exec": "rm -rf /"}})
+    with pytest.raises(SettingsError, match="unknown assistant setting"):
+        AssistantConfig.from_dict({"name": "x", "__class__": "os.system"})
+    with pytest.raises(SettingsError, match="Python code"):
+        AssistantConfig.from_dict({"retrieval": {"filters": {"where": "lambda c: True"}}})
+    with pytest.raises(SettingsError, match="each filter is"):
+        AssistantConfig.from_dict({"retrieval": {"filters": {"page": {"range": "1-3"}}}})
+    with pytest.raises(SettingsError, match="mapping"):
+        AssistantConfig.from_dict(["k", 3])  # type: ignore[arg-type]
+
+
+def test_a_python_filter_cannot_be_saved():
+    config = RetrievalConfig(filters={"where": lambda chunk: True})
+    with pytest.raises(SettingsError, match="cannot be saved"):
+        config.to_dict()
+
+
+def test_everything_reads_the_one_definition(course_index):
+    from ragbook.assistant import Assistant
+    from ragbook.cli import _parser
+    from ragbook.grid import _retrieval_keys
+    from ragbook.retrieval import Retriever
+
+    bot = Assistant(course_index, llm="extractive", k=3, mode="bm25")
+    assert bot.config.retrieval == RetrievalConfig(k=3, mode="bm25") and bot.retriever.config.k == 3
+    assert bot.settings() == bot.config.to_dict() and set(bot.settings()) == set(ASSISTANT_KEYS)
+    assert set(Retriever(course_index).settings()) == set(RETRIEVAL_KEYS) == set(_retrieval_keys())
+    search = next(a for a in _parser()._subparsers._group_actions[0].choices["search"]._actions if a.dest == "mode")
+    assert tuple(search.choices) == MODES and search.default == RetrievalConfig().mode
+    with pytest.raises(SettingsError, match="unknown retrieval setting"):
+        Assistant(course_index, llm="extractive", top_k=3)
+
+
+def test_a_retriever_setting_is_checked_when_assigned(course_index):
+    from ragbook.retrieval import Retriever
+
+    retriever = Retriever(course_index, RetrievalConfig(k=2))
+    retriever.k = 4
+    assert retriever.config.k == 4 and len(retriever.search("Calvin cycle")) == 4
+    with pytest.raises(SettingsError, match="k must be"):
+        retriever.k = 0
+    with pytest.raises(SettingsError, match="unknown filter key"):
+        retriever.filters = {"colour": "red"}  # known to the index, not to the config
+    assert retriever.k == 4 and retriever.filters is None
+    other = retriever.copy(mode="bm25")
+    assert other.mode == "bm25" and retriever.mode == "hybrid" and other.index is retriever.index
+
+
+@pytest.fixture()
+def course_index(make_index, notes_dir):
+    index = make_index()
+    index.add(notes_dir)
+    return index
