@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, check_answer
@@ -159,7 +159,7 @@ class Assistant:
             try:  # the embedding model's own subword tokenizer says which words are rare in general text
                 tokenizer = self.index.embedder.tokenizer
                 _ = tokenizer.encode("word", add_special_tokens=False).ids  # a tokenizers.Tokenizer, or fail here
-                self._rare_word = rare_by_tokenizer(tokenizer)
+                self._rare_word: Callable[[str], bool] | None = rare_by_tokenizer(tokenizer)
             except Exception:  # an embedder without one (a test double, a custom model): the check stays off
                 self._rare_word = None
         return self._rare_word
@@ -357,7 +357,7 @@ class AnswerStream:
         hits: list[Hit] = list(results)
         timings = {"rewrite": t_rewrite, "retrieval": time.perf_counter() - t1} if self.history else {
             "retrieval": time.perf_counter() - t1}
-        base = dict(question=self.question, query=query, model=a.model_name)
+        base: dict[str, Any] = dict(question=self.question, query=query, model=a.model_name)
 
         unknown = a.unknown_terms(query, hits) if a.abstain_unknown_terms else []
         if unknown:

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main"]
 
@@ -381,7 +381,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise SettingsError("which questions? ragbook eval TARGET QUESTIONS (a .csv, .jsonl or .json file), "
                          "or ragbook eval DATASET_FOLDER for a BEIR folder")
     qa = load_qa(args.questions).sample(args.limit)
-    overrides: dict[str, object] = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("k", args.k), ("mode", args.mode)) if v is not None}
     llm = _assistant_llm(args)
     if llm is not None:
         overrides["llm"] = llm

@@ -106,7 +106,9 @@ def parse_quoted(raw: str) -> tuple[list[tuple[int | None, str]], str]:
 def _normalised(text: str) -> tuple[str, list[int]]:
     """Lower-cased ``text`` with quoting marks and ``>`` dropped and spaces collapsed, and each
     kept character's offset in ``text``."""
-    out, where, space = [], [], False
+    out: list[str] = []
+    where: list[int] = []
+    space = False
     for i, ch in enumerate(text):
         if ch in _QUOTE_CHARS or ch == ">":
             continue
@@ -325,11 +327,12 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     made = int(grounding is not None and grounding.yes_no is not None)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+    n: int | None
     if grounding is not None and grounding.n:
         n, quote = grounding.n, grounding.quote
     else:
-        first = max((c for c in checks if c.evidence is not None), key=lambda c: c.evidence.support, default=None)
-        n, quote = (first.evidence.n, first.evidence.quote) if first is not None else (None, "")
+        best = max((c.evidence for c in checks if c.evidence is not None), key=lambda e: e.support, default=None)
+        n, quote = (best.n, best.quote) if best is not None else (None, "")
     if quote:
         verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1
