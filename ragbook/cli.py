@@ -85,7 +85,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     _paths_exist(args.paths, "the path")
 
     settings: dict[str, object] = {"include": args.include, "exclude": args.exclude, "hidden": args.hidden}
-    for key in ("model", "chunk_size", "overlap", "index_type"):
+    for key in ("embedding_model", "chunk_size", "overlap", "index_type"):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
@@ -101,7 +101,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from ragbook.index import Index
 
-    index = Index.load(args.index, model=args.model)
+    index = Index.load(args.index, embedding_model=args.embedding_model)
     if args.documents:
         return _search_documents(index, args)
     results = index.search(
@@ -486,7 +486,8 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--include", action="append", help="only files matching this glob (repeatable)")
     ix.add_argument("--exclude", action="append", help="skip files matching this glob (repeatable)")
     ix.add_argument("--hidden", action="store_true", help="include hidden files and folders")
-    ix.add_argument("--model", help="embedding model: name or local folder (default all-MiniLM-L6-v2)")
+    ix.add_argument("--embedding-model", "--model", dest="embedding_model",
+                    help="embedding model: name or local folder (default all-MiniLM-L6-v2; --model is its old name)")
     ix.add_argument("--chunk-size", type=int, help="chunk size in model tokens")
     ix.add_argument("--overlap", type=int, help="overlap between chunks in tokens")
     ix.add_argument("--index-type", choices=list(VECTOR_KINDS), help="vector index kind")
@@ -506,7 +507,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="e.g. source='*.pdf', page=3-10, section!=References (repeatable)")
     se.add_argument("--min-score", type=float, default=RETRIEVAL.min_score, help=_about("min_score"))
     se.add_argument("--rerank", metavar="FOLDER", help="cross-encoder model folder to rerank with")
-    se.add_argument("--model", help="where to find the index's embedding model, if not where it was")
+    se.add_argument("--embedding-model", "--model", dest="embedding_model",
+                    help="where to find the index's embedding model, if not where it was (--model: its old name)")
     se.add_argument("--explain", action="store_true", help="show why each passage was picked")
     se.add_argument("--json", action="store_true", help="print results as JSON")
     se.add_argument("--documents", action="store_true",

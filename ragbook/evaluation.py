@@ -26,7 +26,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         token_f1,
     )
     from ragbook.documents import Document
+    from ragbook.embedding import Embedder
     from ragbook.grid import Comparison, compare
     from ragbook.index import Index
     from ragbook.qa import QAItem, QASet, RetrievalReport, evaluate_qa_retrieval, load_qa
@@ -296,7 +297,8 @@ def queries_cached(index: Index, texts: Sequence[str]) -> Iterator[None]:
     """Inside the block, ``index`` embeds these queries once per embedder (for sweeps over settings)."""
     inner = index.embedder
     if texts:
-        index.embedder = _CachedQueries(inner, _query_vectors(inner, list(texts)))
+        # a duck-typed stand-in, as Index takes any model with the embedder's methods
+        index.embedder = cast("Embedder", _CachedQueries(inner, _query_vectors(inner, list(texts))))
     try:
         yield
     finally:

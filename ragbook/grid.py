@@ -125,8 +125,10 @@ def compare(target: Any, questions: Any, grid: Mapping[str, Any], *, answers: bo
         if answers:
             raise SettingsError("answers need a question set with gold answers (load_qa), not a BEIR data set")
         data, qa = questions.sample(limit, seed), None
+        name = data.name
     else:
         data, qa = None, (questions if isinstance(questions, QASet) else load_qa(questions)).sample(limit, seed)
+        name = qa.name
         if not answers and not any(q.judged for q in qa):
             raise SettingsError(f"nothing to score in {qa.name or 'the questions'}: no question names a source or page "
                              "(for retrieval), and answers=False")
@@ -164,18 +166,18 @@ def compare(target: Any, questions: Any, grid: Mapping[str, Any], *, answers: bo
         if data is not None:
             result = evaluate_retrieval(ix, data.queries, data.qrels, **retrieval)
             row.update({m: result[f"{m}@{k}"] for m in RETRIEVAL_METRICS})
-        elif any(q.judged for q in qa):
+        elif qa is not None and any(q.judged for q in qa):
             from ragbook.qa import evaluate_qa_retrieval
 
             found = evaluate_qa_retrieval(ix, qa, **retrieval)
             row.update({m: found.summary[f"{m}@{k}"] for m in RETRIEVAL_METRICS})
-        if answers:
+        if answers and qa is not None:  # (answers without a question set were refused above)
             said = _answers(base_assistant, ix, qa, config, retrieval, llms)
             row.update({m: said.summary[m] for m in ANSWER_METRICS})
             row["seconds_per_question"] = said.summary["seconds_per_question"]
         rows.append(row)
     metrics = [m for m in (*RETRIEVAL_METRICS, *ANSWER_METRICS) if rows and m in rows[0]]
-    return Comparison(rows, keys, metrics, qa.name if qa is not None else data.name)
+    return Comparison(rows, keys, metrics, name)
 
 
 def _check(configs: list[dict[str, Any]], indexes: _Indexes, base: dict[str, Any],

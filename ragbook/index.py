@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence, cast
 import numpy as np
 
 from ragbook import __version__
+from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table
 from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, Chunker
 from ragbook.documents import Chunk, Document
@@ -144,15 +145,18 @@ class BuildReport:
 class Index:
     """Chunks, vectors and BM25 postings for a set of files, with incremental updates.
 
-    ``model`` is an embedding model name, local folder or :class:`Embedder`; ``chunk_size`` and
+    ``embedding_model`` is an embedding model name, local folder or :class:`Embedder` (``model=``
+    is its old name); ``chunk_size`` and
     ``overlap`` are in the model's tokens; ``index_type`` is ``"auto"``, ``"flat"``, ``"hnsw"``,
     ``"ivf"``, or ``"pq"``/``"hnsw-pq"``/``"ivf-pq"`` for compressed vectors (see ``ragbook.vectors``).
     """
 
-    def __init__(self, model: str | os.PathLike[str] | Embedder | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 overlap: int = DEFAULT_OVERLAP, index_type: str = "auto", bm25_k1: float = 1.2, bm25_b: float = 0.75,
-                 stemmer: str | None = "english", context: bool = True,
-                 path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, embedding_model: str | os.PathLike[str] | Embedder | None = None, *,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_OVERLAP, index_type: str = "auto",
+                 bm25_k1: float = 1.2, bm25_b: float = 0.75, stemmer: str | None = "english", context: bool = True,
+                 path: str | os.PathLike[str] | None = None,
+                 model: str | os.PathLike[str] | Embedder | None = None) -> None:
+        model = renamed(embedding_model, model, "model", "embedding_model", "Index()")
         # anything with Embedder's methods will do (tests use a fast stand-in), hence the duck test and cast
         self.embedder: Embedder = (cast(Embedder, model) if hasattr(model, "encode_documents")
                                    else Embedder(model or DEFAULT_MODEL))
@@ -456,7 +460,7 @@ class Index:
                     f"this index was built with the embedding model {info['model']!r} ({info['dimension']} dimensions), "
                     f"but the model in use is {self.embedder.name!r} ({dim} dimensions, different vectors). "
                     f"Searching it with another model would return meaningless results: open the index with "
-                    f"model={info['model']!r}, or rebuild it with the new model."
+                    f"embedding_model={info['model']!r}, or rebuild it with the new model."
                 )
         self._model_checked = True
 
@@ -530,15 +534,17 @@ class Index:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, model: str | os.PathLike[str] | Embedder | None = None,
-             verify: bool = True) -> Index:
-        """Open a saved index.  ``model`` overrides where to find the embedding model (it is checked).
+    def load(cls, path: str | os.PathLike[str], *, embedding_model: str | os.PathLike[str] | Embedder | None = None,
+             verify: bool = True, model: str | os.PathLike[str] | Embedder | None = None) -> Index:
+        """Open a saved index.  ``embedding_model`` says where to find its embedding model, if not where it was
+        (it is checked against the one that made the vectors; ``model=`` is its old name).
 
         Everything read is checked: the manifest's fields and types, the data files' names, sizes
         and (with ``verify``) sha256s and chunk ids, and that chunks, vectors and BM25 agree.  A
         damaged or tampered index is an IndexFormatError saying what is wrong.  No lock is needed:
         if a writer replaces the index while it is being read, the read starts again.
         """
+        model = renamed(embedding_model, model, "model", "embedding_model", "Index.load()")
         path = Path(path)
         for attempt in range(5):
             version = manifest_version(path)
@@ -593,7 +599,7 @@ class Index:
     def __repr__(self) -> str:
         s = self.stats()
         where = f"path={str(self.path)!r}, " if self.path else ""
-        return (f"Index({where}model={self.embedder.name!r}, files={s['files']}, chunks={s['chunks']}, "
+        return (f"Index({where}embedding_model={self.embedder.name!r}, files={s['files']}, chunks={s['chunks']}, "
                 f"unique={s['unique_chunks']}, type={s['index_type']!r})")
 
     def _repr_html_(self) -> str:
@@ -626,7 +632,7 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
     """Build (or, if ``out`` holds an index, update) an index from files, folders or globs.
 
     Settings for loading (``include``, ``exclude``, ``hidden``, ``passwords``...) go to
-    :meth:`Index.add`; the rest (``model``, ``chunk_size``, ``overlap``, ``index_type``) to
+    :meth:`Index.add`; the rest (``embedding_model``, ``chunk_size``, ``overlap``, ``index_type``) to
     :class:`Index`.  With ``out``, the folder's write lock is held from reading the index to
     saving it, so two builds into one folder run one after the other and neither loses the
     other's files; the second waits up to ``lock_timeout`` seconds, then raises IndexLockedError.
@@ -651,8 +657,9 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
     fresh = None if manifest.exists() else Index(**settings)  # bad settings fail before the folder is made
     with index_lock(out, lock_timeout):
         if manifest.exists():  # checked again under the lock: another build may have just made it
-            model = settings.pop("model", None)
-            index = Index.load(out, model=model)
+            model = renamed(settings.pop("embedding_model", None), settings.pop("model", None), "model",
+                            "embedding_model", "build()")
+            index = Index.load(out, embedding_model=model)
             _warn_ignored(settings)
         else:
             index = fresh or Index(**settings)

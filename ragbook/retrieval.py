@@ -296,11 +296,11 @@ class Retriever:
         entries = self._fuse(query, sides, *sides.candidates(depth, timings), timings)
         if self.reranker is not None and entries:
             t = time.perf_counter()
-            entries = self._rerank(query, entries)
+            entries = self._rerank(query, entries, self.reranker)
             timings["rerank"] = time.perf_counter() - t
         if self.mmr is not None and entries:
             t = time.perf_counter()
-            entries = self._mmr(entries)
+            entries = self._mmr(entries, float(self.mmr))
             timings["mmr"] = time.perf_counter() - t
         hits = [self._hit(query, e, rank) for rank, e in enumerate(entries[: self.k], start=1)]
         timings["total"] = time.perf_counter() - t_start
@@ -332,7 +332,8 @@ class Retriever:
         if len(self.index) == 0 or (allowed is not None and not allowed.any()):
             return DocumentResults(query, [], settings, {"total": time.perf_counter() - t_start})
         sides = self._sides(query, allowed, timings)
-        keep = (lambda c: location_ok(c, self.filters)) if self.filters else None
+        filters = self.filters
+        keep = (lambda c: location_ok(c, filters)) if filters else None
         depth = max(self.candidates, k * passages, self.rerank_depth if self.reranker is not None else 0)
         while True:
             dense, lexical = sides.candidates(depth, timings)
@@ -348,7 +349,7 @@ class Retriever:
             depth *= 4
         if self.reranker is not None and entries:
             t = time.perf_counter()
-            entries = self._rerank(query, entries)
+            entries = self._rerank(query, entries, self.reranker)
             timings["rerank"] = time.perf_counter() - t
         t = time.perf_counter()
         ranked = ((self.index.locations(e["row"]), partial(self._hit, query, e, rank))
@@ -390,35 +391,31 @@ class Retriever:
         cand = np.array(sorted(set(dense) | set(lexical)), dtype=np.int64)
         if len(cand) == 0:
             return []
-        d_scores = b_scores = None
+        d_scores = d_rank = d_rel = b_scores = b_rank = b_rel = fused = None
+        relevance: np.ndarray
+        final: np.ndarray
         if sides.qvec is not None:
             missing = [r for r in cand.tolist() if r not in dense]
             dense.update(zip(missing, index.vectors.scores_for(sides.qvec, np.array(missing, dtype=np.int64)).tolist()))
             d_scores = np.array([dense[r] for r in cand.tolist()], dtype=np.float64)
+            d_rank = _ranks(d_scores)
+            # relevance: 0..1 and comparable across queries (see the class docstring); min_score reads it
+            d_rel = np.clip(np.nan_to_num(d_scores), 0.0, 1.0)
+            relevance, final = d_rel, d_scores
         if sides.bm25_all is not None:
             b_scores = sides.bm25_all[cand].astype(np.float64)
-        d_rank = _ranks(d_scores) if d_scores is not None else None
-        b_rank = _ranks(b_scores) if b_scores is not None else None
-
-        # relevance: 0..1 and comparable across queries (see the class docstring); min_score reads it
-        d_rel = np.clip(np.nan_to_num(d_scores), 0.0, 1.0) if d_scores is not None else None
-        b_rel = None
-        if b_scores is not None:
+            b_rank = _ranks(b_scores)
             b_rel = bm25_relevance(b_scores, sides.full_match(query))
-        fused = None
-        if self.mode == "dense":
-            relevance, final = d_rel, d_scores
-        elif self.mode == "bm25":
             relevance = final = b_rel
-        else:
-            relevance = self.weight * d_rel + (1 - self.weight) * b_rel
-            if self.fusion == "rrf":
-                # a passage sharing no word with the query has no BM25 rank to reward
-                lexical_part = np.where(b_scores > 0, (1 - self.weight) / (self.rrf_k + b_rank), 0.0)
-                fused = self.weight / (self.rrf_k + d_rank) + lexical_part
-            else:
-                fused = relevance
-            final = fused
+            if d_rel is not None and d_rank is not None:  # hybrid mode: _sides searched both sides
+                relevance = self.weight * d_rel + (1 - self.weight) * b_rel
+                if self.fusion == "rrf":
+                    # a passage sharing no word with the query has no BM25 rank to reward
+                    lexical_part = np.where(b_scores > 0, (1 - self.weight) / (self.rrf_k + b_rank), 0.0)
+                    fused = self.weight / (self.rrf_k + d_rank) + lexical_part
+                else:
+                    fused = relevance
+                final = fused
         order = np.argsort(-final, kind="stable")
         if self.min_score is not None:
             order = order[relevance[order] >= self.min_score]
@@ -430,18 +427,18 @@ class Retriever:
              "dense_rank": None if d_rank is None else int(d_rank[i]),
              "bm25_score": None if b_scores is None else float(b_scores[i]),
              "bm25_relevance": None if b_rel is None else float(b_rel[i]),
-             "bm25_rank": None if b_rank is None or b_scores[i] <= 0 else int(b_rank[i]),
+             "bm25_rank": None if b_rank is None or b_scores is None or b_scores[i] <= 0 else int(b_rank[i]),
              "fused_score": None if fused is None else float(fused[i])}
             for i in order
         ]
         timings["fuse"] = timings.get("fuse", 0.0) + time.perf_counter() - t
         return entries
 
-    def _rerank(self, query: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _rerank(self, query: str, entries: list[dict[str, Any]], reranker: Reranker) -> list[dict[str, Any]]:
         head, tail = entries[: self.rerank_depth], entries[self.rerank_depth :]
-        scores = np.asarray(self.reranker.score(query, [self.index.text(e["row"]) for e in head]), dtype=np.float64)
+        scores = np.asarray(reranker.score(query, [self.index.text(e["row"]) for e in head]), dtype=np.float64)
         if scores.shape != (len(head),):
-            raise SettingsError(f"the reranker {getattr(self.reranker, 'name', self.reranker)!r} gave {scores.size} scores "
+            raise SettingsError(f"the reranker {getattr(reranker, 'name', reranker)!r} gave {scores.size} scores "
                                 f"for {len(head)} passages; it must give one number per passage")
         scores = np.nan_to_num(scores, nan=-np.inf)  # a passage the model could not score goes last, not first
         for pos, (e, s) in enumerate(zip(head, scores), start=1):
@@ -450,7 +447,7 @@ class Retriever:
         head.sort(key=lambda e: -e["rerank_score"])
         return head + tail
 
-    def _mmr(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _mmr(self, entries: list[dict[str, Any]], lam: float) -> list[dict[str, Any]]:
         """Maximal marginal relevance: trade relevance against similarity to passages already picked."""
         pool = entries[: max(self.k * 4, 20)]
         rel = _minmax(np.array([e["score"] for e in pool], dtype=np.float64))
@@ -459,7 +456,6 @@ class Retriever:
         chosen: list[int] = []
         penalty = np.zeros(len(pool))
         left = list(range(len(pool)))
-        lam = float(self.mmr)
         while left and len(chosen) < self.k:
             if chosen:
                 penalty = sims[:, chosen].max(axis=1)

@@ -60,4 +60,4 @@ def test_build_over_realdocs_reports_bad_files_and_indexes_the_rest(tmp_path):
     # the report is readable, names each file once per problem, and says what to do
     assert all(p.reason and p.source for p in report.problems)
     index.save(tmp_path / "ix")
-    assert Index.load(tmp_path / "ix", model=HashEmbedder()).stats() == index.stats()
+    assert Index.load(tmp_path / "ix", embedding_model=HashEmbedder()).stats() == index.stats()

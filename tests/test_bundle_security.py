@@ -177,7 +177,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
     # the extractive path, chosen on this machine
     monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
     with caplog.at_level(logging.WARNING, logger="ragbook.bundle"):
-        bot = ragbook.load(path, model=HashEmbedder())
+        bot = ragbook.load(path, embedding_model=HashEmbedder())
     assert bot.extractive and bot.ask(QUESTION).mode == "extractive"
     assert "".join(bot.stream(QUESTION)).strip()
     assert url in caplog.text and "trust_llm=True" in caplog.text  # said out loud
@@ -194,7 +194,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
         return EchoLLM(name="local")
 
     monkeypatch.setattr("ragbook.llm.load_llm", local_model)
-    bot = ragbook.load(path, model=HashEmbedder())
+    bot = ragbook.load(path, embedding_model=HashEmbedder())
     answer = bot.ask(QUESTION)
     assert answer.mode == "llm" and answer.model == "local" and asked == [None]
     assert list(bot.stream("What are shield volcanoes built by?"))
@@ -203,7 +203,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
     # trusted: the server is used, with no key from the file nor the one its variable holds
     monkeypatch.setattr("ragbook.llm.load_llm", real_load_llm)
     with caplog.at_level(logging.WARNING, logger="ragbook.bundle"):
-        trusted = ragbook.load(path, trust_llm=True, model=HashEmbedder())
+        trusted = ragbook.load(path, trust_llm=True, embedding_model=HashEmbedder())
     assert "trust_llm=True" in trusted.notes["llm"] and trusted.suggested_llm is None
     answer = trusted.ask(QUESTION)
     assert answer.mode == "llm" and "stroma" in answer.text
@@ -217,10 +217,10 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
 def test_the_users_own_choice_wins_without_a_note(saved, server, tmp_path):
     srv, url = server
     path = with_llm(saved, tmp_path / "course.ragbook", evil_llm(url))
-    bot = load_assistant(path, llm="extractive", model=HashEmbedder())
+    bot = load_assistant(path, llm="extractive", embedding_model=HashEmbedder())
     assert bot.extractive and bot.notes == {} and bot.suggested_llm is None
     bot.ask(QUESTION)
-    bot = load_assistant(path, model=HashEmbedder())
+    bot = load_assistant(path, embedding_model=HashEmbedder())
     bot.llm = EchoLLM(name="mine")  # chosen after loading: the file's suggestion is gone
     assert bot.notes == {} and bot.suggested_llm is None and bot.ask(QUESTION).model == "mine"
     assert srv.requests == []
@@ -243,7 +243,7 @@ def test_a_saved_file_carries_no_secret_nor_its_name(index, server, tmp_path, mo
     assert srv.requests == []  # naming the model and its context asked the server nothing
 
     # loaded without trust and saved again, the author's suggestion is passed on, still clean
-    again = load_assistant(path, model=HashEmbedder()).save(tmp_path / "again.ragbook")
+    again = load_assistant(path, embedding_model=HashEmbedder()).save(tmp_path / "again.ragbook")
     assert json.loads(entries_of(Path(again))["assistant.json"])["llm"] == saved_llm
 
 
@@ -258,7 +258,7 @@ def test_a_saved_file_carries_no_secret_nor_its_name(index, server, tmp_path, mo
 ])
 def test_any_model_outside_the_file_is_only_a_suggestion(saved, tmp_path, monkeypatch, llm):
     monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
-    bot = load_assistant(with_llm(saved, tmp_path / "x.ragbook", llm), model=HashEmbedder())
+    bot = load_assistant(with_llm(saved, tmp_path / "x.ragbook", llm), embedding_model=HashEmbedder())
     assert bot._llm_spec is None and bot.suggested_llm == llm and "trust_llm=True" in bot.notes["llm"]
     assert bot.model_name == "default"  # this machine's choice, loaded at first use
 
@@ -267,20 +267,20 @@ def test_packaged_presets_and_extractive_need_no_trust(saved, tmp_path):
     preset = {"backend": "llama.cpp", "model": "smollm2-135m", "name": "<b>mine</b>", "path": "/evil/x.gguf",
               "sha256": {"x.gguf": "0" * 64}, "n_ctx": 10**9, "seed": 3, "cache_prompt": True,
               "sampling": {"top_k": 5, "grammar": "root ::= x", "logits_processor": "os.system"}}
-    bot = load_assistant(with_llm(saved, tmp_path / "p.ragbook", preset), model=HashEmbedder())
+    bot = load_assistant(with_llm(saved, tmp_path / "p.ragbook", preset), embedding_model=HashEmbedder())
     assert bot.notes == {} and bot.suggested_llm is None
     assert bot._llm_spec == {"backend": "llama.cpp", "model": "smollm2-135m", "name": "smollm2-135m", "seed": 3,
                              "cache_prompt": True, "sampling": {"top_k": 5}}
-    named = load_assistant(with_llm(saved, tmp_path / "n.ragbook", "smollm2-135m"), model=HashEmbedder())
+    named = load_assistant(with_llm(saved, tmp_path / "n.ragbook", "smollm2-135m"), embedding_model=HashEmbedder())
     assert named._llm_spec == "smollm2-135m" and named.notes == {}
-    plain = load_assistant(saved, model=HashEmbedder())
+    plain = load_assistant(saved, embedding_model=HashEmbedder())
     assert plain.extractive and plain.notes == {}
 
 
 def test_a_note_is_escaped_in_html(saved, tmp_path):
     url = "http://127.0.0.1:9/<script>alert(1)</script>"
     bot = load_assistant(with_llm(saved, tmp_path / "x.ragbook", {"backend": "openai", "model": "<img src=x>", "url": url}),
-                         model=HashEmbedder())
+                         embedding_model=HashEmbedder())
     page = bot._repr_html_()
     assert "<script>" not in page and "<img" not in page and "&lt;script&gt;" in page
 
@@ -294,7 +294,7 @@ def test_an_embedding_model_outside_the_file_needs_the_users_say(saved, tmp_path
     with pytest.raises(BundleError, match="model=") as info:
         load_assistant(path)
     assert "trust_llm=True" in str(info.value) and list(scratch.iterdir()) == []
-    assert len(load_assistant(path, model=HashEmbedder()).index) == 2  # named in the user's call (and checked)
+    assert len(load_assistant(path, embedding_model=HashEmbedder()).index) == 2  # named in the user's call (and checked)
     trusted = load_assistant(path, trust_llm=True)  # trusted: used as the file says (loaded at first use)
     assert trusted.index.embedder.name.endswith(name.rsplit("/", 1)[-1]) and "embedding" in trusted.notes
 
@@ -311,15 +311,15 @@ def test_the_packaged_embedding_model_must_be_installed_not_downloaded(saved, tm
 
 def test_a_reranker_named_by_the_file_is_a_suggestion(saved, tmp_path):
     path = edited(saved, tmp_path / "r.ragbook", settings=lambda d: d["retrieval"].update(reranker="/opt/cross-encoder"))
-    bot = load_assistant(path, model=HashEmbedder())
+    bot = load_assistant(path, embedding_model=HashEmbedder())
     assert bot.retriever.reranker is None and "/opt/cross-encoder" in bot.notes["reranker"]
-    trusted = load_assistant(path, model=HashEmbedder(), trust_llm=True)
+    trusted = load_assistant(path, embedding_model=HashEmbedder(), trust_llm=True)
     assert trusted.retriever.reranker.name == "/opt/cross-encoder"
 
 
 def test_the_authors_folders_are_not_reindexed_here(saved, tmp_path):
     path = edited(saved, tmp_path / "roots.ragbook", manifest=lambda m: m.update(roots=["/home/someone/.ssh"]))
-    bot = load_assistant(path, model=HashEmbedder())
+    bot = load_assistant(path, embedding_model=HashEmbedder())
     assert bot.index.roots == []
     with pytest.raises(ValueError, match="no paths given"):
         bot.index.add()
@@ -342,7 +342,7 @@ def test_the_authors_folders_are_not_reindexed_here(saved, tmp_path):
 ])
 def test_invalid_settings_are_refused(saved, tmp_path, scratch, change):
     with pytest.raises(BundleError, match="settings are invalid|template"):
-        load_assistant(edited(saved, tmp_path / "s.ragbook", settings=change), model=HashEmbedder())
+        load_assistant(edited(saved, tmp_path / "s.ragbook", settings=change), embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -354,10 +354,10 @@ def test_only_listed_entries_are_accepted(saved, tmp_path, scratch):
     data = next(n for n in entries if n.endswith("chunks.jsonl")).rsplit("/", 1)[0]
     for extra in ("index/notes.txt", f"{data}/payload.so", "README", "index/data-000099/chunks.jsonl"):
         with pytest.raises(BundleError, match="not part of a ragbook assistant"):
-            load_assistant(write_zip(tmp_path / "extra.ragbook", {**entries, extra: b"x"}), model=HashEmbedder())
+            load_assistant(write_zip(tmp_path / "extra.ragbook", {**entries, extra: b"x"}), embedding_model=HashEmbedder())
     # a folder entry is harmless, and tools that re-zip add them
     folders = {"index/": b"", **entries}
-    bot = load_assistant(write_zip(tmp_path / "dirs.ragbook", folders), model=HashEmbedder())
+    bot = load_assistant(write_zip(tmp_path / "dirs.ragbook", folders), embedding_model=HashEmbedder())
     assert len(bot.index) == 2 and list(scratch.iterdir())  # open: its folder lives while the assistant does
 
 
@@ -367,7 +367,7 @@ def test_duplicate_names_are_refused(saved, tmp_path, scratch):
     with pytest.warns(UserWarning, match="Duplicate name"):
         path = write_zip(tmp_path / "dup.ragbook", items + [("index/manifest.json", manifest)], reseal=False)
     with pytest.raises(BundleError, match="appears twice"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -375,7 +375,7 @@ def test_duplicate_names_are_refused(saved, tmp_path, scratch):
 def test_names_outside_the_folder_are_refused(saved, tmp_path, scratch, name):
     path = write_zip(tmp_path / "slip.ragbook", {**entries_of(saved), name: b"gotcha"}, reseal=False)
     with pytest.raises(BundleError, match="outside"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == [] and not (tmp_path / "x").exists()
 
 
@@ -385,10 +385,10 @@ def test_links_encryption_and_other_compression_are_refused(saved, tmp_path, scr
         path = write_zip(tmp_path / "x.ragbook", entries_of(saved))
         patch_central(path, chunks, **fields)
         with pytest.raises(BundleError, match=message):
-            load_assistant(path, model=HashEmbedder())
+            load_assistant(path, embedding_model=HashEmbedder())
     bz = write_zip(tmp_path / "bz.ragbook", entries_of(saved), method=zipfile.ZIP_BZIP2)
     with pytest.raises(BundleError, match="compression method"):
-        load_assistant(bz, model=HashEmbedder())
+        load_assistant(bz, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -399,16 +399,16 @@ def test_huge_declared_sizes_are_refused_before_reading(saved, tmp_path, scratch
     path = write_zip(tmp_path / "bomb.ragbook", entries)
     patch_central(path, chunks, file_size=2**31)
     with pytest.raises(BundleError, match="zip bomb"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     # a stored entry whose declared size is not the bytes it occupies
     path = write_zip(tmp_path / "stored.ragbook", entries, method=zipfile.ZIP_STORED)
     patch_central(path, chunks, file_size=2**31)
     with pytest.raises(BundleError, match="declares"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     # honest sizes, but more in total than ragbook unpacks
     monkeypatch.setattr(bundle, "MAX_UNPACKED", 1_000)
     with pytest.raises(BundleError, match="claims to unpack"):
-        load_assistant(saved, model=HashEmbedder())
+        load_assistant(saved, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -417,7 +417,7 @@ def test_real_zip_bomb_data_is_refused(saved, tmp_path, scratch):
     chunks = next(n for n in entries if n.endswith("chunks.jsonl"))
     path = write_zip(tmp_path / "zeros.ragbook", {**entries, chunks: b"\n" * (8 * 2**20)})  # deflates ~1000:1
     with pytest.raises(BundleError, match="zip bomb"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -427,7 +427,7 @@ def test_a_lying_size_never_unpacks_more_than_declared(saved, tmp_path, scratch)
     path = write_zip(tmp_path / "liar.ragbook", entries)
     patch_central(path, chunks, file_size=10)
     with pytest.raises(BundleError, match="checksum list"):  # its recorded size differs
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     # the checksum list lies too: the stream stops at the declared 10 bytes and fails its checks
     doc = json.loads(entries["assistant.json"])
     write_zip(tmp_path / "liar2.ragbook", {**entries, "assistant.json": json.dumps(doc).encode()})
@@ -436,20 +436,20 @@ def test_a_lying_size_never_unpacks_more_than_declared(saved, tmp_path, scratch)
     path = write_zip(tmp_path / "liar2.ragbook", {**entries, "assistant.json": json.dumps(doc).encode()}, reseal=False)
     patch_central(path, chunks, file_size=10)
     with pytest.raises(BundleError):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
 def test_too_many_entries_are_refused_from_the_end_record(saved, tmp_path, scratch):
     many = {**entries_of(saved), **{f"index/pad/{i}": b"" for i in range(bundle.MAX_ENTRIES + 1)}}
     with pytest.raises(BundleError, match="entries"):
-        load_assistant(write_zip(tmp_path / "many.ragbook", many, reseal=False), model=HashEmbedder())
+        load_assistant(write_zip(tmp_path / "many.ragbook", many, reseal=False), embedding_model=HashEmbedder())
     forged = bytearray(saved.read_bytes())  # an end record that claims 65,000 entries
     at = forged.rfind(b"PK\x05\x06")
     struct.pack_into("<HH", forged, at + 8, 65_000, 65_000)
     (tmp_path / "forged.ragbook").write_bytes(bytes(forged))
     with pytest.raises(BundleError, match="65,000 entries"):
-        load_assistant(tmp_path / "forged.ragbook", model=HashEmbedder())
+        load_assistant(tmp_path / "forged.ragbook", embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -459,14 +459,14 @@ def test_oversized_json_parts_are_refused(saved, tmp_path, scratch, monkeypatch)
     doc["padding"] = os.urandom(bundle.MAX_SETTINGS_BYTES // 2 + 1).hex()  # compresses 2:1, not like a bomb
     path = write_zip(tmp_path / "fat.ragbook", {**entries, "assistant.json": json.dumps(doc).encode()}, reseal=False)
     with pytest.raises(BundleError, match="reads at most"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     deep = write_zip(tmp_path / "deep.ragbook", {**entries, "assistant.json": b"[" * 100_000 + b"]" * 100_000},
                      reseal=False)
     with pytest.raises(BundleError, match="damaged"):
-        load_assistant(deep, model=HashEmbedder())
+        load_assistant(deep, embedding_model=HashEmbedder())
     monkeypatch.setattr(bundle, "MAX_MANIFEST_BYTES", 100)
     with pytest.raises(BundleError, match="manifest.json declares"):
-        load_assistant(saved, model=HashEmbedder())
+        load_assistant(saved, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -478,12 +478,12 @@ def test_every_entry_is_covered_by_a_checksum(saved, tmp_path, scratch):
         flipped = data[:-1] + bytes([data[-1] ^ 0x01])  # one bit, same size: only a checksum notices
         path = write_zip(tmp_path / "t.ragbook", {**entries, name: flipped}, reseal=False)
         with pytest.raises(BundleError, match="sha256"):
-            load_assistant(path, model=HashEmbedder())
+            load_assistant(path, embedding_model=HashEmbedder())
     doc = json.loads(entries["assistant.json"])
     del doc["entries"][next(iter(doc["entries"]))]
     path = write_zip(tmp_path / "short.ragbook", {**entries, "assistant.json": json.dumps(doc).encode()}, reseal=False)
     with pytest.raises(BundleError, match="checksum list"):
-        load_assistant(path, model=HashEmbedder())
+        load_assistant(path, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -492,13 +492,13 @@ def test_files_saved_before_the_checksum_list_still_open(saved, tmp_path):
     doc = json.loads(entries["assistant.json"])
     del doc["entries"]
     old = write_zip(tmp_path / "old.ragbook", {**entries, "assistant.json": json.dumps(doc).encode()}, reseal=False)
-    assert load_assistant(old, model=HashEmbedder()).ask(QUESTION).mode == "extractive"
+    assert load_assistant(old, embedding_model=HashEmbedder()).ask(QUESTION).mode == "extractive"
     chunks = next(n for n in entries if n.endswith("chunks.jsonl"))
     tampered = entries[chunks].replace(b"stroma", b"strOma")
     bad = write_zip(tmp_path / "old-bad.ragbook", {**entries, "assistant.json": json.dumps(doc).encode(),
                                                    chunks: tampered}, reseal=False)
     with pytest.raises(BundleError, match="sha256"):  # the index manifest's own checksums still cover it
-        load_assistant(bad, model=HashEmbedder())
+        load_assistant(bad, embedding_model=HashEmbedder())
 
 
 def test_the_manifest_names_only_plain_data_files(saved, tmp_path, scratch):
@@ -506,7 +506,7 @@ def test_the_manifest_names_only_plain_data_files(saved, tmp_path, scratch):
                    lambda m: m["data_files"].update({"../x": {"bytes": 1, "sha256": "0" * 64}}),
                    lambda m: m["data_files"].update({"CHUNKS.jsonl": m["data_files"]["chunks.jsonl"]})):
         with pytest.raises(BundleError):
-            load_assistant(edited(saved, tmp_path / "m.ragbook", manifest=change), model=HashEmbedder())
+            load_assistant(edited(saved, tmp_path / "m.ragbook", manifest=change), embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -524,7 +524,7 @@ def test_no_temporary_folder_is_left_behind(saved, scratch, monkeypatch, exc):
 
     monkeypatch.setattr(zipfile.ZipExtFile, "read", failing_read)
     with pytest.raises(BundleError if exc is OSError else exc):
-        load_assistant(saved, model=HashEmbedder())
+        load_assistant(saved, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
@@ -536,12 +536,12 @@ def test_no_temporary_folder_is_left_after_unpacking_either(saved, scratch, monk
 
     monkeypatch.setattr(Index, "load", failing_load)
     with pytest.raises(exc):
-        load_assistant(saved, model=HashEmbedder())
+        load_assistant(saved, embedding_model=HashEmbedder())
     assert list(scratch.iterdir()) == []
 
 
 def test_an_open_assistants_folder_goes_with_it(saved, scratch):
-    bot = load_assistant(saved, model=HashEmbedder())
+    bot = load_assistant(saved, embedding_model=HashEmbedder())
     assert list(scratch.iterdir())
     del bot
     gc.collect()

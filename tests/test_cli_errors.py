@@ -129,7 +129,7 @@ def test_chat_reports_a_backend_error_and_carries_on(notes_dir, tmp_path, embedd
     import ragbook
     from ragbook.assistant import Assistant
 
-    index = ragbook.build(notes_dir, model=embedder)
+    index = ragbook.build(notes_dir, embedding_model=embedder)
     bundle = Assistant(index, name="Course", llm="extractive").save(tmp_path / "course.ragbook")
     url = f"openai:http://127.0.0.1:{_dead_port()}/v1#m"
     result = _run("chat", str(bundle), "--llm", url, stdin="Where is the Calvin cycle?\nAnd volcanoes?\n/quit\n")
@@ -145,7 +145,7 @@ def test_ask_flags_an_answer_the_server_cut_short(notes_dir, tmp_path, embedder,
     import ragbook
     from ragbook.assistant import Assistant
 
-    index = ragbook.build(notes_dir, model=embedder)
+    index = ragbook.build(notes_dir, embedding_model=embedder)
     bundle = Assistant(index, name="Course", llm="extractive").save(tmp_path / "course.ragbook")
     STOP.clear()
     server = start()
@@ -173,7 +173,7 @@ def test_a_shared_file_reaches_its_server_only_with_trust_llm(notes_dir, tmp_pat
     server = start()
     try:
         url = f"openai:http://127.0.0.1:{server.server_address[1]}/ok/v1#m"
-        index = ragbook.build(notes_dir, model=embedder)
+        index = ragbook.build(notes_dir, embedding_model=embedder)
         bundle = Assistant(index, name="Course", llm=url).save(tmp_path / "course.ragbook")
         server.seen.clear()
         monkeypatch.setenv("RAGBOOK_MODEL", "extractive")  # this machine's choice, when the file is not trusted
@@ -199,14 +199,14 @@ def test_build_of_a_missing_path_is_an_error_but_a_deleted_root_is_dropped(notes
     import ragbook
 
     with pytest.raises(ragbook.NotFoundError, match="nonexistent"):
-        ragbook.build(tmp_path / "nonexistent", model=HashEmbedder())
+        ragbook.build(tmp_path / "nonexistent", embedding_model=HashEmbedder())
     with pytest.raises(FileNotFoundError):  # NotFoundError is a FileNotFoundError too
-        ragbook.build([notes_dir, tmp_path / "nonexistent"], out=tmp_path / "ix", model=HashEmbedder())
+        ragbook.build([notes_dir, tmp_path / "nonexistent"], out=tmp_path / "ix", embedding_model=HashEmbedder())
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "a.md").write_text("# A\n\nAlpha text.", encoding="utf-8")
-    index = ragbook.build([notes_dir, extra], out=tmp_path / "ix", model=HashEmbedder())
+    index = ragbook.build([notes_dir, extra], out=tmp_path / "ix", embedding_model=HashEmbedder())
     assert "extra/a.md" in index.sources
     shutil.rmtree(extra)
-    index = ragbook.build([notes_dir, extra], out=tmp_path / "ix", model=HashEmbedder())  # indexed before: dropped
+    index = ragbook.build([notes_dir, extra], out=tmp_path / "ix", embedding_model=HashEmbedder())  # indexed before: dropped
     assert "extra/a.md" not in index.sources and index.last_report.removed == ["extra/a.md"]

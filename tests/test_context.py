@@ -124,7 +124,7 @@ def test_an_index_saved_before_context_lines_keeps_updating_without_them(embedde
     old = Index(embedder, context=False)
     old.add(tmp_path / "docs")
     old.save(tmp_path / "ix")
-    back = Index.load(tmp_path / "ix", model=embedder)
+    back = Index.load(tmp_path / "ix", embedding_model=embedder)
     assert back.context is False and back.chunker.context is False
     (tmp_path / "docs" / "b.md").write_text("# Beta\n\nBeta particles are electrons.", encoding="utf-8")
     back.add(tmp_path / "docs")

@@ -303,7 +303,7 @@ def test_a_name_that_is_not_utf8_is_indexed_saved_and_loaded(tmp_path):
     index.save(out)
     manifest = (out / "manifest.json").read_bytes()
     json.loads(manifest.decode("utf-8"))  # strict UTF-8 JSON
-    back = Index.load(out, model=HashEmbedder())
+    back = Index.load(out, embedding_model=HashEmbedder())
     assert back.files == index.files and back.sources == index.sources
     # the record still leads to the real file: an update finds it unchanged, an edit re-reads it
     assert back.add().unchanged == ["docs/caf\\xe9.txt", "docs/plain.md"]
@@ -332,7 +332,7 @@ def test_text_a_loader_returns_with_lone_surrogates_does_not_sink_the_save(tmp_p
     assert any("lone surrogates" in w.reason for w in report.warnings)
     assert index.text(0) == "broken \ufffd bytes from a custom loader"
     index.save(tmp_path / "ix")
-    assert Index.load(tmp_path / "ix", model=HashEmbedder()).text(0) == index.text(0)
+    assert Index.load(tmp_path / "ix", embedding_model=HashEmbedder()).text(0) == index.text(0)
 
 
 HOSTILE_NAMES = {"a\x1b[31mred.md": "a\\x1b[31mred.md", "new\nline.md": "new\\x0aline.md",
@@ -404,7 +404,7 @@ def test_a_file_holding_one_endless_word_indexes_saves_and_loads(tmp_path):
     index = Index(HashEmbedder())
     assert index.add(path).added == ["blob.txt"]
     index.save(tmp_path / "ix")  # a 120,000-character "word" is no BM25 term, so bm25.json stays loadable
-    back = Index.load(tmp_path / "ix", model=HashEmbedder())
+    back = Index.load(tmp_path / "ix", embedding_model=HashEmbedder())
     assert len(back) == len(index) and "".join(back.text(r) for r in range(len(back))).count("QUJD") == 30_000
 
 

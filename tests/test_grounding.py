@@ -182,7 +182,7 @@ def test_verify_is_a_saved_setting(slices, tmp_path):
 
     bot = Assistant(slices, llm="extractive", verify=False)
     path = bot.save(tmp_path / "a.ragbook")
-    assert load_assistant(path, model=HashEmbedder()).verify is False and bot.copy().verify is False
+    assert load_assistant(path, embedding_model=HashEmbedder()).verify is False and bot.copy().verify is False
     assert Assistant(slices, llm="extractive").verify is True
 
 

@@ -10,6 +10,7 @@ import pytest
 from fakes import HashEmbedder
 
 from ragbook.documents import Document
+from ragbook.errors import SettingsError
 from ragbook.index import Index, ModelMismatchError, build
 from ragbook.storage import IndexFormatError
 
@@ -137,13 +138,13 @@ def test_save_load_round_trip_gives_identical_results(notes_dir, tmp_path, make_
 
 def test_updating_a_loaded_index_and_saving_again(notes_dir, tmp_path):
     out = tmp_path / "ix"
-    build(notes_dir, out=out, model=HashEmbedder())
-    index = Index.load(out, model=HashEmbedder())
+    build(notes_dir, out=out, embedding_model=HashEmbedder())
+    index = Index.load(out, embedding_model=HashEmbedder())
     (notes_dir / "notes/extra.md").write_text("# Extra\n\nGlaciers carve U-shaped valleys.\n", encoding="utf-8")
     report = index.add()  # the recorded folder
     assert report.added == ["course/notes/extra.md"]
     index.save()
-    again = Index.load(out, model=HashEmbedder())
+    again = Index.load(out, embedding_model=HashEmbedder())
     assert again.search("glaciers valleys", k=1, mode="bm25")[0].source == "course/notes/extra.md"
     assert [p.name for p in out.iterdir() if p.name.startswith("data-")] == [json.loads(
         (out / "manifest.json").read_text(encoding="utf-8"))["data"]]
@@ -154,9 +155,9 @@ def test_model_mismatch_is_a_clear_error(notes_dir, tmp_path, make_index):
     index.add(notes_dir)
     index.save(tmp_path / "ix")
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
-        Index.load(tmp_path / "ix", model=HashEmbedder(384)).search("anything")
+        Index.load(tmp_path / "ix", embedding_model=HashEmbedder(384)).search("anything")
     with pytest.raises(ModelMismatchError):
-        Index.load(tmp_path / "ix", model=HashEmbedder(32)).search("anything")
+        Index.load(tmp_path / "ix", embedding_model=HashEmbedder(32)).search("anything")
 
 
 def test_same_model_at_another_path_is_accepted(notes_dir, tmp_path, make_index, embedder):
@@ -165,13 +166,13 @@ def test_same_model_at_another_path_is_accepted(notes_dir, tmp_path, make_index,
     index.save(tmp_path / "ix")
     copy = tmp_path / "model-copy"
     shutil.copytree(embedder._target, copy)
-    back = Index.load(tmp_path / "ix", model=copy)
+    back = Index.load(tmp_path / "ix", embedding_model=copy)
     assert back.search("Calvin cycle", k=1)[0].source.endswith("photosynthesis.md")
 
 
 def test_damaged_or_foreign_folders_are_clear_errors(notes_dir, tmp_path):
     out = tmp_path / "ix"
-    build(notes_dir, out=out, model=HashEmbedder())
+    build(notes_dir, out=out, embedding_model=HashEmbedder())
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
 
@@ -202,8 +203,8 @@ def test_damaged_or_foreign_folders_are_clear_errors(notes_dir, tmp_path):
 
 def test_failed_save_leaves_the_previous_index(notes_dir, tmp_path, monkeypatch):
     out = tmp_path / "ix"
-    index = build(notes_dir, out=out, model=HashEmbedder())
-    before = Index.load(out, model=HashEmbedder()).stats()
+    index = build(notes_dir, out=out, embedding_model=HashEmbedder())
+    before = Index.load(out, embedding_model=HashEmbedder()).stats()
     index.add_documents([Document(text="A new page about comets.", source="comets.txt")])
 
     def boom(folder):
@@ -212,7 +213,7 @@ def test_failed_save_leaves_the_previous_index(notes_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(index.bm25, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         index.save(out)
-    assert Index.load(out, model=HashEmbedder()).stats() == before
+    assert Index.load(out, embedding_model=HashEmbedder()).stats() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
 
 
@@ -231,7 +232,7 @@ def test_index_types_agree_on_small_data_and_update(kind, tmp_path):
     assert index.search(q, k=1, mode="dense")[0].source != "d17.txt"
     assert index.search("Completely new words here", k=1, mode="dense")[0].source == "new.txt"
     index.save(tmp_path / kind)
-    back = Index.load(tmp_path / kind, model=HashEmbedder(64))
+    back = Index.load(tmp_path / kind, embedding_model=HashEmbedder(64))
     assert back.stats()["index_type"] == kind
     assert back.search("Completely new words here", k=1, mode="dense")[0].source == "new.txt"
 
@@ -308,3 +309,14 @@ def test_pq_kinds_rank_candidates_with_exact_scores(kind):
         assert list(scores) == sorted(scores, reverse=True)
     assert found / 500 >= 0.9
     assert store.settings()["in_use"] == kind and store.settings()["refine"] == 10
+
+
+def test_the_old_name_of_embedding_model_still_works_with_a_warning(notes_dir, tmp_path):
+    out = tmp_path / "ix"
+    with pytest.warns(DeprecationWarning, match="model= is now embedding_model="):
+        build(notes_dir, out=out, model=HashEmbedder())
+    with pytest.warns(DeprecationWarning, match="Index.load"):
+        assert len(Index.load(out, model=HashEmbedder())) > 0
+    with pytest.raises(SettingsError, match="embedding_model= only"):
+        Index(HashEmbedder(), model=HashEmbedder())
+    assert "embedding_model=" in repr(Index.load(out, embedding_model=HashEmbedder()))

@@ -27,12 +27,12 @@ from ragbook.index import Index, build
 def out(notes_dir, tmp_path):
     """A small saved index (three files, a dozen passages) built with the fast embedder."""
     path = tmp_path / "ix"
-    build(notes_dir, out=path, model=HashEmbedder(), chunk_size=24, overlap=0)
+    build(notes_dir, out=path, embedding_model=HashEmbedder(), chunk_size=24, overlap=0)
     return path
 
 
 def _load(path: Path, **kw) -> Index:
-    return Index.load(path, model=HashEmbedder(), **kw)
+    return Index.load(path, embedding_model=HashEmbedder(), **kw)
 
 
 def _manifest(path: Path) -> dict:
@@ -535,7 +535,7 @@ def test_a_full_disk_during_save_leaves_the_previous_index(tiny_disk):
 
 
 def _load_64(path: Path) -> Index:
-    return Index.load(path, model=HashEmbedder(64))
+    return Index.load(path, embedding_model=HashEmbedder(64))
 
 
 def test_out_below_a_file_or_at_a_file_is_a_clear_error(tmp_path):
@@ -554,5 +554,5 @@ def test_a_build_with_bad_settings_creates_no_folder(notes_dir, tmp_path):
     from ragbook.errors import SettingsError
 
     with pytest.raises(SettingsError):
-        build(notes_dir, out=tmp_path / "new", model=HashEmbedder(), chunk_size=2)
+        build(notes_dir, out=tmp_path / "new", embedding_model=HashEmbedder(), chunk_size=2)
     assert not (tmp_path / "new").exists()

@@ -55,7 +55,7 @@ WRITER = textwrap.dedent(
         folder.mkdir(parents=True)
         (folder / f"{{name}}-{{i}}.md").write_text(f"# Round {{i}}\\n\\nWriter {{name}} wrote passage {{i}}.\\n",
                                                   encoding="utf-8")
-        build(folder, out=out, model=HashEmbedder(), lock_timeout=120)
+        build(folder, out=out, embedding_model=HashEmbedder(), lock_timeout=120)
     print("done", flush=True)
     """
 )
@@ -98,7 +98,7 @@ def test_a_held_lock_stops_a_writer_naming_the_holder(holder, monkeypatch):
         index.save(out)
     # the holder's save in progress is left alone, and readers need no lock
     assert (out / ".tmp-data-inuse").is_dir()
-    assert Index.load(out, model=HashEmbedder()).sources == ["tides.txt"]
+    assert Index.load(out, embedding_model=HashEmbedder()).sources == ["tides.txt"]
 
 
 def test_a_killed_holder_frees_the_lock_and_its_leftovers_go(holder):
@@ -107,7 +107,7 @@ def test_a_killed_holder_frees_the_lock_and_its_leftovers_go(holder):
     proc.wait()
     index = _small_index(out.parent / "other", "Neap tides are weaker.", "neap.txt")
     index.save(out, lock_timeout=5)
-    assert Index.load(out, model=HashEmbedder()).sources == ["neap.txt"]
+    assert Index.load(out, embedding_model=HashEmbedder()).sources == ["neap.txt"]
     assert not (out / ".tmp-data-inuse").exists()  # the dead save's temporary folder is removed
     assert (out / ".lock").read_bytes() == b""  # nobody holds it: it names no one
 
@@ -121,7 +121,7 @@ def test_two_processes_building_one_folder_lose_nothing(tmp_path):
     for proc in writers:
         stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0 and stdout.strip() == b"done", stderr.decode()
-    index = Index.load(out, model=HashEmbedder())
+    index = Index.load(out, embedding_model=HashEmbedder())
     names = sorted(Path(source).name for source in index.sources)
     assert names == sorted(f"{w}-{i}.md" for w in "ab" for i in range(4))  # each build kept the other's files
     assert sorted(p.name for p in out.iterdir() if p.name != "manifest.json") == [".lock", index_data(out)]
@@ -144,7 +144,7 @@ def test_readers_need_no_lock_while_a_writer_saves_again_and_again(tmp_path):
         from ragbook.documents import Document
         from ragbook.index import Index
 
-        index = Index.load(sys.argv[1], model=HashEmbedder())
+        index = Index.load(sys.argv[1], embedding_model=HashEmbedder())
         for i in range(15):
             index.add_documents([Document(text=f"Passage {{i}} about tides and the moon.", source=f"p{{i}}.txt")])
             index.save(sys.argv[1])
@@ -154,11 +154,11 @@ def test_readers_need_no_lock_while_a_writer_saves_again_and_again(tmp_path):
     proc = _start(saver, str(out))
     loads = 0
     while proc.poll() is None or loads == 0:
-        index = Index.load(out, model=HashEmbedder())  # each load sees one complete generation
+        index = Index.load(out, embedding_model=HashEmbedder())  # each load sees one complete generation
         assert len(index) == len(index.vectors) == len(index.bm25) == len(index.files)
         loads += 1
     assert proc.wait() == 0, proc.stderr.read().decode()
-    assert len(Index.load(out, model=HashEmbedder()).files) == 16
+    assert len(Index.load(out, embedding_model=HashEmbedder()).files) == 16
 
 
 def test_threads_of_one_process_take_turns(tmp_path):
@@ -181,7 +181,7 @@ def test_threads_of_one_process_take_turns(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    assert len(Index.load(out, model=HashEmbedder()).files) == 5  # the last save, whole
+    assert len(Index.load(out, embedding_model=HashEmbedder()).files) == 5  # the last save, whole
 
 
 def test_the_lock_is_reentrant_for_its_holder_and_excludes_other_threads(tmp_path):

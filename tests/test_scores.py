@@ -135,7 +135,7 @@ def test_metadata_keys_follow_the_index_as_it_changes():
 
 def test_filters_survive_a_save_and_reload(shelf, tmp_path):
     shelf.save(tmp_path / "shelf")
-    back = Index.load(tmp_path / "shelf", model=HashEmbedder())
+    back = Index.load(tmp_path / "shelf", embedding_model=HashEmbedder())
     assert len(back.search("cells", k=20, filters={"year": (2018, 2020)})) == 3
     with pytest.raises(SettingsError, match="reversed"):
         back.search("cells", filters={"year": (2020, 2018)})

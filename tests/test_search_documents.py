@@ -235,7 +235,7 @@ def test_empty_index_and_bad_settings(index):
 def test_save_load_and_approximate_index_give_the_same_documents(index, tmp_path):
     before = index.retriever().search_documents("lava ash rock", k=4)
     index.save(tmp_path / "ix")
-    loaded = Index.load(tmp_path / "ix", model=HashEmbedder())
+    loaded = Index.load(tmp_path / "ix", embedding_model=HashEmbedder())
     after = loaded.retriever().search_documents("lava ash rock", k=4)
     assert after.sources == before.sources and [d.score for d in after] == [d.score for d in before]
     hnsw = Index(HashEmbedder(), index_type="hnsw", context=False)

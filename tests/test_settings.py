@@ -8,8 +8,7 @@ import math
 import pytest
 
 from ragbook.errors import SettingsError
-from ragbook.settings import (ASSISTANT_KEYS, FUSIONS, MODES, RETRIEVAL_KEYS, AssistantConfig, RetrievalConfig,
-                              describe)
+from ragbook.settings import ASSISTANT_KEYS, FUSIONS, MODES, RETRIEVAL_KEYS, AssistantConfig, RetrievalConfig, describe
 
 
 def test_defaults_and_descriptions():

@@ -28,7 +28,7 @@ SAVER = textwrap.dedent(
     from ragbook.index import Index
 
     out = sys.argv[1]
-    index = Index.load(out, model=HashEmbedder(256), verify=False)
+    index = Index.load(out, embedding_model=HashEmbedder(256), verify=False)
     i = 0
     print("ready", flush=True)
     while True:  # save new generations until killed
@@ -70,7 +70,7 @@ def test_kill_during_save_leaves_a_loadable_index(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         cut_mid_save += any(p.name.startswith(".tmp-data-") for p in out.iterdir())
-        index = Index.load(out, model=HashEmbedder(256))  # verifies every checksum
+        index = Index.load(out, embedding_model=HashEmbedder(256))  # verifies every checksum
         stats = index.stats()
         assert stats["unique_chunks"] == len(index.vectors) == len(index.bm25)
         assert stats["unique_chunks"] >= base
@@ -79,7 +79,7 @@ def test_kill_during_save_leaves_a_loadable_index(tmp_path):
         assert (out / manifest["data"]).is_dir()
     assert cut_mid_save >= 2, "the kills never landed inside a save; the test proved nothing"
     # the next save cleans up whatever the killed processes left behind
-    Index.load(out, model=HashEmbedder(256)).save(out)
+    Index.load(out, embedding_model=HashEmbedder(256)).save(out)
     leftovers = [p.name for p in out.iterdir() if p.name not in ("manifest.json", ".lock") and not p.name.startswith("data-")]
     assert leftovers == [] and len([p for p in out.iterdir() if p.name.startswith("data-")]) == 1
 
@@ -105,5 +105,5 @@ def test_save_is_a_single_switch_of_the_manifest(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         index.save(out)
     monkeypatch.setattr(os, "replace", real_replace)
-    back = Index.load(out, model=HashEmbedder())
+    back = Index.load(out, embedding_model=HashEmbedder())
     assert back.sources == ["a.txt"]

@@ -167,7 +167,7 @@ def test_builder_builds_updates_and_reports(embedder, notes_dir, tmp_path):
     from ragbook.widgets import Builder
 
     (notes_dir / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
-    panel = Builder(paths=str(notes_dir), upload_dir=tmp_path / "up", model=embedder.name, out=str(tmp_path / "idx"))
+    panel = Builder(paths=str(notes_dir), upload_dir=tmp_path / "up", embedding_model=embedder.name, out=str(tmp_path / "idx"))
     progress = []
     panel.bar.observe(lambda change: progress.append(change["new"]), names="max")
     built = []
@@ -196,7 +196,7 @@ def test_builder_uploads_are_sanitised_and_bad_ones_reported(embedder, tmp_path)
     from ragbook.widgets import Builder
 
     up = tmp_path / "uploads"
-    panel = Builder(upload_dir=up, model=embedder.name)
+    panel = Builder(upload_dir=up, embedding_model=embedder.name)
     panel.save_uploads([
         {"name": "../../escape.md", "content": memoryview(b"# Escape\n\nUploaded lava notes.\n")},
         {"name": "C:\\Users\\me\\notes.txt", "content": b"Basalt is a volcanic rock."},
@@ -214,7 +214,7 @@ def test_builder_uploads_are_sanitised_and_bad_ones_reported(embedder, tmp_path)
 def test_builder_reports_missing_paths(embedder, tmp_path):
     from ragbook.widgets import Builder
 
-    panel = Builder(paths=str(tmp_path / "nowhere"), model=embedder.name, upload_dir=tmp_path / "up")
+    panel = Builder(paths=str(tmp_path / "nowhere"), embedding_model=embedder.name, upload_dir=tmp_path / "up")
     panel.build_button.click()
     assert "does not exist" in panel.error and panel.index is None
     panel.paths.value = ""

@@ -29,11 +29,14 @@ class Builder(Panel):
     title = "Build"
 
     def __init__(self, index: Any = None, *, paths: str = "", out: str | os.PathLike[str] | None = None,
-                 upload_dir: str | os.PathLike[str] | None = None, model: str | None = None) -> None:
+                 upload_dir: str | os.PathLike[str] | None = None, embedding_model: str | None = None,
+                 model: str | None = None) -> None:
+        from ragbook._compat import renamed
         from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
         from ragbook.embedding import DEFAULT_MODEL
         from ragbook.loaders import _LOADERS
 
+        model = renamed(embedding_model, model, "model", "embedding_model", "Builder()")
         self.index = index
         self.upload_dir = Path(upload_dir) if upload_dir else Path(tempfile.mkdtemp(prefix="ragbook-uploads-"))
         self.uploaded: list[Path] = []
