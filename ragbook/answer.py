@@ -300,7 +300,7 @@ class Answer:
     checks: list[SentenceCheck] = field(default_factory=list)
     prompt: str = ""
     messages: list[dict[str, str]] = field(default_factory=list)
-    model: str = ""
+    llm: str = ""  # the language model's name ("extractive" without one)
     mode: str = "llm"  # "llm" | "extractive" | "abstained"
     raw_text: str = ""  # the model's own words, before ragbook added missing citations
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
@@ -314,6 +314,15 @@ class Answer:
     model_checks: int = 0  # how many sentences were put to the model as a verifier (ragbook.grounding)
     withheld: str = ""  # the model's answer when ragbook showed another (the passage's sentence, or "I don't know")
     unknown_terms: list[str] = field(default_factory=list)  # abstained: the question's terms no document uses
+
+    @property
+    def model(self) -> str:
+        """The old name of :attr:`llm`."""
+        import warnings
+
+        warnings.warn("Answer.model is now Answer.llm (the old name goes in the next release)", DeprecationWarning,
+                      stacklevel=2)
+        return self.llm
 
     @property
     def abstained(self) -> bool:
@@ -383,12 +392,12 @@ class Answer:
     def __repr__(self) -> str:
         ms = self.timings.get("total", 0.0) * 1000
         return (f"Answer(text={shorten(self.text, 60)!r}, citations={[c.n for c in self.citations]}, "
-                f"passages={len(self.passages)}, mode={self.mode!r}, model={self.model!r}, ms={ms:.0f}"
+                f"passages={len(self.passages)}, mode={self.mode!r}, llm={self.llm!r}, ms={ms:.0f}"
                 + (", incomplete=True)" if self.incomplete else ")"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "question": self.question, "query": self.query, "text": self.text, "mode": self.mode, "model": self.model,
+            "question": self.question, "query": self.query, "text": self.text, "mode": self.mode, "llm": self.llm,
             "citations": [{"n": c.n, "valid": c.valid, "source": c.source, "page": c.page} for c in self.citations],
             "passages": [h.to_dict() for h in self.passages],
             "checks": [{"sentence": c.sentence, "cites": c.cites, "support": c.support, "flag": c.flag, "quote": c.quote,
@@ -441,7 +450,7 @@ class Answer:
         timing = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
         return (f"<div class='ragbook-answer'><div style='white-space:pre-wrap'>{''.join(body)}</div>"
                 + (f"<ul style='color:#b00020'>{flags}</ul>" if flags else "")
-                + f"<div><small>{html_escape(' · '.join(dict.fromkeys([self.model, self.mode, timing])))}</small></div>"
+                + f"<div><small>{html_escape(' · '.join(dict.fromkeys([self.llm, self.mode, timing])))}</small></div>"
                 + sources + "</div>")
 
 

@@ -262,7 +262,7 @@ def evaluate_answers(assistant: Any, questions: QASet | str | Path, *, limit: in
         answer = assistant.ask(item.question)
         rows.append(score_answer(item, answer, time.perf_counter() - started, no_answer))
     r = assistant.retriever
-    settings = {"model": assistant.model_name, "template": assistant.template.name, "k": r.k, "mode": r.mode,
+    settings = {"model": assistant.llm_name, "template": assistant.template.name, "k": r.k, "mode": r.mode,
                 "min_relevance": assistant.min_relevance}
     report = AnswerReport(rows, summarize(rows), settings, qa.name)
     log.info("answers on %s: %r", qa.name or "questions", report)

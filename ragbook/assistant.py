@@ -89,10 +89,12 @@ class Assistant:
     # -- the model -------------------------------------------------------------------------
 
     def _spec(self) -> Any:
-        """The model asked for; with none, ``$RAGBOOK_MODEL`` (a preset, a path, "extractive"...), else the best
+        """The model asked for; with none, ``$RAGBOOK_LLM`` (a preset, a path, "extractive"...), else the best
         installed one.  Read at use, so a saved assistant keeps "the machine's choice" rather than this machine's."""
         if self._llm_spec is None:
-            return os.environ.get("RAGBOOK_MODEL", "").strip() or None
+            from ragbook.llm.presets import llm_from_environment
+
+            return llm_from_environment()
         return self._llm_spec
 
     @property
@@ -119,6 +121,12 @@ class Assistant:
 
     @property
     def model_name(self) -> str:
+        """The old name of :attr:`llm_name`."""
+        return self.llm_name
+
+    @property
+    def llm_name(self) -> str:
+        """The language model's name, without loading it."""
         if self.extractive:
             return EXTRACTIVE
         if self._llm is not None:
@@ -260,8 +268,8 @@ class Assistant:
             return EXTRACTIVE
         if self._llm_spec is None and self.suggested_llm is not None:
             return self.suggested_llm  # the author's choice passes on, still only a suggestion to whoever opens it
-        if self._llm_spec is None and os.environ.get("RAGBOOK_MODEL", "").strip():
-            return None  # this machine's $RAGBOOK_MODEL is not the assistant's own choice
+        if self._llm_spec is None and self._spec() is not None:
+            return None  # this machine's $RAGBOOK_LLM is not the assistant's own choice
         if self._llm is not None:
             return self._llm.info()
         return self._llm_spec if isinstance(self._llm_spec, (str, dict, type(None))) else str(self._llm_spec)
@@ -285,13 +293,13 @@ class Assistant:
 
     def __repr__(self) -> str:
         r = self.retriever
-        return (f"Assistant(name={self.name!r}, model={self.model_name!r}, template={self.template.name!r}, "
+        return (f"Assistant(name={self.name!r}, llm={self.llm_name!r}, template={self.template.name!r}, "
                 f"k={r.k}, mode={r.mode!r}, chunks={len(self.index)}"
                 + (f", note={shorten(' '.join(self.notes.values()), 300)!r}" if self.notes else "") + ")")
 
     def _repr_html_(self) -> str:
         r = self.retriever
-        rows = [["model", self.model_name], ["template", f"{self.template.name}: {self.template.description}"],
+        rows = [["language model", self.llm_name], ["template", f"{self.template.name}: {self.template.description}"],
                 ["retrieval", f"{r.mode} ({r.fusion}), k={r.k}" + (f", mmr={r.mmr}" if r.mmr is not None else "")],
                 ["documents", f"{self.index.stats()['files']} files, {len(self.index.chunks):,} chunks"],
                 ["says it doesn't know below", f"relevance {self.min_relevance}"],
@@ -309,7 +317,7 @@ def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **o
     preset, ``"extractive"``, the packaged embedding model.  Any other model it names (a server
     URL, a file or folder, a hub name, a reranker) is shown in ``assistant.notes`` and kept in
     ``assistant.suggested_llm``, and the assistant uses this machine's choice instead (as with
-    no model saved: ``$RAGBOOK_MODEL``, else the best installed preset).  ``trust_llm=True``
+    no model saved: ``$RAGBOOK_LLM``, else the best installed preset).  ``trust_llm=True``
     uses what the file names, with a warning; keys are never taken from the file.
     """
     from ragbook.bundle import open_bundle
@@ -362,7 +370,7 @@ class AnswerStream:
         hits: list[Hit] = list(results)
         timings = {"rewrite": t_rewrite, "retrieval": time.perf_counter() - t1} if self.history else {
             "retrieval": time.perf_counter() - t1}
-        base: dict[str, Any] = dict(question=self.question, query=query, model=a.model_name)
+        base: dict[str, Any] = dict(question=self.question, query=query, llm=a.llm_name)
 
         unknown = a.unknown_terms(query, hits) if a.abstain_unknown_terms else []
         if unknown:
@@ -426,7 +434,7 @@ class AnswerStream:
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
                             grounding=r.grounding, model_checks=r.model_checks, withheld=r.withheld,
-                            **{**base, "model": llm.name}))
+                            **{**base, "llm": llm.name}))
 
 
 class _AnswerPart:

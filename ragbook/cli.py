@@ -196,7 +196,7 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
             print(f"      the passage says: \u201c{check.quote}\u201d")
     t = answer.timings
     parts = [f"{k} {v:.2f} s" for k, v in t.items()]
-    print(f"\n  ({answer.model}, {answer.mode}; {', '.join(parts)})")
+    print(f"\n  ({answer.llm}, {answer.mode}; {', '.join(parts)})")
 
 
 def _terminal_width() -> int:
@@ -225,7 +225,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from ragbook.llm import LLMError
 
         try:
-            print(f"Loading the language model ({bot.model_name}) ...")
+            print(f"Loading the language model ({bot.llm_name}) ...")
             _ = bot.llm  # load now, with the message above, not in the middle of the answer
         except LLMError as exc:
             print(f"No language model available ({exc}).\nAnswering in extractive mode (quotes from the documents).")
@@ -545,7 +545,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="skip the model's own checks of its answer (a second or two each; the rules still apply)")
         cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
 
-    mo = sub.add_parser("models", help="list the language models ragbook knows, and which are installed")
+    mo = sub.add_parser("llms", aliases=["models"],
+                        help="list the language models ragbook knows, and which are installed (models: its old name)")
     mo.set_defaults(func=_cmd_models)
 
     inf = sub.add_parser("info", help="show an index's model, settings and contents")
@@ -571,7 +572,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="score a fixed random sample of this many questions (seed 0)")
     ev.add_argument("--json", metavar="OUT", help="write the figures and per-question rows to this JSON file")
     ev.set_defaults(func=_cmd_eval)
-    for command in sub.choices.values():  # -v works after the command too: ragbook index ... -v
+    for command in {id(c): c for c in sub.choices.values()}.values():  # -v after the command too (aliases once)
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log what happens; show the traceback of an error")
     return p

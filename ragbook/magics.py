@@ -5,7 +5,7 @@
 >>> %%ask
 ... How is the final project graded?
 
-``%ragbook`` alone shows the assistant in use; ``%ragbook models`` lists the models;
+``%ragbook`` alone shows the assistant in use; ``%ragbook llms`` lists the language models;
 ``%ragbook panel`` opens its app; ``%ask question`` is the one-line form.
 """
 
@@ -26,7 +26,7 @@ _USAGE = """usage:
                                                   pick the assistant (a .ragbook file or an Assistant variable);
                                                   --trust-llm uses the model the file names
   %ragbook                                        show the assistant in use
-  %ragbook models                                 list the language models and where they come from
+  %ragbook llms                                   list the language models and where they come from
   %ragbook panel                                  open the assistant's app
   %%ask [-k N] [--mode hybrid|dense|bm25] [--prompt]   answer the cell's question (%ask QUESTION on one line)"""
 
@@ -49,7 +49,7 @@ class RagbookMagics(Magics):
         command, rest = args[0], args[1:]
         if command == "use":
             return self.use(rest)
-        if command == "models":
+        if command in ("llms", "models"):  # models: its old name
             from ragbook.llm import list_models
 
             return list_models()

@@ -130,7 +130,7 @@ class AssistantConfig:
     name: str = _doc("shown in the panels and saved with the assistant", "assistant", kind=str, max_length=1_000)
     llm: str | dict[str, Any] | None = _doc(
         "the language model: a preset, a GGUF file, 'openai:URL', 'extractive', a saved model reference, or None for "
-        "this machine's choice ($RAGBOOK_MODEL, else the best installed model)", None)
+        "this machine's choice ($RAGBOOK_LLM, else the best installed model)", None)
     template: str | dict[str, Any] = _doc("a built-in template's name, or a template's fields", "tutor")
     min_relevance: float | None = _doc("below this relevance of the best passage it says it doesn't know", 0.3,
                                        kind=float, optional=True, low=0.0, high=1.0)

@@ -362,30 +362,30 @@ def test_model_comes_from_the_environment_when_not_given(course, monkeypatch):
         return EchoLLM(name=str(spec))
 
     monkeypatch.setattr("ragbook.llm.load_llm", fake_load_llm)
-    monkeypatch.setenv("RAGBOOK_MODEL", "qwen2.5-coder-0.5b")
+    monkeypatch.setenv("RAGBOOK_LLM", "qwen2.5-coder-0.5b")
     bot = Assistant(course)
     assert bot.model_name == "qwen2.5-coder-0.5b" and loaded == []  # named, not loaded yet
     answer = bot.ask("Where does the Calvin cycle take place?")
-    assert loaded == ["qwen2.5-coder-0.5b"] and answer.model == "qwen2.5-coder-0.5b" and answer.mode == "llm"
+    assert loaded == ["qwen2.5-coder-0.5b"] and answer.llm == "qwen2.5-coder-0.5b" and answer.mode == "llm"
 
-    monkeypatch.setenv("RAGBOOK_MODEL", "/models/mine.gguf")  # a path goes to load_llm as it is
+    monkeypatch.setenv("RAGBOOK_LLM", "/models/mine.gguf")  # a path goes to load_llm as it is
     Assistant(course).ask("Where does the Calvin cycle take place?")
     assert loaded[-1] == "/models/mine.gguf"
 
     explicit = EchoLLM(name="explicit")  # a model given in the code wins over the environment
-    assert Assistant(course, llm=explicit).ask("What does the Calvin cycle fix?").model == "explicit"
+    assert Assistant(course, llm=explicit).ask("What does the Calvin cycle fix?").llm == "explicit"
     assert Assistant(course, llm="smollm2-135m").model_name == "smollm2-135m"
 
-    monkeypatch.setenv("RAGBOOK_MODEL", "")  # set but empty: the machine's best model, as when unset
+    monkeypatch.setenv("RAGBOOK_LLM", "")  # set but empty: the machine's best model, as when unset
     Assistant(course).ask("Where does the Calvin cycle take place?")
     assert loaded[-1] is None
-    monkeypatch.delenv("RAGBOOK_MODEL")
+    monkeypatch.delenv("RAGBOOK_LLM")
     Assistant(course).ask("Where does the Calvin cycle take place?")
     assert loaded[-1] is None and len(loaded) == 4
 
 
 def test_extractive_from_the_environment(course, monkeypatch):
-    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    monkeypatch.setenv("RAGBOOK_LLM", "extractive")
     monkeypatch.setattr("ragbook.llm.load_llm", lambda *a, **k: pytest.fail("no model may be loaded"))
     bot = Assistant(course)
     assert bot.extractive and bot.llm is None and bot.model_name == "extractive"
@@ -405,13 +405,13 @@ def test_the_environment_model_is_not_saved_into_files(course, monkeypatch, tmp_
     import json
     import zipfile
 
-    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    monkeypatch.setenv("RAGBOOK_LLM", "extractive")
     Assistant(course).save(tmp_path / "env.ragbook")
     Assistant(course, llm="extractive").save(tmp_path / "chosen.ragbook")
     with zipfile.ZipFile(tmp_path / "env.ragbook") as z, zipfile.ZipFile(tmp_path / "chosen.ragbook") as y:
         settings = [json.loads(f.read(n)) for f, n in ((z, "assistant.json"), (y, "assistant.json"))]
     assert settings[0]["llm"] is None and settings[1]["llm"] == "extractive"
-    monkeypatch.setenv("RAGBOOK_MODEL", "smollm2-135m")
+    monkeypatch.setenv("RAGBOOK_LLM", "smollm2-135m")
     back = Assistant.load(tmp_path / "env.ragbook")
     assert back.model_name == "smollm2-135m" and not back.extractive  # the machine that opens it decides
 

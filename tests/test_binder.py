@@ -154,7 +154,7 @@ def test_postbuild_builds_the_demo_assistant_offline_and_the_quickstart_loads_it
     # The repository as Binder copies it, minus what postBuild does not read.
     shutil.copytree(BINDER, tmp_path / "binder")
     notebooks = copy_layout(tmp_path)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAGBOOK_MODEL": TEST_MODEL,
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAGBOOK_LLM": TEST_MODEL,
            "RAGBOOK_CACHE": str(tmp_path / "cache")}
     result = subprocess.run([str(tmp_path / "binder" / "postBuild")], cwd=tmp_path / "notebooks", env=env,
                             capture_output=True, text=True, timeout=900)

@@ -83,7 +83,7 @@ def site(tmp_path_factory):
     (config / "labconfig" / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}), encoding="utf-8")
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
-           "RAGBOOK_MODEL": "extractive", "HF_HUB_OFFLINE": "1", "RAGBOOK_PROGRESS": "0",
+           "RAGBOOK_LLM": "extractive", "HF_HUB_OFFLINE": "1", "RAGBOOK_PROGRESS": "0",
            "JUPYTER_PLATFORM_DIRS": "1"}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return root, env

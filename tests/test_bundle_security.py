@@ -175,7 +175,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
     path = with_llm(saved, tmp_path / "course.ragbook", evil_llm(url))
 
     # the extractive path, chosen on this machine
-    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    monkeypatch.setenv("RAGBOOK_LLM", "extractive")
     with caplog.at_level(logging.WARNING, logger="ragbook.bundle"):
         bot = ragbook.load(path, embedding_model=HashEmbedder())
     assert bot.extractive and bot.ask(QUESTION).mode == "extractive"
@@ -185,7 +185,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
     assert bot.suggested_llm["url"] == url and "api_key_env" not in bot.suggested_llm and "api_key" not in bot.suggested_llm
 
     # the default path: this machine's best model, whatever the file says
-    monkeypatch.delenv("RAGBOOK_MODEL")
+    monkeypatch.delenv("RAGBOOK_LLM")
     real_load_llm = ragbook.llm.load_llm
     asked = []
 
@@ -196,7 +196,7 @@ def test_a_named_server_gets_nothing_unless_trusted(saved, server, tmp_path, mon
     monkeypatch.setattr("ragbook.llm.load_llm", local_model)
     bot = ragbook.load(path, embedding_model=HashEmbedder())
     answer = bot.ask(QUESTION)
-    assert answer.mode == "llm" and answer.model == "local" and asked == [None]
+    assert answer.mode == "llm" and answer.llm == "local" and asked == [None]
     assert list(bot.stream("What are shield volcanoes built by?"))
     assert srv.requests == []
 
@@ -222,7 +222,7 @@ def test_the_users_own_choice_wins_without_a_note(saved, server, tmp_path):
     bot.ask(QUESTION)
     bot = load_assistant(path, embedding_model=HashEmbedder())
     bot.llm = EchoLLM(name="mine")  # chosen after loading: the file's suggestion is gone
-    assert bot.notes == {} and bot.suggested_llm is None and bot.ask(QUESTION).model == "mine"
+    assert bot.notes == {} and bot.suggested_llm is None and bot.ask(QUESTION).llm == "mine"
     assert srv.requests == []
 
 
@@ -257,7 +257,7 @@ def test_a_saved_file_carries_no_secret_nor_its_name(index, server, tmp_path, mo
     {"backend": "llama.cpp", "model": "smollm2-135m-typo"},
 ])
 def test_any_model_outside_the_file_is_only_a_suggestion(saved, tmp_path, monkeypatch, llm):
-    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
+    monkeypatch.delenv("RAGBOOK_LLM", raising=False)
     bot = load_assistant(with_llm(saved, tmp_path / "x.ragbook", llm), embedding_model=HashEmbedder())
     assert bot._llm_spec is None and bot.suggested_llm == llm and "trust_llm=True" in bot.notes["llm"]
     assert bot.model_name == "default"  # this machine's choice, loaded at first use

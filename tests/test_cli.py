@@ -112,8 +112,9 @@ def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch)
 
 
 def test_models_lists_presets(capsys):
-    assert main(["models"]) == 0
+    assert main(["llms"]) == 0
     out = capsys.readouterr().out
+    assert main(["models"]) == 0 and capsys.readouterr().out == out  # its old name
     assert out.splitlines()[0].split()[:2] == ["name", "backend"]
     assert "smollm2-135m" in out and "qwen2.5-coder-1.5b" in out
 

@@ -176,7 +176,7 @@ def test_a_shared_file_reaches_its_server_only_with_trust_llm(notes_dir, tmp_pat
         index = ragbook.build(notes_dir, embedding_model=embedder)
         bundle = Assistant(index, name="Course", llm=url).save(tmp_path / "course.ragbook")
         server.seen.clear()
-        monkeypatch.setenv("RAGBOOK_MODEL", "extractive")  # this machine's choice, when the file is not trusted
+        monkeypatch.setenv("RAGBOOK_LLM", "extractive")  # this machine's choice, when the file is not trusted
         monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-of-the-reader")
         assert main(["ask", str(bundle), "Where is the Calvin cycle?", "--json"]) == 0
         answer = json.loads(capsys.readouterr().out)

@@ -44,7 +44,7 @@ def test_readme_demo_answers_correctly_and_cites_the_handbook_page(tmp_path, mon
     from ragbook.cli import DEMO_QUESTION, main
 
     _skip_unless_it_fits()
-    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)  # the machine's default, as the README promises
+    monkeypatch.delenv("RAGBOOK_LLM", raising=False)  # the machine's default, as the README promises
     # `.venv/bin/ragbook demo` in a checkout: corpora/ in the working folder, index and saved
     # assistant written beside it (here a temporary copy, so the checkout stays clean).
     shutil.copytree(REPO / "corpora", tmp_path / "corpora")
@@ -80,7 +80,7 @@ def demo_bot(tmp_path_factory):
 def test_gold_questions_are_answered_from_the_right_source(demo_bot, question, fact):
     gold = GOLD[question]
     answer = demo_bot.ask(question)
-    assert answer.mode == "llm" and answer.model == DEFAULT
+    assert answer.mode == "llm" and answer.llm == DEFAULT
     assert re.search(fact, answer.text, flags=re.I), answer.text
     assert not answer.invalid_citations
     # the citations of the answer (the model's own, or added where a sentence matches a passage)
@@ -95,7 +95,7 @@ def test_quote_then_answer_with_the_model_as_its_own_verifier(demo_bot, tmp_path
     passage and the model's one-word checks run (or not, with --no-verify)."""
     from ragbook.cli import main
 
-    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
+    monkeypatch.delenv("RAGBOOK_LLM", raising=False)
     saved = demo_bot.save(tmp_path / "demo.ragbook")
     question = "How many grace days do students get over the whole term?"
     assert main(["ask", saved, question, "--template", "quote", "--json"]) == 0

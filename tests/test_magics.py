@@ -95,7 +95,7 @@ def test_use_a_shared_file_trusts_its_model_only_when_asked(shell, make_index, n
             if info.filename == "assistant.json":
                 data = json.dumps({**json.loads(data), "llm": str(outside)}).encode()
             dst.writestr(info, data)
-    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    monkeypatch.setenv("RAGBOOK_LLM", "extractive")
     bot = shell.run_line_magic("ragbook", f"use {shared}")
     assert bot.extractive and bot.model_name == "extractive"  # this machine's choice
     assert "their-model.gguf" in str(bot.suggested_llm) and "trust_llm" in bot.notes["llm"]

@@ -18,7 +18,7 @@ from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 TEST_MODEL = "smollm2-135m"
-ENV = {"RAGBOOK_MODEL": TEST_MODEL, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAGBOOK_PROGRESS": "0",
+ENV = {"RAGBOOK_LLM": TEST_MODEL, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAGBOOK_PROGRESS": "0",
        "TOKENIZERS_PARALLELISM": "false"}
 CELL_TIMEOUT = 1200  # seconds a cell may take: SmolLM2 answers take minutes on a loaded 2-core machine
 # The first cell the tests add: which Python runs the kernel (it must be this environment's).

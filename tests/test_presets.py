@@ -16,7 +16,8 @@ from ragbook.llm.presets import MB, PRESETS, Preset
 def cache(tmp_path, monkeypatch):
     folder = tmp_path / "ragbook-cache"
     monkeypatch.setenv("RAGBOOK_CACHE", str(folder))
-    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)  # a machine's own choice must not steer these tests
+    monkeypatch.delenv("RAGBOOK_LLM", raising=False)  # a machine's own choice must not steer these tests
+    monkeypatch.delenv("RAGBOOK_MODEL", raising=False)
     return folder
 
 
@@ -85,25 +86,33 @@ def test_default_model_from_environment_wins(monkeypatch, value, expected):
     # chosen even when nothing is installed and no memory is free: the person asked for it
     monkeypatch.setattr(presets, "available_memory", lambda: 10 * MB)
     monkeypatch.setattr(presets, "is_installed", lambda p: False)
-    monkeypatch.setenv("RAGBOOK_MODEL", value)
+    monkeypatch.setenv("RAGBOOK_LLM", value)
     assert default_model() == expected
+
+
+def test_the_old_name_of_the_variable_still_works_with_a_warning(monkeypatch):
+    monkeypatch.setenv("RAGBOOK_MODEL", "extractive")
+    with pytest.warns(DeprecationWarning, match="RAGBOOK_MODEL is now RAGBOOK_LLM"):
+        assert default_model() == "extractive"
+    monkeypatch.setenv("RAGBOOK_LLM", "smollm2-135m")  # the new name wins, silently
+    assert default_model() == "smollm2-135m"
 
 
 @pytest.mark.parametrize("value", ["", "   "])
 def test_empty_environment_model_is_ignored(monkeypatch, value):
     monkeypatch.setattr(presets, "available_memory", lambda: 20_000 * MB)
     monkeypatch.setattr(presets, "is_installed", lambda p: p.name == "qwen2.5-coder-0.5b")
-    monkeypatch.setenv("RAGBOOK_MODEL", value)
+    monkeypatch.setenv("RAGBOOK_LLM", value)
     assert default_model() == "qwen2.5-coder-0.5b"
 
 
 def test_load_llm_uses_the_environment_model(monkeypatch, tmp_path):
-    monkeypatch.setenv("RAGBOOK_MODEL", "smollm2-135")
+    monkeypatch.setenv("RAGBOOK_LLM", "smollm2-135")
     with pytest.raises(LLMError, match="Did you mean 'smollm2-135m'"):
         load_llm()
     not_gguf = tmp_path / "notes.gguf"
     not_gguf.write_text("just text", encoding="utf-8")
-    monkeypatch.setenv("RAGBOOK_MODEL", str(not_gguf))
+    monkeypatch.setenv("RAGBOOK_LLM", str(not_gguf))
     with pytest.raises(LLMError, match="is not a GGUF file"):
         load_llm()
     from test_llm_base import ScriptLLM

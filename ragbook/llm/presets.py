@@ -451,9 +451,23 @@ def list_models() -> ModelList:
     return ModelList(_info(p) for p in PRESETS.values())
 
 
+def llm_from_environment() -> str | None:
+    """The machine's choice of language model: ``$RAGBOOK_LLM`` (or its old name ``$RAGBOOK_MODEL``), or None."""
+    chosen = os.environ.get("RAGBOOK_LLM", "").strip()
+    if chosen:
+        return chosen
+    old = os.environ.get("RAGBOOK_MODEL", "").strip()
+    if old:
+        import warnings
+
+        warnings.warn("RAGBOOK_MODEL is now RAGBOOK_LLM (the old name goes in the next release)", DeprecationWarning,
+                      stacklevel=2)
+    return old or None
+
+
 def default_model() -> str:
-    """``$RAGBOOK_MODEL`` when set, else the best preset present that fits in free memory (1.5B > 0.5B > 135M)."""
-    chosen = os.environ.get("RAGBOOK_MODEL", "").strip()
+    """``$RAGBOOK_LLM`` when set, else the best preset present that fits in free memory (1.5B > 0.5B > 135M)."""
+    chosen = llm_from_environment()
     if chosen:
         return chosen
     free_mb = available_memory() // MB

@@ -26,7 +26,7 @@ class App(Panel):
         from ragbook.widgets.template_editor import TemplateEditor
 
         self.assistant = assistant
-        models = model_choices("extractive" if assistant.extractive else assistant.model_name)
+        models = model_choices("extractive" if assistant.extractive else assistant.llm_name)
         self.chat = Chat(assistant, models=models)
         self.inspector = Inspector(assistant, question)
         self.compare = Compare(assistant, question=question, models=models)
@@ -50,7 +50,7 @@ class App(Panel):
         stats = a.index.stats()
         self.header.value = (f"<div style='font-size:1.2em'><b>{html_escape(a.name)}</b> "
                              f"<small style='color:#555'>{stats['files']} files · {stats['chunks']:,} passages · "
-                             f"model {html_escape(a.model_name)} · template {html_escape(a.template.name)}</small></div>")
+                             f"model {html_escape(a.llm_name)} · template {html_escape(a.template.name)}</small></div>")
 
     def _on_build(self, index: Any) -> None:
         for a in {id(x): x for x in (self.assistant, self.compare.left.base, self.compare.right.base)}.values():

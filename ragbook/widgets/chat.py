@@ -49,7 +49,7 @@ class Chat(Panel):
                                    layout=w.Layout(width="80%", height="4.5em"))
         self.ask_button = w.Button(description="Ask", button_style="primary", icon="paper-plane")
         self.reset_button = w.Button(description="New conversation", icon="eraser", layout=w.Layout(width="auto"))
-        current = assistant.model_name if not assistant.extractive else "extractive"
+        current = assistant.llm_name if not assistant.extractive else "extractive"
         options = models if models is not None else model_choices(current)
         values = [v for _, v in options]
         self.model = w.Dropdown(options=options, value=current if current in values else values[0],
@@ -121,7 +121,7 @@ class Chat(Panel):
         t = answer.timings
         ms = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items())
         flags = f"; {len(answer.unsupported)} sentence(s) flagged" if answer.unsupported else ""
-        self.say(f"{answer.mode} answer from {answer.model}: {ms}{flags}")
+        self.say(f"{answer.mode} answer from {answer.llm}: {ms}{flags}")
         return answer
 
     @guarded

@@ -30,7 +30,7 @@ class _Side(w.VBox):
         if assistant.template.name not in templates:
             templates.insert(0, assistant.template.name)
         self.template = w.Dropdown(options=templates, value=assistant.template.name, description="Template")
-        current = "extractive" if assistant.extractive else assistant.model_name
+        current = "extractive" if assistant.extractive else assistant.llm_name
         values = [v for _, v in models]
         if current not in values:
             models = [(current, current), *models]
@@ -51,7 +51,7 @@ class _Side(w.VBox):
             changes["k"] = self.k.value
         if self.template.value in TEMPLATES and self.template.value != base.template.name:
             changes["template"] = TEMPLATES[self.template.value]
-        if self.model.value != ("extractive" if base.extractive else base.model_name):
+        if self.model.value != ("extractive" if base.extractive else base.llm_name):
             changes["llm"] = self.model.value
         key = tuple(sorted((k, getattr(v, "name", v)) for k, v in changes.items()))
         if key not in self._variants:
@@ -61,7 +61,7 @@ class _Side(w.VBox):
 
     def describe(self) -> str:
         a = self.assistant
-        return f"{a.model_name} · {a.template.name} · {a.retriever.mode} k={a.retriever.k}"
+        return f"{a.llm_name} · {a.template.name} · {a.retriever.mode} k={a.retriever.k}"
 
     def show(self, answer: Any) -> None:
         self.answer = answer
