@@ -23,6 +23,7 @@ from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer, check_answer
 from ragbook.errors import BundleError, SettingsError
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
+from ragbook.llm.base import ChatModel
 from ragbook.prompt import Template, get_template, pack
 from ragbook.retrieval import Hit, Results, Retriever
 from ragbook.settings import EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
@@ -79,7 +80,7 @@ class Assistant:
         self.abstain_unknown_terms = abstain_unknown_terms
         self.retriever = Retriever(index, **retrieval)
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
-        self._llm: Any = llm if hasattr(llm, "chat") else None
+        self._llm: Any = llm if isinstance(llm, ChatModel) else None
         self.history: list[_Turn] = []
         # Set by ragbook.load: in words, by part ("llm", "reranker", "embedding"), what the file named
         # that is not used (or is, on trust); and the model reference it named, when not used.
@@ -115,7 +116,7 @@ class Assistant:
     @llm.setter
     def llm(self, value: Any) -> None:
         self._llm_spec = value
-        self._llm = value if hasattr(value, "chat") else None
+        self._llm = value if isinstance(value, ChatModel) else None
         self.suggested_llm = None  # the user chose: a saved file's suggestion no longer applies
         self.notes.pop("llm", None)
 

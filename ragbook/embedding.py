@@ -14,14 +14,14 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from ragbook.errors import ModelNotFoundError
 from ragbook.progress import progress
 
-__all__ = ["Embedder", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
+__all__ = ["Embedder", "EmbeddingModel", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,29 @@ def resolve_model(model: str | os.PathLike[str]) -> tuple[str, str]:
     if path.is_dir():
         return str(path.resolve()), str(path.resolve())
     return name, name
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """What an index needs from an embedding model (an :class:`Embedder`, or a stand-in such as
+    :class:`ragbook.testing.HashEmbedder`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> Any: ...
+
+    def encode_queries(self, texts: Sequence[str] | str) -> Any: ...
+
+    def fingerprint(self) -> list[float]: ...
+
+    def info(self) -> dict[str, Any]: ...
 
 
 class Embedder:

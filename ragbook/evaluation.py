@@ -226,12 +226,12 @@ def index_beir(corpus: Mapping[str, Mapping[str, str]], model: Any = None, *, pr
     what sentence-transformers' truncation keeps) and embedded whole as one chunk with no
     context line (the text already starts with the title), searched exactly (flat index).
     """
-    from ragbook.embedding import DEFAULT_MODEL, Embedder
+    from ragbook.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel
     from ragbook.index import Index
 
     if protocol not in PROTOCOLS:
         raise SettingsError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
-    embedder = model if hasattr(model, "encode_documents") else Embedder(model or DEFAULT_MODEL)
+    embedder = model if isinstance(model, EmbeddingModel) else Embedder(model or DEFAULT_MODEL)
     documents = beir_documents(corpus)
     if protocol == "mteb":
         fixed = {"chunk_size": embedder.max_tokens, "overlap": 0, "index_type": "flat", "context": False}

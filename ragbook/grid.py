@@ -133,7 +133,9 @@ def compare(target: Any, questions: Any, grid: Mapping[str, Any], *, answers: bo
             raise SettingsError(f"nothing to score in {qa.name or 'the questions'}: no question names a source or page "
                              "(for retrieval), and answers=False")
 
-    base_assistant = target if hasattr(target, "template") and hasattr(target, "retriever") else None
+    from ragbook.assistant import Assistant
+
+    base_assistant = target if isinstance(target, Assistant) else None
     if base_assistant is not None:
         index = base_assistant.index
         base_retrieval = {k: getattr(base_assistant.retriever, k) for k in retrieval_keys}

@@ -28,7 +28,7 @@ from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table
 from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, Chunker
 from ragbook.documents import Chunk, Document
-from ragbook.embedding import DEFAULT_MODEL, Embedder
+from ragbook.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel
 from ragbook.errors import LoadError, ModelMismatchError, NotFoundError, SettingsError
 from ragbook.lexical import BM25, Analyzer
 from ragbook.lexical import FILES as BM25_FILES
@@ -151,15 +151,20 @@ class Index:
     ``"ivf"``, or ``"pq"``/``"hnsw-pq"``/``"ivf-pq"`` for compressed vectors (see ``ragbook.vectors``).
     """
 
-    def __init__(self, embedding_model: str | os.PathLike[str] | Embedder | None = None, *,
+    def __init__(self, embedding_model: str | os.PathLike[str] | EmbeddingModel | None = None, *,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_OVERLAP, index_type: str = "auto",
                  bm25_k1: float = 1.2, bm25_b: float = 0.75, stemmer: str | None = "english", context: bool = True,
                  path: str | os.PathLike[str] | None = None,
-                 model: str | os.PathLike[str] | Embedder | None = None) -> None:
+                 model: str | os.PathLike[str] | EmbeddingModel | None = None) -> None:
         model = renamed(embedding_model, model, "model", "embedding_model", "Index()")
-        # anything with Embedder's methods will do (tests use a fast stand-in), hence the duck test and cast
-        self.embedder: Embedder = (cast(Embedder, model) if hasattr(model, "encode_documents")
-                                   else Embedder(model or DEFAULT_MODEL))
+        self.embedder: Embedder
+        if model is None or isinstance(model, (str, os.PathLike)):
+            self.embedder = Embedder(model or DEFAULT_MODEL)
+        elif isinstance(model, EmbeddingModel):  # ragbook.testing.HashEmbedder, say: the index calls only these
+            self.embedder = cast(Embedder, model)
+        else:
+            raise SettingsError(f"embedding_model must be a model name, a folder or an EmbeddingModel, "
+                                f"not {type(model).__name__}")
         self.chunk_size = chunk_size
         self.overlap = overlap
         self.context = bool(context)
@@ -534,8 +539,8 @@ class Index:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, embedding_model: str | os.PathLike[str] | Embedder | None = None,
-             verify: bool = True, model: str | os.PathLike[str] | Embedder | None = None) -> Index:
+    def load(cls, path: str | os.PathLike[str], *, embedding_model: str | os.PathLike[str] | EmbeddingModel | None = None,
+             verify: bool = True, model: str | os.PathLike[str] | EmbeddingModel | None = None) -> Index:
         """Open a saved index.  ``embedding_model`` says where to find its embedding model, if not where it was
         (it is checked against the one that made the vectors; ``model=`` is its old name).
 
@@ -561,7 +566,7 @@ class Index:
         raise AssertionError("unreachable")
 
     @classmethod
-    def _load(cls, path: Path, model: str | os.PathLike[str] | Embedder | None, verify: bool) -> Index:
+    def _load(cls, path: Path, model: str | os.PathLike[str] | EmbeddingModel | None, verify: bool) -> Index:
         manifest, data = read_manifest(path, verify=verify, data_files=DATA_FILES)  # type-checked
         emb, chunking, bm, vec = manifest["embedding"], manifest["chunking"], manifest["bm25"], manifest["vectors"]
         try:

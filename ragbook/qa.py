@@ -372,7 +372,9 @@ def _retriever(target: Any, k: int | None, settings: Mapping[str, Any]) -> Any:
         if k is not None:
             changes["k"] = k
         return base.copy(**changes) if changes else base
-    if not hasattr(target, "bm25"):
+    from ragbook.index import Index
+
+    if not isinstance(target, Index):
         raise SettingsError(f"expected an Index or an Assistant, not {type(target).__name__}")
     return Retriever(target, k=k or 5, **settings)
 

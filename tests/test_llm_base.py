@@ -168,3 +168,42 @@ def test_import_is_cheap():
     code = f"import sys, ragbook.llm; ragbook.llm.list_models(); print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_backend_registered_by_name_serves_its_prefix_and_its_saved_descriptions():
+    from ragbook import llm as llm_package
+    from ragbook.llm import backend, load_llm, register_backend
+    from ragbook.llm.base import ChatModel
+
+    class Echo(ScriptLLM):
+        backend = "echo-server"
+        prefix = "echo:"
+
+        def __init__(self, pieces, **kwargs):
+            super().__init__(pieces)
+            self.spec = kwargs
+
+        @classmethod
+        def from_spec(cls, spec, **kwargs):
+            return cls([spec.removeprefix("echo:")], **kwargs)
+
+        @classmethod
+        def from_info(cls, info, **kwargs):
+            return cls([info["model"]], **kwargs)
+
+        def info(self):
+            return {"backend": self.backend, "model": self.pieces[0]}
+
+    register_backend("echo-server", Echo)
+    try:
+        model = load_llm("echo:hello", name="x")
+        assert isinstance(model, Echo) and model.chat("hi").text == "hello" and model.spec == {"name": "x"}
+        again = load_llm(model.info())
+        assert isinstance(again, Echo) and again.chat("hi").text == "hello" and isinstance(again, ChatModel)
+        assert backend("openai").__name__ == "OpenAILLM" and llm_package.OpenAILLM is backend("openai")
+        with pytest.raises(LLMError, match="unknown backend 'nope'.*echo-server"):
+            load_llm({"backend": "nope", "model": "m"})
+        with pytest.raises(Exception, match="LLM subclass"):
+            register_backend("bad", object)  # type: ignore[arg-type]
+    finally:
+        llm_package._BACKENDS.pop("echo-server", None)

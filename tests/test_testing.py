@@ -52,3 +52,18 @@ def test_a_scripted_reply_can_depend_on_the_messages(course):
     bot = Assistant(course, llm=llm)
     bot.ask("Where does the Calvin cycle run?")
     assert len(llm.calls) >= 2  # the answer, then ragbook's one-word checks, all through the same model
+
+
+def test_anything_with_the_model_protocols_plugs_in(notes_dir):
+    from ragbook.embedding import EmbeddingModel
+    from ragbook.errors import SettingsError
+    from ragbook.llm.base import ChatModel
+
+    assert isinstance(HashEmbedder(), EmbeddingModel) and isinstance(FakeLLM(), ChatModel)
+    assert not isinstance(object(), ChatModel) and not isinstance("model", EmbeddingModel)
+    with pytest.raises(SettingsError, match="EmbeddingModel"):
+        Index(object())
+    index = Index(HashEmbedder())
+    index.add(notes_dir)
+    bot = Assistant(index, llm=FakeLLM())
+    assert bot.llm_name == "fake" and bot.llm is bot._llm  # a ChatModel object is used as it is, never loaded

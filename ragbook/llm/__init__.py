@@ -32,17 +32,46 @@ from ragbook.llm.base import LLM, Generation, LLMError
 from ragbook.llm.presets import PRESETS, ModelInfo, default_model, format_models, list_models
 
 __all__ = ["LLM", "Generation", "LLMError", "ModelInfo", "load_llm", "list_models", "format_models",
-           "default_model", "PRESETS", "LlamaCppLLM", "HFLLM", "OpenAILLM", "packaged_reference",
+           "default_model", "PRESETS", "LlamaCppLLM", "HFLLM", "OpenAILLM", "register_backend", "backend",
+           "packaged_reference",
            "shareable_reference", "describe_reference"]
 
-_BACKENDS = {"LlamaCppLLM": "ragbook.llm.llamacpp", "HFLLM": "ragbook.llm.hf", "OpenAILLM": "ragbook.llm.openai"}
+# backend name (an LLM's ``backend``, an info() dict's "backend") -> its class, imported on first use
+_BACKENDS: dict[str, str | type[LLM]] = {
+    "llama.cpp": "ragbook.llm.llamacpp:LlamaCppLLM",
+    "transformers": "ragbook.llm.hf:HFLLM",
+    "openai": "ragbook.llm.openai:OpenAILLM",
+}
+_CLASSES = {"LlamaCppLLM": "llama.cpp", "HFLLM": "transformers", "OpenAILLM": "openai"}
+
+
+def register_backend(name: str, cls: type[LLM] | str) -> None:
+    """Make ``load_llm`` know a backend: ``cls`` (an :class:`LLM` subclass, or ``"module:Class"``) serves the
+    info() dicts whose "backend" is ``name``, and the strings that start with its ``prefix``."""
+    if not isinstance(name, str) or not name:
+        raise SettingsError("a backend needs a name, such as 'vllm' or 'my-server'")
+    if not (isinstance(cls, str) and ":" in cls or isinstance(cls, type) and issubclass(cls, LLM)):
+        raise SettingsError(f"a backend is an LLM subclass or 'module:Class', not {cls!r}")
+    _BACKENDS[name] = cls
+
+
+def backend(name: str) -> type[LLM]:
+    """The class registered for a backend name."""
+    where = _BACKENDS.get(name)
+    if where is None:
+        raise LLMError(f"unknown backend {name!r}: expected one of {', '.join(_BACKENDS)} (ragbook.llm.register_backend "
+                       "adds one)")
+    if isinstance(where, str):
+        import importlib
+
+        module, _, attr = where.partition(":")
+        where = _BACKENDS[name] = getattr(importlib.import_module(module), attr)
+    return where
 
 
 def __getattr__(name: str) -> Any:
-    if name in _BACKENDS:
-        import importlib
-
-        return getattr(importlib.import_module(_BACKENDS[name]), name)
+    if name in _CLASSES:
+        return backend(_CLASSES[name])
     raise AttributeError(f"module 'ragbook.llm' has no attribute {name!r}")
 
 
@@ -58,29 +87,20 @@ def load_llm(spec: str | os.PathLike[str] | LLM | dict[str, Any] | None = None, 
     if spec is None:
         spec = default_model()
     if isinstance(spec, dict):
-        return _from_info(spec, **kwargs)
+        if "model" not in spec:
+            raise LLMError(f"not a model description from LLM.info(): {spec!r}")
+        return backend(str(spec.get("backend"))).from_info(spec, **kwargs)
     text = os.fspath(spec)
-    if text.startswith("openai:"):
-        from ragbook.llm.openai import OpenAILLM
-
-        url, _, model = text[len("openai:"):].partition("#")
-        if model:
-            kwargs.setdefault("model", model)
-        return OpenAILLM(url, **kwargs)
-    if text.startswith("hf:"):
-        from ragbook.llm.hf import HFLLM
-
-        return HFLLM(text, **kwargs)
+    for name in list(_BACKENDS):  # the backends' modules import their libraries only when a model loads
+        cls = backend(name)
+        if cls.prefix and text.startswith(cls.prefix):
+            return cls.from_spec(text, **kwargs)
     if text in PRESETS:
         preset = PRESETS[text]
         if preset.backend == "transformers":
-            from ragbook.llm.hf import HFLLM
-
             kwargs.setdefault("name", text)
-            return HFLLM(f"hf:{preset.hub}", **kwargs)
-        from ragbook.llm.llamacpp import LlamaCppLLM
-
-        return LlamaCppLLM(text, **kwargs)
+            return backend("transformers")(f"hf:{preset.hub}", **kwargs)  # type: ignore[call-arg]
+        return backend(preset.backend)(text, **kwargs)  # type: ignore[call-arg]
     path = Path(text).expanduser()
     if path.is_file():
         with open(path, "rb") as f:
@@ -88,19 +108,13 @@ def load_llm(spec: str | os.PathLike[str] | LLM | dict[str, Any] | None = None, 
         if magic != b"GGUF":
             raise LLMError(f"{path} is not a GGUF file (it does not start with 'GGUF'); for transformers give "
                            f"the folder that holds config.json")
-        from ragbook.llm.llamacpp import LlamaCppLLM
-
-        return LlamaCppLLM(path, **kwargs)
+        return backend("llama.cpp")(path, **kwargs)  # type: ignore[call-arg]
     if path.is_dir():
         if (path / "config.json").is_file():
-            from ragbook.llm.hf import HFLLM
-
-            return HFLLM(path, **kwargs)
+            return backend("transformers")(path, **kwargs)  # type: ignore[call-arg]
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
-            from ragbook.llm.llamacpp import LlamaCppLLM
-
-            return LlamaCppLLM(ggufs[0], **kwargs)
+            return backend("llama.cpp")(ggufs[0], **kwargs)  # type: ignore[call-arg]
         found = f"{len(ggufs)} .gguf files (give one)" if ggufs else "no config.json and no .gguf file"
         raise LLMError(f"{path} has {found}")
     raise LLMError(_unknown(text))
@@ -116,65 +130,6 @@ def _unknown(text: str) -> str:
     hub = f"For a Hugging Face model write 'hf:{text}'. " if text.count("/") == 1 else ""
     return (f"unknown model {text!r}: not a preset, a file or a folder. {hint}{hub}Presets: {', '.join(PRESETS)} "
             f"(see ragbook.llm.list_models()); or 'openai:http://127.0.0.1:8000/v1' for a server.")
-
-
-def _from_info(info: dict[str, Any], **kwargs: Any) -> LLM:
-    """The model an ``LLM.info()`` dict describes, refusing files whose sha256 changed.
-
-    The dict is taken as the caller's own choice (its paths, URL and ``api_key_env`` are used):
-    a reference read from a shared file goes through :func:`packaged_reference` or, when the user
-    trusts it, :func:`shareable_reference` first (see :func:`ragbook.assistant.load_assistant`).
-    """
-    backend = info.get("backend")
-    if "model" not in info:
-        raise LLMError(f"not a model description from LLM.info(): {info!r}")
-    model = info["model"]
-    recorded = info.get("sha256") or {}
-    if backend == "llama.cpp":
-        from ragbook.llm.llamacpp import LlamaCppLLM
-
-        for key in ("n_ctx", "seed", "cache_prompt", "sampling"):
-            if key in info:
-                kwargs.setdefault(key, info[key])
-        kwargs.setdefault("name", info.get("name"))
-        sha = next(iter(recorded.values()), None)
-        return LlamaCppLLM(model, sha256=sha, **kwargs)
-    if backend == "transformers":
-        from ragbook.llm import presets
-        from ragbook.llm.hf import HFLLM, _weight_files
-
-        if recorded and not str(model).startswith("hf:"):
-            folder = Path(model)
-            if not folder.is_dir():
-                raise LLMError(f"model folder not found: {folder}")
-            _check_hashes(recorded, {p.name: presets.file_sha256(p) for p in _weight_files(folder)}, folder)
-        if info.get("adapter"):
-            adapter = Path(info["adapter"])
-            if not adapter.is_dir():
-                raise LLMError(f"adapter folder not found: {adapter}")
-            _check_hashes(info.get("adapter_sha256") or {},
-                          {p.name: presets.file_sha256(p) for p in _weight_files(adapter)}, adapter)
-            kwargs.setdefault("adapter", adapter)
-        for key in ("context_window", "seed", "name", "revision"):
-            if key in info:
-                kwargs.setdefault(key, info[key])
-        return HFLLM(model, **kwargs)
-    if backend == "openai":
-        from ragbook.llm.openai import OpenAILLM
-
-        for key in ("api_key_env", "timeout", "context_window", "name"):
-            if key in info:
-                kwargs.setdefault(key, info[key])
-        return OpenAILLM(info["url"], model=model, **kwargs)
-    raise LLMError(f"unknown backend {backend!r} in {info!r}: expected llama.cpp, transformers or openai")
-
-
-def _check_hashes(recorded: dict[str, str], actual: dict[str, str], where: Path) -> None:
-    if recorded == actual:
-        return
-    changed = sorted(set(recorded) ^ set(actual) | {k for k in recorded if k in actual and recorded[k] != actual[k]})
-    raise LLMError(f"the weights in {where} are not the recorded ones (sha256 differs for: {', '.join(changed)}): "
-                   f"the model was changed or retrained since it was saved; load it by path to accept the new weights.")
 
 
 # -- references read from shared files ----------------------------------------------------------

@@ -18,7 +18,8 @@ import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Generator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Generator, Iterator, Protocol, Sequence, runtime_checkable
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.errors import LLMError, LLMTimeoutError, SettingsError
@@ -180,6 +181,33 @@ def normalize_messages(messages: str | Sequence[dict[str, Any]]) -> list[dict[st
     return out
 
 
+def check_hashes(recorded: dict[str, str], actual: dict[str, str], where: Path) -> None:
+    """Refuse weights whose sha256 differ from the ones recorded when the model was saved."""
+    if recorded == actual:
+        return
+    changed = sorted(set(recorded) ^ set(actual) | {k for k in recorded if k in actual and recorded[k] != actual[k]})
+    raise LLMError(f"the weights in {where} are not the recorded ones (sha256 differs for: {', '.join(changed)}): "
+                   f"the model was changed or retrained since it was saved; load it by path to accept the new weights.")
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What an assistant needs from a language model (every :class:`LLM` is one; so is a stand-in with these)."""
+
+    name: str
+    context_window: int
+
+    def chat(self, messages: Any, *, max_tokens: int = ..., temperature: float = ...) -> Any: ...
+
+    def stream(self, messages: Any, *, max_tokens: int = ..., temperature: float = ...) -> Iterator[str]: ...
+
+    def render(self, messages: Any) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
 class LLM(ABC):
     """A chat model: the one call shape ragbook's assistant uses, whatever runs the model.
 
@@ -211,6 +239,19 @@ class LLM(ABC):
         ``streaming`` is False for :meth:`chat`: a backend may then produce the answer in one
         go (no thread, no server-sent events) and yield it whole, reporting ``first_token_s``.
         """
+
+    # how load_llm finds this backend: "<prefix>rest" strings (e.g. "openai:" + URL), and its info()'s "backend"
+    prefix: str = ""
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> LLM:
+        """The model a ``load_llm`` string with this backend's ``prefix`` names."""
+        return cls(spec, **kwargs)  # type: ignore[call-arg]  # every backend takes its model first
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any], **kwargs: Any) -> LLM:
+        """The model an ``info()`` dict of this backend describes (its files' sha256 checked)."""
+        raise LLMError(f"the {cls.backend} backend cannot be loaded from a saved description")
 
     @abstractmethod
     def info(self) -> dict[str, Any]:

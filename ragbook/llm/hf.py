@@ -28,7 +28,17 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Sequence, cast
 
 from ragbook.errors import MissingDependencyError, SettingsError
-from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, deadline_error, normalize_messages
+from ragbook.llm.base import (
+    LLM,
+    LLMError,
+    Params,
+    StopTrimmer,
+    Usage,
+    check_deadline,
+    check_hashes,
+    deadline_error,
+    normalize_messages,
+)
 
 __all__ = ["HFLLM", "SIMPLE_TEMPLATE"]
 
@@ -85,6 +95,29 @@ class HFLLM(LLM):
     """
 
     backend = "transformers"
+    prefix = "hf:"
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any], **kwargs: Any) -> HFLLM:
+        from ragbook.llm import presets
+
+        model, recorded = info["model"], info.get("sha256") or {}
+        if recorded and not str(model).startswith("hf:"):
+            folder = Path(model)
+            if not folder.is_dir():
+                raise LLMError(f"model folder not found: {folder}")
+            check_hashes(recorded, {p.name: presets.file_sha256(p) for p in _weight_files(folder)}, folder)
+        if info.get("adapter"):
+            adapter = Path(info["adapter"])
+            if not adapter.is_dir():
+                raise LLMError(f"adapter folder not found: {adapter}")
+            check_hashes(info.get("adapter_sha256") or {},
+                         {p.name: presets.file_sha256(p) for p in _weight_files(adapter)}, adapter)
+            kwargs.setdefault("adapter", adapter)
+        for key in ("context_window", "seed", "name", "revision"):
+            if key in info:
+                kwargs.setdefault(key, info[key])
+        return cls(model, **kwargs)
     # transformers' model for the checkpoint (its type with generate() has no public name), a peft
     # PeftModel forwarding to it once an adapter is applied, or None once closed
     model: Any

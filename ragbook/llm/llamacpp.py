@@ -77,6 +77,15 @@ class LlamaCppLLM(LLM):
     backend = "llama.cpp"
     _context_kwarg = "n_ctx"
 
+    @classmethod
+    def from_info(cls, info: dict[str, Any], **kwargs: Any) -> LlamaCppLLM:
+        for key in ("n_ctx", "seed", "cache_prompt", "sampling"):
+            if key in info:
+                kwargs.setdefault(key, info[key])
+        kwargs.setdefault("name", info.get("name"))
+        sha = next(iter((info.get("sha256") or {}).values()), None)
+        return cls(info["model"], sha256=sha, **kwargs)
+
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None, n_ctx: int | None = None,
                  n_threads: int | None = None, n_gpu_layers: int | None = None, seed: int = 0,
                  sha256: str | None = None, cache_prompt: bool = False, sampling: dict[str, Any] | None = None,

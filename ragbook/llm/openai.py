@@ -127,6 +127,22 @@ class OpenAILLM(LLM):
     """
 
     backend = "openai"
+    prefix = "openai:"
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> OpenAILLM:
+        """``"openai:http://host:port/v1"``, with ``#model`` to pick the server's model."""
+        url, _, model = spec.removeprefix(cls.prefix).partition("#")
+        if model:
+            kwargs.setdefault("model", model)
+        return cls(url, **kwargs)
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any], **kwargs: Any) -> OpenAILLM:
+        for key in ("api_key_env", "timeout", "context_window", "name"):
+            if key in info:
+                kwargs.setdefault(key, info[key])
+        return cls(info["url"], model=info["model"], **kwargs)
 
     def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
                  api_key_env: str | None = None, timeout: float = DEFAULT_TIMEOUT,
