@@ -362,47 +362,56 @@ class AnswerStream:
             self._conversation.append(_Turn(self.question, answer.text))
 
     def _run(self) -> Iterator[str]:
+        """Search, then answer in one of three ways: say it doesn't know, quote the documents, or ask the model."""
         a = self.assistant
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
         query = a.standalone(self.question, self.history)
-        t_rewrite = time.perf_counter() - t0
+        t_rewrite = time.perf_counter() - self._t0
         t1 = time.perf_counter()
-        results = a.retriever.search(query)
-        hits: list[Hit] = list(results)
-        timings = {"rewrite": t_rewrite, "retrieval": time.perf_counter() - t1} if self.history else {
-            "retrieval": time.perf_counter() - t1}
-        base: dict[str, Any] = dict(question=self.question, query=query, llm=a.llm_name)
+        hits: list[Hit] = list(a.retriever.search(query))
+        self._timings = {"rewrite": t_rewrite} if self.history else {}
+        self._timings["retrieval"] = time.perf_counter() - t1
+        self._base: dict[str, Any] = dict(question=self.question, query=query, llm=a.llm_name)
+        why_not = self._why_not_answered(query, hits)
+        if why_not is not None:
+            yield from self._abstain(hits, *why_not)
+        elif a.extractive:
+            yield from self._quote_the_documents(hits)
+        else:
+            yield from self._ask_the_model(hits)
 
+    def _why_not_answered(self, query: str, hits: list[Hit]) -> tuple[str, list[str]] | None:
+        """``(what to say, the unknown terms)`` when the documents cannot answer; None when they may."""
+        a = self.assistant
         unknown = a.unknown_terms(query, hits) if a.abstain_unknown_terms else []
         if unknown:
             named = " or ".join(f"\u201c{w}\u201d" for w in unknown[:MAX_NAMED_TERMS])
-            text = f"{a.template.no_answer} (The documents never mention {named}.)"
-            yield text
-            timings["total"] = time.perf_counter() - t0
-            self._finish(Answer(text=text, passages=hits, mode="abstained", timings=timings, unknown_terms=unknown,
-                                **base))
-            return
+            return f"{a.template.no_answer} (The documents never mention {named}.)", unknown
         best = max((h.relevance for h in hits if h.relevance is not None), default=None)
         if not hits or (a.min_relevance is not None and best is not None and best < a.min_relevance):
-            text = a.template.no_answer
-            if hits:
-                text += f" (The closest passage, {hits[0].citation()}, is not about this.)"
-            yield text
-            timings["total"] = time.perf_counter() - t0
-            self._finish(Answer(text=text, passages=hits, mode="abstained", timings=timings, **base))
-            return
+            closest = f" (The closest passage, {hits[0].citation()}, is not about this.)" if hits else ""
+            return a.template.no_answer + closest, []
+        return None
 
-        if a.extractive:
-            from ragbook.extractive import extract
+    def _abstain(self, hits: list[Hit], text: str, unknown: list[str]) -> Iterator[str]:
+        yield text
+        self._timings["total"] = time.perf_counter() - self._t0
+        self._finish(Answer(text=text, passages=hits, mode="abstained", timings=self._timings, unknown_terms=unknown,
+                            **self._base))
 
-            text, used = extract(self.question, hits, a.index.embedder)
-            yield text
-            citations, checks = check_answer(text, used)
-            timings["total"] = time.perf_counter() - t0
-            self._finish(Answer(text=text, passages=used, citations=citations, checks=checks, mode="extractive",
-                                timings=timings, **base))
-            return
+    def _quote_the_documents(self, hits: list[Hit]) -> Iterator[str]:
+        from ragbook.extractive import extract
 
+        text, used = extract(self.question, hits, self.assistant.index.embedder)
+        yield text
+        citations, checks = check_answer(text, used)
+        self._timings["total"] = time.perf_counter() - self._t0
+        self._finish(Answer(text=text, passages=used, citations=citations, checks=checks, mode="extractive",
+                            timings=self._timings, **self._base))
+
+    def _ask_the_model(self, hits: list[Hit]) -> Iterator[str]:
+        """Stream the model's answer (for a quote-then-answer template, its answer part), then check it."""
+        a, timings = self.assistant, self._timings
         llm = a.llm
         history = [m for t in self.history[-a.history_turns:] for m in (
             {"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer})]
@@ -419,23 +428,21 @@ class AnswerStream:
             shown = answer_part.feed(piece) if answer_part is not None else piece
             if shown:
                 yield shown
-        text = "".join(pieces).strip()
+        raw = "".join(pieces).strip()
         gen = getattr(llm, "last_generation", None)
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
-        raw = text
         r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None)
-        text = r.text
         if answer_part is not None and not answer_part.started:
-            yield text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
-        timings["total"] = time.perf_counter() - t0
+            yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
+        timings["total"] = time.perf_counter() - self._t0
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         cut = _why_incomplete(gen, a.max_answer_tokens)
-        self._finish(Answer(text=text, passages=packed.passages, citations=r.citations, checks=r.checks,
+        self._finish(Answer(text=r.text, passages=packed.passages, citations=r.citations, checks=r.checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
                             grounding=r.grounding, model_checks=r.model_checks, withheld=r.withheld,
-                            **{**base, "llm": llm.name}))
+                            **{**self._base, "llm": llm.name}))
 
 
 class _AnswerPart:

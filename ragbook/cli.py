@@ -464,21 +464,30 @@ def _write_eval_json(args: argparse.Namespace, out: dict[str, object]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from ragbook import __version__
-    from ragbook.prompt import TEMPLATES
-    from ragbook.settings import FUSIONS, MODES, RetrievalConfig, describe
-    from ragbook.vectors import KINDS as VECTOR_KINDS
-
-    RETRIEVAL = RetrievalConfig()  # the command line's defaults and help are the settings' own
-    docs = describe(RetrievalConfig)
-
-    def _about(name: str) -> str:
-        return docs[name][1]
 
     p = argparse.ArgumentParser(prog="ragbook", description="Retrieval-augmented assistants over your own documents, offline.")
     p.add_argument("--version", action="version", version=f"ragbook {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens; show the traceback of an error")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_index_command, _search_command, _demo_command, _ask_and_chat_commands, _other_commands,
+                _eval_command):
+        add(sub)
+    for command in {id(c): c for c in sub.choices.values()}.values():  # -v after the command too (aliases once)
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log what happens; show the traceback of an error")
+    return p
+
+
+def _about(name: str) -> str:
+    """A retrieval setting's description: the command line's help is the settings' own (ragbook.settings)."""
+    from ragbook.settings import RetrievalConfig, describe
+
+    return describe(RetrievalConfig)[name][1]
+
+
+def _index_command(sub: Any) -> None:
+    from ragbook.vectors import KINDS as VECTOR_KINDS
 
     ix = sub.add_parser("index", help="build or update an index from files, folders or globs")
     ix.add_argument("paths", nargs="+", help="files, folders (recursive) or globs")
@@ -494,6 +503,11 @@ def _parser() -> argparse.ArgumentParser:
     ix.add_argument("--strict", action="store_true", help="exit with status 1 if any file was skipped")
     ix.set_defaults(func=_cmd_index)
 
+
+def _search_command(sub: Any) -> None:
+    from ragbook.settings import FUSIONS, MODES, RetrievalConfig
+
+    RETRIEVAL = RetrievalConfig()  # the command line's defaults are the settings' own
     se = sub.add_parser("search", help="search an index")
     se.add_argument("index", help="index folder")
     se.add_argument("query", help="what to look for")
@@ -515,6 +529,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="list the k best documents (files) instead of passages, each with its best passage")
     se.set_defaults(func=_cmd_search)
 
+
+def _demo_command(sub: Any) -> None:
     de = sub.add_parser("demo", help="build the demo assistant from corpora/ and answer a question with citations")
     de.add_argument("question", nargs="?", default=DEMO_QUESTION)
     de.add_argument("--corpus", default="corpora", help="folder to index (default: corpora)")
@@ -524,6 +540,10 @@ def _parser() -> argparse.ArgumentParser:
     de.add_argument("--extractive", action="store_true", help="answer with quotes from the documents, no model")
     de.add_argument("--show-prompt", action="store_true", help="print the prompt the model was given")
     de.set_defaults(func=_cmd_demo)
+
+
+def _ask_and_chat_commands(sub: Any) -> None:
+    from ragbook.prompt import TEMPLATES
 
     for name, help_text in (("ask", "answer one question with a saved assistant"), ("chat", "talk with a saved assistant")):
         cp = sub.add_parser(name, help=help_text)
@@ -545,6 +565,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="skip the model's own checks of its answer (a second or two each; the rules still apply)")
         cp.set_defaults(func=_cmd_ask if name == "ask" else _cmd_chat)
 
+
+def _other_commands(sub: Any) -> None:
     mo = sub.add_parser("llms", aliases=["models"],
                         help="list the language models ragbook knows, and which are installed (models: its old name)")
     mo.set_defaults(func=_cmd_models)
@@ -555,6 +577,11 @@ def _parser() -> argparse.ArgumentParser:
     inf.add_argument("--json", action="store_true", help="print the manifest as JSON")
     inf.set_defaults(func=_cmd_info)
 
+
+def _eval_command(sub: Any) -> None:
+    from ragbook.settings import MODES, RetrievalConfig
+
+    RETRIEVAL = RetrievalConfig()
     ev = sub.add_parser("eval", help="evaluate retrieval and answers on a question set, or compare settings",
                         description="Score an assistant (.ragbook), an index folder or a documents folder on a "
                                     "question set (CSV/JSONL/JSON: question, source, page, answer, unanswerable), "
@@ -572,10 +599,6 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="score a fixed random sample of this many questions (seed 0)")
     ev.add_argument("--json", metavar="OUT", help="write the figures and per-question rows to this JSON file")
     ev.set_defaults(func=_cmd_eval)
-    for command in {id(c): c for c in sub.choices.values()}.values():  # -v after the command too (aliases once)
-        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                             help="log what happens; show the traceback of an error")
-    return p
 
 
 def _error_line(exc: BaseException) -> str:

@@ -142,6 +142,27 @@ class BuildReport:
         }
 
 
+@dataclass
+class _Plan:
+    """What Index.add looks at: the files found, the folders scanned, the indexed roots that are gone."""
+
+    report: BuildReport
+    found: list[Any] = field(default_factory=list)
+    scanned_roots: set[str] = field(default_factory=set)
+    gone_roots: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Update:
+    """What Index.add gathers while reading: new chunks and file records, and the files to drop."""
+
+    report: BuildReport
+    found_sources: set[str] = field(default_factory=set)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chunks: list[Chunk] = field(default_factory=list)
+    removals: set[str] = field(default_factory=set)
+
+
 class Index:
     """Chunks, vectors and BM25 postings for a set of files, with incremental updates.
 
@@ -241,101 +262,110 @@ class Index:
         earlier version of it is indexed, that version is kept.
         """
         started = time.perf_counter()
-        report = BuildReport()
         if paths is None:
             if not self.roots:
                 raise SettingsError("no paths given and the index has no recorded folders; pass paths to index")
             paths = list(self.roots)
         args = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
         args = [os.fsdecode(a) if isinstance(a, bytes) else a for a in args]  # b"caf\xe9" names too
-        gone_roots = []
-        present = []
-        for arg in args:
-            resolved = Path(arg).expanduser().resolve()
-            if not resolved.exists() and not any(ch in str(arg) for ch in "*?[") and self._files_under(str(resolved)):
-                gone_roots.append(str(resolved))  # a whole indexed root was deleted: drop its files
-            else:
-                present.append(arg)
-        found, problems = discover(present, include=include, exclude=exclude, hidden=hidden) if present else ([], [])
-        report.problems.extend(problems)
-
-        scanned_roots = {str(f.root) for f in found} | {
-            str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
-        found_sources = set()
-        removals: set[str] = set()
-        new_records: dict[str, dict[str, Any]] = {}
-        new_chunks: list[Chunk] = []
-        t_load = t_chunk = 0.0
-        max_file_mb = load_options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
-        for src in progress(found, desc="Reading files", unit="file", min_total=20):
-            source = self._source_key(src)
-            found_sources.add(source)
-            old = self.files.get(source)
-            kept = "; the previously indexed version is kept" if old else ""
-            try:
-                # stat (following links) before anything opens the file: a pipe would block and a
-                # device never end; a file over the limit is refused before it is read.  Hashing
-                # opens without blocking and checks the opened file again (it may be swapped).
-                stat = check_regular(src.path, max_file_mb)
-                if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
-                    report.unchanged.append(source)
-                    continue
-                digest = digest_limited(src.path, max_file_mb)
-            except LoadError as exc:
-                report.problems.append(Problem(source, f"{exc}{kept}"))
-                continue
-            except OSError as exc:
-                report.problems.append(Problem(source, f"cannot read file: {exc.strerror or exc}{kept}"))
-                continue
-            if old and old["sha256"] == digest:
-                old["mtime_ns"] = stat.st_mtime_ns
-                report.unchanged.append(source)
-                continue
-            t0 = time.perf_counter()
-            try:
-                docs = load_file(src.path, source=source, **load_options)
-            except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
-                report.problems.append(Problem(source, f"{exc}{kept}"))
-                continue
-            t1 = time.perf_counter()
-            t_load += t1 - t0
-            chunks: list[Chunk] = []
-            for doc in docs:
-                chunks.extend(self.chunker.split(doc))
-                report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
-            t_chunk += time.perf_counter() - t1
-            new_chunks.extend(chunks)
-            new_records[source] = {
-                "path": str(src.path), "root": str(src.root), "sha256": digest, "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "format": docs[0].metadata.get("format", "") if docs else "",
-                "chunks": len(chunks), "warnings": [w for d in docs for w in d.warnings],
-                "documents": {d.id: {"title": d.title, "metadata": _jsonable(d.metadata)} for d in docs},
-            }
-            (report.updated if old else report.added).append(source)
-            if old:
-                removals.add(source)
-            # the chunks hold copies of what they need: the last file's text (maybe 200 MB) must
-            # not stay alive through embedding
-            del docs, doc
-        for source, rec in self.files.items():
-            gone = rec["root"] in gone_roots or (rec["root"] in scanned_roots and source not in found_sources)
-            if gone and not _is_excluded_problem(source, report.problems):
-                removals.add(source)
-                report.removed.append(source)
-        report.seconds["load"] = t_load
-        report.seconds["chunk"] = t_chunk
-        self._apply(removals, new_chunks, report)
-        for source in report.removed:
+        plan = self._plan(args, include, exclude, hidden)
+        update = _Update(plan.report)
+        update.report.seconds.update(load=0.0, chunk=0.0)
+        for src in progress(plan.found, desc="Reading files", unit="file", min_total=20):
+            self._read(src, update, load_options)
+        self._drop_vanished(plan, update)
+        self._apply(update.removals, update.chunks, update.report)
+        for source in update.report.removed:
             self.files.pop(source, None)
-        self.files.update(new_records)
+        self.files.update(update.records)
         for arg in args:
             root = str(Path(arg).expanduser().resolve()) if not any(ch in str(arg) for ch in "*?[") else str(arg)
-            if root not in self.roots and root not in gone_roots:
+            if root not in self.roots and root not in plan.gone_roots:
                 self.roots.append(root)
+        report = update.report
         report.seconds["total"] = time.perf_counter() - started
         self.last_report = report
         log.info("index update: %s", report.summary())
         return report
+
+    def _plan(self, args: list[Any], include: Any, exclude: Any, hidden: bool) -> _Plan:
+        """The files to look at, and the indexed roots that are gone (their files are dropped)."""
+        plan = _Plan(BuildReport())
+        present = []
+        for arg in args:
+            resolved = Path(arg).expanduser().resolve()
+            if not resolved.exists() and not any(ch in str(arg) for ch in "*?[") and self._files_under(str(resolved)):
+                plan.gone_roots.append(str(resolved))  # a whole indexed root was deleted: drop its files
+            else:
+                present.append(arg)
+        found, problems = discover(present, include=include, exclude=exclude, hidden=hidden) if present else ([], [])
+        plan.found = found
+        plan.report.problems.extend(problems)
+        plan.scanned_roots = {str(f.root) for f in found} | {
+            str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
+        return plan
+
+    def _read(self, src: Any, update: _Update, load_options: dict[str, Any]) -> None:
+        """Read and chunk one file if it changed; a file that fails is reported, its indexed version kept."""
+        report = update.report
+        source = self._source_key(src)
+        update.found_sources.add(source)
+        old = self.files.get(source)
+        kept = "; the previously indexed version is kept" if old else ""
+        max_file_mb = load_options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
+        try:
+            # stat (following links) before anything opens the file: a pipe would block and a
+            # device never end; a file over the limit is refused before it is read.  Hashing
+            # opens without blocking and checks the opened file again (it may be swapped).
+            stat = check_regular(src.path, max_file_mb)
+            if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
+                report.unchanged.append(source)
+                return
+            digest = digest_limited(src.path, max_file_mb)
+        except LoadError as exc:
+            report.problems.append(Problem(source, f"{exc}{kept}"))
+            return
+        except OSError as exc:
+            report.problems.append(Problem(source, f"cannot read file: {exc.strerror or exc}{kept}"))
+            return
+        if old and old["sha256"] == digest:
+            old["mtime_ns"] = stat.st_mtime_ns
+            report.unchanged.append(source)
+            return
+        t0 = time.perf_counter()
+        try:
+            docs = load_file(src.path, source=source, **load_options)
+        except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
+            report.problems.append(Problem(source, f"{exc}{kept}"))
+            return
+        t1 = time.perf_counter()
+        report.seconds["load"] += t1 - t0
+        chunks: list[Chunk] = []
+        for doc in docs:
+            chunks.extend(self.chunker.split(doc))
+            report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
+        report.seconds["chunk"] += time.perf_counter() - t1
+        update.chunks.extend(chunks)
+        update.records[source] = {
+            "path": str(src.path), "root": str(src.root), "sha256": digest, "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns, "format": docs[0].metadata.get("format", "") if docs else "",
+            "chunks": len(chunks), "warnings": [w for d in docs for w in d.warnings],
+            "documents": {d.id: {"title": d.title, "metadata": _jsonable(d.metadata)} for d in docs},
+        }
+        (report.updated if old else report.added).append(source)
+        if old:
+            update.removals.add(source)
+        # the chunks hold copies of what they need: this file's text (maybe 200 MB) must not stay
+        # alive through embedding (returning drops it)
+
+    def _drop_vanished(self, plan: _Plan, update: _Update) -> None:
+        """Files of a scanned folder that are no longer there, and those of a root that is gone."""
+        for source, rec in self.files.items():
+            gone = rec["root"] in plan.gone_roots or (rec["root"] in plan.scanned_roots
+                                                      and source not in update.found_sources)
+            if gone and not _is_excluded_problem(source, update.report.problems):
+                update.removals.add(source)
+                update.report.removed.append(source)
 
     update = add
 

@@ -145,34 +145,8 @@ class HFLLM(LLM):
             self.source, target = f"hf:{hub}", hub
         self.name = name or (hub or path.name)
         self.seed = seed
-        cuda = torch.cuda.is_available()
-        self.device = device or ("cuda" if cuda else "cpu")
-        if dtype is None:
-            dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if self.device.startswith("cuda") else "float32"
-        if dtype not in ("float32", "float16", "bfloat16"):
-            raise SettingsError(f"dtype must be 'float32', 'float16' or 'bfloat16', not {dtype!r}")
-        self.dtype = dtype
-        if attn_implementation is None and self.device.startswith("cuda"):
-            attn_implementation = "flash_attention_2" if _importable("flash_attn") else "sdpa"
-        self.attn_implementation = attn_implementation
-        load_kwargs: dict[str, Any] = {"revision": revision} if revision else {}
-        try:
-            with _quiet():
-                self.tokenizer = AutoTokenizer.from_pretrained(target, **load_kwargs)
-                extra: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
-                if self.device != "cpu" and importlib.util.find_spec("accelerate"):
-                    extra["device_map"] = self.device  # load straight onto the GPU, not through CPU memory
-                self.model = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, dtype), **extra, **load_kwargs)
-        except OSError as exc:
-            if hub is not None:
-                raise LLMError(
-                    f"cannot load {hub!r} from the Hugging Face hub: {exc}. Offline (HF_HUB_OFFLINE=1, no network), "
-                    f"a hub model must already be in the local cache: run `huggingface-cli download {hub}` once on a "
-                    f"machine with a network, or use an offline preset (ragbook models)."
-                ) from exc
-            raise LLMError(f"cannot load the model in {path}: {exc}") from exc
-        except ValueError as exc:  # unknown architecture, missing flash_attn kernels...
-            raise LLMError(f"transformers cannot load {text}: {exc}") from exc
+        self._choose_device(torch, device, dtype, attn_implementation)
+        self._load(torch, AutoModelForCausalLM, AutoTokenizer, target, hub, path, text, revision)
         self.revision = revision or (getattr(self.model.config, "_commit_hash", None) if hub else None)
         self.adapter: str | None = None
         if adapter is not None:
@@ -186,6 +160,40 @@ class HFLLM(LLM):
         self._eos = set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
         self._pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(self._eos), 0)
         self.last_generation = None
+
+    def _choose_device(self, torch: Any, device: str | None, dtype: str | None, attn: str | None) -> None:
+        """The GPU when there is one, in half precision (bfloat16 where it runs), with the fastest attention."""
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:
+            dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if self.device.startswith("cuda") else "float32"
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise SettingsError(f"dtype must be 'float32', 'float16' or 'bfloat16', not {dtype!r}")
+        self.dtype = dtype
+        if attn is None and self.device.startswith("cuda"):
+            attn = "flash_attention_2" if _importable("flash_attn") else "sdpa"
+        self.attn_implementation = attn
+
+    def _load(self, torch: Any, model_class: Any, tokenizer_class: Any, target: str, hub: str | None, path: Path,
+              text: str, revision: str | None) -> None:
+        """The tokenizer and the weights, with an error that says what to do when they cannot be had."""
+        load_kwargs: dict[str, Any] = {"revision": revision} if revision else {}
+        try:
+            with _quiet():
+                self.tokenizer = tokenizer_class.from_pretrained(target, **load_kwargs)
+                extra: dict[str, Any] = {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
+                if self.device != "cpu" and importlib.util.find_spec("accelerate"):
+                    extra["device_map"] = self.device  # load straight onto the GPU, not through CPU memory
+                self.model = model_class.from_pretrained(target, dtype=getattr(torch, self.dtype), **extra, **load_kwargs)
+        except OSError as exc:
+            if hub is not None:
+                raise LLMError(
+                    f"cannot load {hub!r} from the Hugging Face hub: {exc}. Offline (HF_HUB_OFFLINE=1, no network), "
+                    f"a hub model must already be in the local cache: run `huggingface-cli download {hub}` once on a "
+                    f"machine with a network, or use an offline preset (ragbook llms)."
+                ) from exc
+            raise LLMError(f"cannot load the model in {path}: {exc}") from exc
+        except ValueError as exc:  # unknown architecture, missing flash_attn kernels...
+            raise LLMError(f"transformers cannot load {text}: {exc}") from exc
 
     def _apply_adapter(self, folder: Path) -> None:
         try:
