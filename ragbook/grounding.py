@@ -308,7 +308,8 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     1. A quote-then-answer output is settled (:func:`settle`); a plain one is taken as it is.
     2. Missing or wrong citations are repaired (:func:`ragbook.answer.attribute`) and every
        sentence is checked (:func:`ragbook.answer.check_answer`).
-    3. With ``ask`` (the model as verifier): the sentence the answer rests on is put to it with
+    3. With ``ask`` (the model as verifier): the sentence the answer rests on (the passage's sentence
+       behind the answer's lead sentence) is put to it with
        the question, "does this sentence answer it?"; a "no" withholds the answer ("I don't
        know", with that sentence shown as the closest the documents come).  Otherwise
        :func:`verify_checks` looks at yes/no answers and the claims the rules are unsure of.
@@ -331,8 +332,10 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     if grounding is not None and grounding.n:
         n, quote = grounding.n, grounding.quote
     else:
-        best = max((c.evidence for c in checks if c.evidence is not None), key=lambda e: e.support, default=None)
-        n, quote = (best.n, best.quote) if best is not None else (None, "")
+        # the answer rests on its lead sentence (the first that a passage backs), not on the sentence a passage
+        # backs best: "6 times [1]. After the sixth run, uploads are graded by hand." rests on the first
+        lead = next((c.evidence for c in checks if c.evidence is not None), None)
+        n, quote = (lead.n, lead.quote) if lead is not None else (None, "")
     if quote:
         verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1

@@ -223,3 +223,22 @@ def test_a_check_that_fails_leaves_the_answer_as_the_rules_left_it(slices):
     reply = "The slice s[2:5] starts at index 2 and goes up to but not including index 5 [1]."
     answer = Assistant(slices, llm=Failing(reply), min_relevance=None).ask("Where does s[2:5] stop?")
     assert answer.text == reply and not answer.withheld and answer.ok
+
+
+def test_the_answerability_check_reads_the_lead_sentence_not_the_best_copied_one():
+    from ragbook.grounding import review
+
+    rules = ("Retry limit. You may send each lab to Gradewell at most 6 times. After the sixth run, further uploads "
+             "are stored and graded by hand but get no automatic feedback.")
+    answer = ("You can send each lab to Gradewell at most 6 times [1]. After the sixth run, further uploads are "
+              "stored and graded by hand but get no automatic feedback [1].")  # the second is a verbatim copy
+    asked: list[str] = []
+
+    def ask(prompt):
+        asked.append(prompt)
+        return "yes" if "at most 6 times" in prompt.split("Question:")[0] else "no"
+
+    r = review(answer, passages(rules), "How many times can I run a lab through the autograder?", TEMPLATES["tutor"],
+               ask)
+    assert "at most 6 times" in asked[0].split("Question:")[0], asked[0]
+    assert not r.withheld and r.text.startswith("You can send each lab")
