@@ -57,11 +57,11 @@ _EXPORTS = {
     "TEMPLATES": "ragbook.prompt",
     "load_llm": "ragbook.llm",
     "list_models": "ragbook.llm",
-    "QASet": "ragbook.qa",
-    "load_qa": "ragbook.qa",
-    "evaluate_qa_retrieval": "ragbook.qa",
-    "evaluate_answers": "ragbook.answer_metrics",
-    "compare": "ragbook.grid",
+    "QASet": "ragbook.eval.datasets",
+    "load_qa": "ragbook.eval.datasets",
+    "evaluate_qa_retrieval": "ragbook.eval.retrieval",
+    "evaluate_answers": "ragbook.eval.answers",
+    "compare": "ragbook.eval.grid",
 }
 
 # the public surface, pinned by tests/test_import.py
@@ -96,7 +96,6 @@ def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's hook: %
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.answer import Answer
-    from ragbook.answer_metrics import evaluate_answers
     from ragbook.assistant import Assistant
     from ragbook.assistant import load_assistant as load
     from ragbook.chunking import Chunker
@@ -119,14 +118,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SettingsError,
         TemplateError,
     )
-    from ragbook.grid import compare
+    from ragbook.eval.answers import evaluate_answers
+    from ragbook.eval.datasets import QASet, load_qa
+    from ragbook.eval.grid import compare
+    from ragbook.eval.retrieval import evaluate_qa_retrieval
     from ragbook.index import BuildReport, Index, build, open_index
     from ragbook.llm import list_models, load_llm
     from ragbook.loaders import discover, load_file, register_loader
     from ragbook.loaders import load as load_documents
     from ragbook.progress import config
     from ragbook.prompt import TEMPLATES, Template
-    from ragbook.qa import QASet, evaluate_qa_retrieval, load_qa
     from ragbook.rerank import Reranker
     from ragbook.retrieval import DocumentHit, DocumentResults, Hit, Results, Retriever
     from ragbook.settings import AssistantConfig, RetrievalConfig

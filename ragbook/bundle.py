@@ -33,7 +33,6 @@ import re
 import shutil
 import struct
 import tempfile
-import uuid
 import weakref
 import zipfile
 import zlib
@@ -43,9 +42,9 @@ from typing import Any, Iterable
 
 from ragbook import __version__
 from ragbook._display import shorten
+from ragbook._files import atomic_write, file_sha256
 from ragbook.errors import BundleError, ModelNotFoundError, NotFoundError, SettingsError
 from ragbook.settings import ASSISTANT_KEYS, EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
-from ragbook.storage import file_digest
 
 __all__ = ["save_assistant", "save_bundle", "open_bundle", "Opened", "BundleError", "FORMAT", "FORMAT_VERSION", "MAX_ENTRIES",
            "MAX_UNPACKED", "MAX_RATIO", "MAX_SETTINGS_BYTES", "MAX_MANIFEST_BYTES"]
@@ -112,25 +111,16 @@ def save_bundle(path: str | os.PathLike[str], index: Any, settings: dict[str, An
         files.update({f"index/{manifest['data']}/{name}": folder / manifest["data"] / name
                       for name in sorted(manifest["data_files"])})
         # the data files were hashed as the index saved them: only the manifest needs hashing here
-        entries = {MANIFEST: {"bytes": files[MANIFEST].stat().st_size, "sha256": file_digest(files[MANIFEST])}}
+        entries = {MANIFEST: {"bytes": files[MANIFEST].stat().st_size, "sha256": file_sha256(files[MANIFEST])}}
         entries.update({f"index/{manifest['data']}/{name}": {"bytes": meta["bytes"], "sha256": meta["sha256"]}
                         for name, meta in sorted(manifest["data_files"].items())})
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "ragbook_version": __version__, **settings,
                "index": "index/", "entries": entries}
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with zipfile.ZipFile(partial, "w") as zf:
-                zf.writestr(SETTINGS, json.dumps(doc, indent=2, ensure_ascii=False), compress_type=zipfile.ZIP_DEFLATED)
-                for name, file in files.items():
-                    kind = zipfile.ZIP_STORED if file.suffix in _STORED else zipfile.ZIP_DEFLATED
-                    zf.write(file, name, compress_type=kind)
-            with open(partial, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with atomic_write(target) as out, zipfile.ZipFile(out, "w") as zf:
+            zf.writestr(SETTINGS, json.dumps(doc, indent=2, ensure_ascii=False), compress_type=zipfile.ZIP_DEFLATED)
+            for name, file in files.items():
+                kind = zipfile.ZIP_STORED if file.suffix in _STORED else zipfile.ZIP_DEFLATED
+                zf.write(file, name, compress_type=kind)
     return str(target)
 
 

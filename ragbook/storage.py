@@ -30,7 +30,6 @@ every file is JSON, JSONL, ``.npy`` (``allow_pickle=False``) or FAISS.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import math
@@ -47,6 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
+from ragbook._files import file_sha256
 from ragbook.errors import IndexFormatError, IndexLockedError, SettingsError
 
 __all__ = ["write_index_folder", "read_manifest", "index_lock", "IndexFormatError", "IndexLockedError",
@@ -68,14 +68,6 @@ MAX_MANIFEST_BYTES = 256 * 2**20
 
 # Seconds a writer waits for another one to finish (RAGBOOK_LOCK_TIMEOUT overrides it).
 DEFAULT_LOCK_TIMEOUT = 10.0
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_path(path: Path) -> None:
@@ -356,7 +348,7 @@ def write_index_folder(root: Path, write_data: Callable[[Path], list[str]], mani
                     raise IndexFormatError(f"refusing to record the data file name {name!r}: not a plain file name")
                 path = tmp / name
                 _fsync_path(path)
-                files[name] = {"bytes": path.stat().st_size, "sha256": file_digest(path)}
+                files[name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
             _fsync_path(tmp)
             os.rename(tmp, final)
             _fsync_path(root)
@@ -490,7 +482,7 @@ def _check_data_files(root: Path, data: Path, listed: dict[str, Any], verify: bo
         st = file.lstat()
         if not stat.S_ISREG(st.st_mode):
             raise IndexFormatError(f"{root}: data file {name} is not a regular file; rebuild the index")
-        if st.st_size != meta["bytes"] or (verify and file_digest(file) != meta["sha256"]):
+        if st.st_size != meta["bytes"] or (verify and file_sha256(file) != meta["sha256"]):
             raise IndexFormatError(f"{root}: data file {name} is damaged (size or checksum differs); rebuild the index")
 
 

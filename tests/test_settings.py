@@ -92,7 +92,6 @@ def test_a_python_filter_cannot_be_saved():
 def test_everything_reads_the_one_definition(course_index):
     from ragbook.assistant import Assistant
     from ragbook.cli import _parser
-    from ragbook.eval.grid import _retrieval_keys
     from ragbook.retrieval import Retriever
 
     bot = Assistant(course_index, llm="extractive", k=3, mode="bm25")

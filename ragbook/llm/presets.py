@@ -19,12 +19,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ragbook._display import html_table
+from ragbook._files import atomic_write
+from ragbook._files import file_sha256 as sha256_file
 from ragbook.llm.base import LLMError
 
 __all__ = ["Preset", "PRESETS", "ModelInfo", "list_models", "format_models", "default_model", "preset_path",
@@ -170,14 +171,6 @@ def local_path(preset: Preset) -> Path | None:
 # -- hashes ------------------------------------------------------------------------------------
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verified_db() -> Path:
     return cache_dir() / "verified.json"
 
@@ -190,16 +183,8 @@ def _read_db() -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", durable=False) as f:  # a cache: losing it costs a re-hash
+        json.dump(data, f, indent=1, sort_keys=True)
 
 
 def _key(path: Path) -> tuple[str, dict[str, int]]:
@@ -257,34 +242,25 @@ def verify_file(path: str | os.PathLike[str], expected: str, *, what: str = "") 
 
 def assemble_parts(parts: Sequence[str | os.PathLike[str]], dest: str | os.PathLike[str],
                    expected: str | None = None) -> Path:
-    """Join ``parts`` into ``dest`` atomically (temp file + ``os.replace``), checking the hash on the way."""
+    """Join ``parts`` into ``dest`` atomically (ragbook._files.atomic_write), checking the hash on the way."""
     dest = Path(dest)
     digest = hashlib.sha256()
-    tmp: str | None = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(dest) as out:
             for part in parts:
                 with open(part, "rb") as f:
                     while chunk := f.read(4 * MB):
                         digest.update(chunk)
                         out.write(chunk)
-        if expected and digest.hexdigest() != expected.lower():
-            raise LLMError(
-                f"the joined parts of {dest.name} have sha256 {digest.hexdigest()}, expected {expected}: a part "
-                f"package is damaged or of another version; reinstall the part packages."
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            size = sum(os.path.getsize(p) for p in parts) // MB
-            raise LLMError(f"cannot write {dest}: {exc}. Free some disk space, or set RAGBOOK_CACHE to a "
-                           f"writable folder with room for {size} MB.") from exc
-        raise
+            if expected and digest.hexdigest() != expected.lower():  # raised inside: the joined file is dropped
+                raise LLMError(
+                    f"the joined parts of {dest.name} have sha256 {digest.hexdigest()}, expected {expected}: a part "
+                    f"package is damaged or of another version; reinstall the part packages."
+                )
+    except OSError as exc:
+        size = sum(os.path.getsize(p) for p in parts) // MB
+        raise LLMError(f"cannot write {dest}: {exc}. Free some disk space, or set RAGBOOK_CACHE to a "
+                       f"writable folder with room for {size} MB.") from exc
     _remember(dest, digest.hexdigest())
     return dest
 

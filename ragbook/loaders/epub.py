@@ -269,67 +269,98 @@ def load_epub(path: Path, **options: Any) -> Document:
         opf = _opf_path(zf)
         package = _read_xml(zf, opf)
         warnings: list[str] = []
-        manifest: dict[str, tuple[str, str, str]] = {}  # id -> (archive name, media type, properties)
-        outside: dict[str, str] = {}  # id -> href that leaves the archive (../../etc/passwd, /etc, http://)
-        for item in package.iter(f"{{{_NS_OPF}}}item"):
-            idref, href = item.get("id") or "", item.get("href") or ""
-            target = _resolve(opf, href)
-            if target:
-                manifest[idref] = (target, item.get("media-type") or "", item.get("properties") or "")
-            else:
-                outside[idref] = href
-        spine = package.find(f"{{{_NS_OPF}}}spine")
-        itemrefs = list(spine.iter(f"{{{_NS_OPF}}}itemref")) if spine is not None else []
-        if not itemrefs:
-            raise LoadError(f"damaged {_KIND}: its package file lists no chapters (empty spine)")
+        manifest, outside = _manifest(package, opf)
+        itemrefs = _spine(package)
         titles = _chapter_titles(_toc(zf, package, manifest, warnings))
         title, metadata = _book_metadata(package)
-
-        pieces: list[str] = []
-        segments: list[Segment] = []
-        offset = chapters = 0
-        seen: set[str] = set()
-        failures: list[str] = []
+        book = _BookText(zf, manifest, outside, titles, part_limit, warnings)
         for ref in itemrefs:
-            idref = ref.get("idref") or ""
-            if idref in outside:
-                failures.append(f"{outside[idref]!r} points outside the book; not read")
-                continue
-            if idref not in manifest:
-                failures.append(f"spine entry {idref!r} is not in the manifest")
-                continue
-            name, media, props = manifest[idref]
-            if name in seen or "nav" in props.split() or media not in _XHTML_TYPES:
-                continue
-            seen.add(name)
-            try:
-                markup, notes = _decode(read_member(zf, name, part_limit))
-                text, _, headings = html_to_text(markup)
-            except LoadError as exc:
-                failures.append(f"{name}: {exc}")
-                continue
-            warnings.extend(f"{name}: {note}" for note in notes)
-            if not text.strip():
-                continue
-            # without a contents entry the heading path alone names the part (it starts with the first heading)
-            chapter = titles.get(name, "")
-            if offset:
-                pieces.append("\n\n")
-                offset += 2
-            pieces.append(text)
-            chapters += 1
-            first = headings[0][2] if headings else ""
-            for seg in section_segments(text, headings):
-                section = seg.section
-                if chapter and section and section[0] == first and _repeats(first, chapter):
-                    section = section[1:]  # <h1>Chapter 3</h1> under the contents entry "Chapter 3"
-                section = ((chapter,) if chapter else ()) + section
-                segments.append(Segment(seg.start + offset, seg.end + offset, section=section))
-            offset += len(text)
-        warnings.extend(f"skipped part: {failure}" for failure in failures)
-    if not chapters:
-        reason = f" ({failures[0]})" if failures else ""
+            book.read(ref.get("idref") or "")
+        warnings.extend(f"skipped part: {failure}" for failure in book.failures)
+    if not book.chapters:
+        reason = f" ({book.failures[0]})" if book.failures else ""
         raise LoadError(f"no text found in the {_KIND}{reason}; it may hold only images (a scanned or comic book)")
-    metadata.update(format="epub", chapters=chapters)
-    return Document(text="".join(pieces), source=path.name, title=title, segments=segments,
+    metadata.update(format="epub", chapters=book.chapters)
+    return Document(text="".join(book.pieces), source=path.name, title=title, segments=book.segments,
                     metadata=metadata, warnings=warnings)
+
+
+def _manifest(package: ET.Element, opf: str) -> tuple[dict[str, tuple[str, str, str]], dict[str, str]]:
+    """The manifest's parts by id as ``(archive name, media type, properties)``, and the hrefs that leave the archive."""
+    manifest: dict[str, tuple[str, str, str]] = {}
+    outside: dict[str, str] = {}  # id -> href that leaves the archive (../../etc/passwd, /etc, http://)
+    for item in package.iter(f"{{{_NS_OPF}}}item"):
+        idref, href = item.get("id") or "", item.get("href") or ""
+        target = _resolve(opf, href)
+        if target:
+            manifest[idref] = (target, item.get("media-type") or "", item.get("properties") or "")
+        else:
+            outside[idref] = href
+    return manifest, outside
+
+
+def _spine(package: ET.Element) -> list[ET.Element]:
+    spine = package.find(f"{{{_NS_OPF}}}spine")
+    itemrefs = list(spine.iter(f"{{{_NS_OPF}}}itemref")) if spine is not None else []
+    if not itemrefs:
+        raise LoadError(f"damaged {_KIND}: its package file lists no chapters (empty spine)")
+    return itemrefs
+
+
+class _BookText:
+    """The book's text, built part by part in spine order, with a segment per heading section."""
+
+    def __init__(self, zf: zipfile.ZipFile, manifest: dict[str, tuple[str, str, str]], outside: dict[str, str],
+                 titles: dict[str, str], part_limit: int, warnings: list[str]) -> None:
+        self.zf, self.manifest, self.outside, self.titles = zf, manifest, outside, titles
+        self.part_limit, self.warnings = part_limit, warnings
+        self.pieces: list[str] = []
+        self.segments: list[Segment] = []
+        self.offset = self.chapters = 0
+        self.seen: set[str] = set()
+        self.failures: list[str] = []
+
+    def read(self, idref: str) -> None:
+        name = self._part(idref)
+        if name is None:
+            return
+        try:
+            markup, notes = _decode(read_member(self.zf, name, self.part_limit))
+            text, _, headings = html_to_text(markup)
+        except LoadError as exc:
+            self.failures.append(f"{name}: {exc}")
+            return
+        self.warnings.extend(f"{name}: {note}" for note in notes)
+        if text.strip():
+            # without a contents entry the heading path alone names the part (it starts with the first heading)
+            self._append(text, headings, self.titles.get(name, ""))
+
+    def _part(self, idref: str) -> str | None:
+        """The archive name of a spine entry's part, or None for one not to read (missing, repeated, nav, not XHTML)."""
+        if idref in self.outside:
+            self.failures.append(f"{self.outside[idref]!r} points outside the book; not read")
+            return None
+        if idref not in self.manifest:
+            self.failures.append(f"spine entry {idref!r} is not in the manifest")
+            return None
+        name, media, props = self.manifest[idref]
+        if name in self.seen or "nav" in props.split() or media not in _XHTML_TYPES:
+            return None
+        self.seen.add(name)
+        return name
+
+    def _append(self, text: str, headings: list[tuple[int, int, str]], chapter: str) -> None:
+        offset = self.offset
+        if offset:
+            self.pieces.append("\n\n")
+            offset += 2
+        self.pieces.append(text)
+        self.chapters += 1
+        first = headings[0][2] if headings else ""
+        for seg in section_segments(text, headings):
+            section = seg.section
+            if chapter and section and section[0] == first and _repeats(first, chapter):
+                section = section[1:]  # <h1>Chapter 3</h1> under the contents entry "Chapter 3"
+            section = ((chapter,) if chapter else ()) + section
+            self.segments.append(Segment(seg.start + offset, seg.end + offset, section=section))
+        self.offset = offset + len(text)

@@ -310,7 +310,6 @@ class _Converter:
 
     def _command(self, name: str, pos: int) -> int:
         base = name.rstrip("*")
-        src = self.src
         if base == "begin":
             return self._begin(pos)
         if base == "end":
@@ -322,46 +321,15 @@ class _Converter:
         if base in _SECTIONS and self.headings:
             return self._open(f"heading:{_SECTIONS[base]}", self._skip(pos, 0))
         if base == "item":
-            option = self._option(pos)
-            label, pos = (option[0], option[1]) if option else ("", pos)
-            kind = next((n for n, _ in reversed(self.envs) if n in _LIST_ENVS), "")
-            depth = sum(n in _LIST_ENVS for n, _ in self.envs)
-            if kind in ("enumerate", "compactenum", "inparaenum"):
-                counter = next(state for n, state in reversed(self.envs) if n == kind)
-                counter[0] += 1
-                bullet = f"{counter[0]}. "
-            else:
-                bullet = "- "
-            self.out.append("\n" + "  " * max(depth - 1, 0) + bullet + (f"{_Converter(label, False).text()} " if label else ""))
-            return pos
+            return self._item(pos)
         if base in _CITES or base in _REFS:
-            end = self._skip(pos, 0)
-            group = self._group(end)
-            if group is None:
-                return end
-            keys = ", ".join(k.strip() for k in group[0].split(",") if k.strip())
-            self.out.append(f"[{keys}]" if base in _CITES else f"({keys})" if base == "eqref" else keys)
-            return group[1]
+            return self._citation(base, pos)
         if base == "bibitem":
-            option = self._option(pos)
-            group = self._group(option[1] if option else pos)
-            if group is None:
-                return pos
-            self.out.append(f"\n[{group[0].strip()}] ")
-            return group[1]
+            return self._bibitem(pos)
         if base in ("url", "path", "nolinkurl"):
-            group = self._group(pos)
-            if group is None:
-                return pos
-            self.out.append(group[0])
-            return group[1]
+            return self._url(pos)
         if base == "verb":
-            delimiter = src[pos:pos + 1]
-            close = src.find(delimiter, pos + 1, pos + 1000) if delimiter else -1
-            if close < 0:
-                return pos
-            self.out.append(src[pos + 1:close])
-            return close + 1
+            return self._verb(pos)
         if base == "footnote":
             return self._open("footnote", self._skip(pos, 0))
         if base in ("caption", "subcaption"):
@@ -381,7 +349,54 @@ class _Converter:
         if base in _RULES:
             return pos
         # an unknown command: it vanishes, a [...] right after it too; its {...} text stays
-        return self._skip(pos, 0) if src[pos:pos + 1] == "[" else pos
+        return self._skip(pos, 0) if self.src[pos:pos + 1] == "[" else pos
+
+    def _item(self, pos: int) -> int:
+        option = self._option(pos)
+        label, pos = (option[0], option[1]) if option else ("", pos)
+        kind = next((n for n, _ in reversed(self.envs) if n in _LIST_ENVS), "")
+        depth = sum(n in _LIST_ENVS for n, _ in self.envs)
+        if kind in ("enumerate", "compactenum", "inparaenum"):
+            counter = next(state for n, state in reversed(self.envs) if n == kind)
+            counter[0] += 1
+            bullet = f"{counter[0]}. "
+        else:
+            bullet = "- "
+        self.out.append("\n" + "  " * max(depth - 1, 0) + bullet + (f"{_Converter(label, False).text()} " if label else ""))
+        return pos
+
+    def _citation(self, base: str, pos: int) -> int:
+        end = self._skip(pos, 0)
+        group = self._group(end)
+        if group is None:
+            return end
+        keys = ", ".join(k.strip() for k in group[0].split(",") if k.strip())
+        self.out.append(f"[{keys}]" if base in _CITES else f"({keys})" if base == "eqref" else keys)
+        return group[1]
+
+    def _bibitem(self, pos: int) -> int:
+        option = self._option(pos)
+        group = self._group(option[1] if option else pos)
+        if group is None:
+            return pos
+        self.out.append(f"\n[{group[0].strip()}] ")
+        return group[1]
+
+    def _url(self, pos: int) -> int:
+        group = self._group(pos)
+        if group is None:
+            return pos
+        self.out.append(group[0])
+        return group[1]
+
+    def _verb(self, pos: int) -> int:
+        src = self.src
+        delimiter = src[pos:pos + 1]
+        close = src.find(delimiter, pos + 1, pos + 1000) if delimiter else -1
+        if close < 0:
+            return pos
+        self.out.append(src[pos + 1:close])
+        return close + 1
 
     def _definition(self, base: str, pos: int) -> int:
         src = self.src

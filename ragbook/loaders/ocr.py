@@ -269,20 +269,48 @@ def load_image(path: Path, **options: Any) -> Document:
     ``ocr=False`` skips images (each is reported as not read).
     """
     path = Path(path)
-    if options.get("ocr", True) is False:
-        raise LoadError("an image is read by OCR, which is turned off (ocr=False)")
-    reason = missing()
-    if reason:
-        raise LoadError(reason)
-    data = read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
-    image = _open_image(data)
+    image = _open_for_ocr(path, options)
     limit = int(options.get("max_pages") or MAX_PAGES)
     notes: list[str] = []
     count = _frame_count(image, limit)
     if count > limit:
         count = limit
         notes.append(f"only the first {limit} pages of this image were read (pass max_pages= to read more)")
+    parts, segments, confidences, failures = _read_frames(image, count)
+    if not parts:
+        if failures:
+            raise LoadError(f"no page could be read ({failures[0]}"
+                            f"{f' and {len(failures) - 1} more' if len(failures) > 1 else ''})")
+        raise LoadError("no text found in the image (OCR read nothing; is it a photo or a blank page?)")
+    notes.extend(failures)
+    confidence = round(sum(c * n for c, n in confidences) / sum(n for _, n in confidences), 4)
+    if confidence < LOW_CONFIDENCE:
+        notes.append(f"OCR confidence is low ({confidence:.0%}); the text may be wrong: "
+                     "a straight scan at 300 dpi with good contrast reads best")
+    suffix = path.suffix.lower().lstrip(".")
+    metadata: dict[str, Any] = {
+        "format": {"jpg": "jpeg", "tif": "tiff"}.get(suffix, suffix or "image"),
+        "ocr": {"engine": ENGINE, "confidence": confidence},
+    }
+    if count > 1:
+        metadata["pages"] = count
+    return Document(text="\n\n".join(parts), source=options.get("source") or path.name, title="",
+                    segments=segments, metadata=metadata, warnings=notes)
 
+
+def _open_for_ocr(path: Path, options: dict[str, Any]) -> Any:
+    """The image at ``path``, once OCR is known to be on and installed."""
+    if options.get("ocr", True) is False:
+        raise LoadError("an image is read by OCR, which is turned off (ocr=False)")
+    reason = missing()
+    if reason:
+        raise LoadError(reason)
+    data = read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
+    return _open_image(data)
+
+
+def _read_frames(image: Any, count: int) -> tuple[list[str], list[Segment], list[tuple[float, int]], list[str]]:
+    """OCR of the first ``count`` frames: (texts, segments, (confidence, length) per text, failures)."""
     parts: list[str] = []
     segments: list[Segment] = []
     confidences: list[tuple[float, int]] = []
@@ -311,25 +339,7 @@ def load_image(path: Path, **options: Any) -> Document:
         parts.append(text)
         offset += len(text)
         confidences.append((confidence, len(text)))
-    if not parts:
-        if failures:
-            raise LoadError(f"no page could be read ({failures[0]}"
-                            f"{f' and {len(failures) - 1} more' if len(failures) > 1 else ''})")
-        raise LoadError("no text found in the image (OCR read nothing; is it a photo or a blank page?)")
-    notes.extend(failures)
-    confidence = round(sum(c * n for c, n in confidences) / sum(n for _, n in confidences), 4)
-    if confidence < LOW_CONFIDENCE:
-        notes.append(f"OCR confidence is low ({confidence:.0%}); the text may be wrong: "
-                     "a straight scan at 300 dpi with good contrast reads best")
-    suffix = path.suffix.lower().lstrip(".")
-    metadata: dict[str, Any] = {
-        "format": {"jpg": "jpeg", "tif": "tiff"}.get(suffix, suffix or "image"),
-        "ocr": {"engine": ENGINE, "confidence": confidence},
-    }
-    if multi:
-        metadata["pages"] = count
-    return Document(text="\n\n".join(parts), source=options.get("source") or path.name, title="",
-                    segments=segments, metadata=metadata, warnings=notes)
+    return parts, segments, confidences, failures
 
 
 # --- PDF pages ------------------------------------------------------------------------------

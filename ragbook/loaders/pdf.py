@@ -536,37 +536,65 @@ def load_pdf(path: Path, **options: Any) -> Document:
     """
     with _quiet_pypdf():
         reader, count = _open(path, options)
-        texts: dict[int, str] = {}
-        extras: dict[int, list[str]] = {}
-        failures: list[str] = []
-        blank: list[int] = []
-        for number in range(1, count + 1):
-            try:
-                page = reader.pages[number - 1]
-                text = _compat(_clean(page.extract_text() or ""))
-            except Exception as exc:
-                logger.debug("%s, page %d: text extraction failed", path.name, number, exc_info=True)
-                failures.append(f"page {number}: text extraction failed ({type(exc).__name__}: {exc})")
-                continue
-            extras[number] = page_extras(page)
-            if text:
-                texts[number] = text
-            else:
-                blank.append(number)
+        texts, extras, failures, blank = _extract_pages(reader, count, path)
         title, metadata = _info(reader)
         ocr_notes, ocr_pages, ocr_hint = _read_by_ocr(reader, texts, blank, options)
         xfa = _is_xfa(reader)
         encrypted = reader.is_encrypted
 
     if not texts and not any(extras.values()):
-        if len(failures) == count:
-            more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
-            raise LoadError(f"no page could be read ({failures[0]}{more}); the PDF may be damaged, re-export it")
-        if xfa:
-            raise LoadError("no text layer: this is an XFA form (Adobe LiveCycle), whose pages only Adobe Reader "
-                            "draws; open it in Adobe Reader, print it to PDF and load that")
-        raise LoadError(_NO_TEXT + (f"; or {ocr_hint}" if ocr_hint else ""))
+        raise _unreadable(failures, count, xfa, ocr_hint)
+    pages = _page_texts(texts, extras)
+    full, segments = _join_pages(pages)
+    notes = _page_warnings(failures, count, len(pages), ocr_hint)
+    notes.extend(ocr_notes)
+    notes.extend(_garble_warnings([(n, t) for n, t in pages if n in texts and n not in ocr_pages]))
+    metadata = {"format": "pdf", "pages": count, **metadata}
+    if ocr_pages:
+        metadata["ocr"] = True
+        metadata["ocr_pages"] = ocr_pages
+    if encrypted:
+        metadata["encrypted"] = True
+    if any(extras.values()):
+        metadata["form_fields"] = sum(line.startswith("Form field ") for e in extras.values() for line in e)
+    return Document(text=full, source=path.name, title=title, segments=segments, metadata=metadata, warnings=notes)
 
+
+def _extract_pages(reader: Any, count: int, path: Path) -> tuple[dict[int, str], dict[int, list[str]], list[str], list[int]]:
+    """Each page's text layer: (texts by page, form fields and comments by page, failures, pages without text)."""
+    texts: dict[int, str] = {}
+    extras: dict[int, list[str]] = {}
+    failures: list[str] = []
+    blank: list[int] = []
+    for number in range(1, count + 1):
+        try:
+            page = reader.pages[number - 1]
+            text = _compat(_clean(page.extract_text() or ""))
+        except Exception as exc:
+            logger.debug("%s, page %d: text extraction failed", path.name, number, exc_info=True)
+            failures.append(f"page {number}: text extraction failed ({type(exc).__name__}: {exc})")
+            continue
+        extras[number] = page_extras(page)
+        if text:
+            texts[number] = text
+        else:
+            blank.append(number)
+    return texts, extras, failures, blank
+
+
+def _unreadable(failures: list[str], count: int, xfa: bool, ocr_hint: str) -> LoadError:
+    """Why a PDF gave no text at all: every page failed, an XFA form, or no text layer."""
+    if len(failures) == count:
+        more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+        return LoadError(f"no page could be read ({failures[0]}{more}); the PDF may be damaged, re-export it")
+    if xfa:
+        return LoadError("no text layer: this is an XFA form (Adobe LiveCycle), whose pages only Adobe Reader "
+                         "draws; open it in Adobe Reader, print it to PDF and load that")
+    return LoadError(_NO_TEXT + (f"; or {ocr_hint}" if ocr_hint else ""))
+
+
+def _page_texts(texts: dict[int, str], extras: dict[int, list[str]]) -> list[tuple[int, str]]:
+    """``(page, text)`` of the pages with text: furniture stripped, words joined, form fields and comments after."""
     numbers = sorted(texts)
     lines = strip_furniture([texts[n].split("\n") for n in numbers], numbers)
     body = {n: "\n".join(page_lines).strip() for n, page_lines in zip(numbers, lines)}
@@ -577,7 +605,11 @@ def load_pdf(path: Path, **options: Any) -> Document:
         text = "\n\n".join(part for part in (text, "\n".join(extras.get(number, []))) if part)
         if text:
             pages.append((number, text))
+    return pages
 
+
+def _join_pages(pages: list[tuple[int, str]]) -> tuple[str, list[Segment]]:
+    """The document's text and a segment per page, or per part of a page split at the references."""
     parts: list[str] = []
     segments: list[Segment] = []
     offset = 0
@@ -592,25 +624,17 @@ def load_pdf(path: Path, **options: Any) -> Document:
         segments.append(Segment(offset, offset + len(text), page=number, section=section))
         offset += len(text)
         previous = number
-    full = "".join(parts)
+    return "".join(parts), segments
 
+
+def _page_warnings(failures: list[str], count: int, read: int, ocr_hint: str) -> list[str]:
     # one line per failed page, but a PDF failing on every page should not bury the other warnings
     notes = failures[:5] + ([f"{len(failures) - 5} more pages failed the same way"] if len(failures) > 5 else [])
-    empty = count - len(pages) - len(failures)
-    if empty and len(pages) < count / 2:
+    empty = count - read - len(failures)
+    if empty and read < count / 2:
         hint = f"; {ocr_hint}" if ocr_hint else ""
         notes.append(f"{empty} of {count} pages have no text layer (scanned?); OCR them to make them searchable{hint}")
-    notes.extend(ocr_notes)
-    notes.extend(_garble_warnings([(n, t) for n, t in pages if n in texts and n not in ocr_pages]))
-    metadata = {"format": "pdf", "pages": count, **metadata}
-    if ocr_pages:
-        metadata["ocr"] = True
-        metadata["ocr_pages"] = ocr_pages
-    if encrypted:
-        metadata["encrypted"] = True
-    if any(extras.values()):
-        metadata["form_fields"] = sum(line.startswith("Form field ") for e in extras.values() for line in e)
-    return Document(text=full, source=path.name, title=title, segments=segments, metadata=metadata, warnings=notes)
+    return notes
 
 
 def _read_by_ocr(reader: Any, texts: dict[int, str], blank: list[int],

@@ -130,48 +130,57 @@ def load_pptx(path: Path, **options: Any) -> Document:
     from pptx.opc.constants import RELATIONSHIP_TYPE as RT
 
     stream, warnings = read_package(path, options, kind, "PowerPoint .ppt", ".pptx")
-    with_notes = bool(options.get("pptx_notes", True))
-    with_hidden = bool(options.get("pptx_hidden", False))
-    pieces: list[str] = []
-    segments: list[Segment] = []
-    hidden: list[int] = []
-    titles: list[str] = []
-    offset = 0
+    deck_text = _DeckText(bool(options.get("pptx_notes", True)), bool(options.get("pptx_hidden", False)), warnings)
     try:
         deck = Presentation(stream)
         meta = core_properties(deck.part.package, RT.CORE_PROPERTIES)
         for number, slide in enumerate(deck.slides, start=1):
-            is_hidden = slide._element.get("show") in ("0", "false")
-            if is_hidden:
-                hidden.append(number)
-                if not with_hidden:
-                    continue
-            problems: list[str] = []
-            title, text = _slide_text(slide, with_notes, problems)
-            warnings.extend(f"slide {number}: {problem}" for problem in problems)
-            if is_hidden and text:
-                text = "(hidden slide)\n" + text
-            if title:
-                titles.append(title)
-            if not text:
-                continue
-            if pieces:
-                pieces.append("\n\n")
-                offset += 2
-            pieces.append(text)
-            segments.append(Segment(offset, offset + len(text), slide=number, section=(title,) if title else ()))
-            offset += len(text)
+            deck_text.add(number, slide)
         slides = len(deck.slides)
     except LoadError:
         raise
     except Exception as exc:
         raise library_error(exc, kind) from None
-    if not segments:
+    if not deck_text.segments:
         raise LoadError(f"no text found in the {kind} ({slides} slides: pictures only?"
-                        + (" hidden slides are skipped: pass pptx_hidden=True)" if hidden else ")"))
+                        + (" hidden slides are skipped: pass pptx_hidden=True)" if deck_text.hidden else ")"))
     metadata: dict[str, Any] = {"format": "pptx", "slides": slides, **meta}
-    if hidden:
-        metadata["hidden_slides"] = hidden
-    title = metadata.pop("title", "") or (titles[0] if titles else "")
-    return Document(text="".join(pieces), source=path.name, title=title, segments=segments,
+    if deck_text.hidden:
+        metadata["hidden_slides"] = deck_text.hidden
+    title = metadata.pop("title", "") or (deck_text.titles[0] if deck_text.titles else "")
+    return Document(text="".join(deck_text.pieces), source=path.name, title=title, segments=deck_text.segments,
                     metadata=metadata, warnings=warnings)
+
+
+class _DeckText:
+    """The deck's text, built slide by slide, with a segment per slide that has text."""
+
+    def __init__(self, with_notes: bool, with_hidden: bool, warnings: list[str]) -> None:
+        self.with_notes, self.with_hidden, self.warnings = with_notes, with_hidden, warnings
+        self.pieces: list[str] = []
+        self.segments: list[Segment] = []
+        self.hidden: list[int] = []
+        self.titles: list[str] = []
+        self.offset = 0
+
+    def add(self, number: int, slide: Any) -> None:
+        is_hidden = slide._element.get("show") in ("0", "false")
+        if is_hidden:
+            self.hidden.append(number)
+            if not self.with_hidden:
+                return
+        problems: list[str] = []
+        title, text = _slide_text(slide, self.with_notes, problems)
+        self.warnings.extend(f"slide {number}: {problem}" for problem in problems)
+        if is_hidden and text:
+            text = "(hidden slide)\n" + text
+        if title:
+            self.titles.append(title)
+        if not text:
+            return
+        if self.pieces:
+            self.pieces.append("\n\n")
+            self.offset += 2
+        self.pieces.append(text)
+        self.segments.append(Segment(self.offset, self.offset + len(text), slide=number, section=(title,) if title else ()))
+        self.offset += len(text)

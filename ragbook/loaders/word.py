@@ -366,36 +366,63 @@ def load_docx(path: Path, **options: Any) -> Document:
     stream, warnings = read_package(path, options, kind, "Word .doc", ".docx")
     try:
         package = OpcPackage.open(stream)
-        main = package.main_document_part
-        if main.content_type not in WORD_TYPES:
-            what = "a PowerPoint deck" if "presentationml" in main.content_type else main.content_type
-            raise LoadError(f"not a {kind}: its main part is {what}; check the file's extension")
-        body = _part_xml(main)
-        parts: dict[str, Any] = {}
-        for rel in main.rels.values():
-            name = rel.reltype.rsplit("/", 1)[-1]
-            if not rel.is_external and name in ("styles", "numbering", "footnotes", "endnotes", "comments"):
-                parts[name] = _part_xml(rel.target_part)
+        body, parts = _read_parts(package.main_document_part, kind)
         meta = core_properties(package, RT.CORE_PROPERTIES)
     except LoadError:
         raise
     except Exception as exc:  # the libraries raise KeyError, ValueError, XMLSyntaxError, BadZipFile...
         raise library_error(exc, kind) from None
-    if body.getroottree().docinfo.doctype:
-        warnings.append("the document declares a DOCTYPE, which Word never writes; its entities were not expanded")
-    root = body.find(f"{W_NS}body")
-    if root is None:
-        raise LoadError(f"not a valid {kind}: word/document.xml has no body")
+    root = _body(body, kind, warnings)
 
     walker = _WordWalker(_Styles(parts.get("styles")), _Numbering(parts.get("numbering")))
     walker.walk(root)
     notes = _notes(walker, parts) if options.get("docx_notes", True) else []
+    title = meta.pop("title", "") or _title(walker.blocks)
+    text, headings = _join_blocks(walker.blocks, notes)
+    if not text.strip():
+        raise LoadError(f"no text found in the {kind} (only images or empty paragraphs?)")
 
+    metadata: dict[str, Any] = {"format": "docx", "paragraphs": walker.paragraphs, "tables": walker.tables, **meta}
+    for heading, lines in notes:
+        metadata[heading.lower()] = len(lines)
+    return Document(text=text, source=path.name, title=title, segments=section_segments(text, headings),
+                    metadata=metadata, warnings=warnings)
+
+
+def _read_parts(main: Any, kind: str) -> tuple[Any, dict[str, Any]]:
+    """The main part's root element and, by name, the parts the text needs (styles, numbering, notes)."""
+    if main.content_type not in WORD_TYPES:
+        what = "a PowerPoint deck" if "presentationml" in main.content_type else main.content_type
+        raise LoadError(f"not a {kind}: its main part is {what}; check the file's extension")
+    body = _part_xml(main)
+    parts: dict[str, Any] = {}
+    for rel in main.rels.values():
+        name = rel.reltype.rsplit("/", 1)[-1]
+        if not rel.is_external and name in ("styles", "numbering", "footnotes", "endnotes", "comments"):
+            parts[name] = _part_xml(rel.target_part)
+    return body, parts
+
+
+def _body(document: Any, kind: str, warnings: list[str]) -> Any:
+    """The ``<w:body>`` of word/document.xml, or a LoadError when there is none."""
+    if document.getroottree().docinfo.doctype:
+        warnings.append("the document declares a DOCTYPE, which Word never writes; its entities were not expanded")
+    root = document.find(f"{W_NS}body")
+    if root is None:
+        raise LoadError(f"not a valid {kind}: word/document.xml has no body")
+    return root
+
+
+def _title(blocks: list[tuple[str, int, str, bool]]) -> str:
     # a Heading 1 names the document only if it is the only one (else it is the first chapter)
-    firsts = [t for _, level, t, _ in walker.blocks if level == 2]
-    title = meta.pop("title", "") or next((t for _, level, t, _ in walker.blocks if level == 1), "") \
-        or (firsts[0] if len(firsts) == 1 else "")
-    blocks = list(walker.blocks)
+    firsts = [t for _, level, t, _ in blocks if level == 2]
+    return next((t for _, level, t, _ in blocks if level == 1), "") or (firsts[0] if len(firsts) == 1 else "")
+
+
+def _join_blocks(body: list[tuple[str, int, str, bool]],
+                 notes: list[tuple[str, list[str]]]) -> tuple[str, list[tuple[int, int, str]]]:
+    """The text of the body and the notes after it, and its headings as ``(offset, level, title)``."""
+    blocks = list(body)
     for heading, lines in notes:
         blocks.append((heading, 1, heading, False))
         blocks.extend((line, 0, "", True) for line in lines)
@@ -413,12 +440,4 @@ def load_docx(path: Path, **options: Any) -> Document:
         pieces.append(block)
         offset += len(block)
         previous_item = item
-    text = "".join(pieces)
-    if not text.strip():
-        raise LoadError(f"no text found in the {kind} (only images or empty paragraphs?)")
-
-    metadata: dict[str, Any] = {"format": "docx", "paragraphs": walker.paragraphs, "tables": walker.tables, **meta}
-    for heading, lines in notes:
-        metadata[heading.lower()] = len(lines)
-    return Document(text=text, source=path.name, title=title, segments=section_segments(text, headings),
-                    metadata=metadata, warnings=warnings)
+    return "".join(pieces), headings

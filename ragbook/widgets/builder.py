@@ -11,6 +11,7 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from ragbook._display import html_escape, html_table
+from ragbook._files import atomic_write
 from ragbook.errors import NotFoundError, SettingsError
 from ragbook.widgets._common import Panel, card, guarded, inside, safe_filename
 
@@ -107,9 +108,8 @@ class Builder(Panel):
                     raise SettingsError(f"{name}: the file is empty")
                 if len(data) > MAX_UPLOAD_MB * 2**20:
                     raise SettingsError(f"{name}: larger than {MAX_UPLOAD_MB} MB; index it from a path instead")
-                tmp = target.with_name(target.name + ".part")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                with atomic_write(target) as f:
+                    f.write(data)
             except ValueError as exc:
                 problems.append(str(exc))
                 continue
