@@ -51,6 +51,7 @@ _EXPORTS = {
     "DocumentHit": "ragbook.retrieval",
     "Reranker": "ragbook.rerank",
     "config": "ragbook.progress",
+    "set_progress": "ragbook.progress",
     "Assistant": "ragbook.assistant",
     "Answer": "ragbook.answer",
     "Template": "ragbook.prompt",
@@ -71,7 +72,7 @@ __all__ = ["__version__", "Answer", "Assistant", "AssistantConfig", "BuildReport
     "ModelMismatchError", "ModelNotFoundError", "NotFoundError", "QASet", "RagbookError", "Reranker", "Results",
     "RetrievalConfig", "Retriever", "Segment", "SettingsError", "Template", "TemplateError", "TEMPLATES", "build",
     "compare", "config", "discover", "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load",
-    "load_documents", "load_file", "load_llm", "load_qa", "open_index", "register_loader"]
+    "load_documents", "load_file", "load_llm", "load_qa", "open_index", "register_loader", "set_progress"]
 
 
 def __getattr__(name: str):
@@ -126,7 +127,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ragbook.llm import list_models, load_llm
     from ragbook.loaders import discover, load_file, register_loader
     from ragbook.loaders import load as load_documents
-    from ragbook.progress import config
+    from ragbook.progress import config, set_progress
     from ragbook.prompt import TEMPLATES, Template
     from ragbook.rerank import Reranker
     from ragbook.retrieval import DocumentHit, DocumentResults, Hit, Results, Retriever

@@ -18,7 +18,8 @@ from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
 from ragbook.retrieval import Hit
 
-__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "attribute", "check_answer", "declines", "find_evidence",
+__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
+           "check_answer", "declines", "find_evidence",
            "split_sentences", "without_citations"]
 
 _MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
@@ -90,7 +91,7 @@ class SentenceCheck:
     verified: bool | None = None  # the model's own verdict on it, where the rules were unsure (ragbook.grounding)
 
 
-def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
+def repair_citations(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tuple[str, set[str]]:
     """Cite the passage that clearly backs a sentence the model left uncited or cited wrongly.
 
     Small models often answer correctly but forget to cite, or cite the wrong number (one shown
@@ -132,6 +133,9 @@ def attribute(text: str, passages: list[Hit], *, min_support: float = 0.6) -> tu
     out.append(text[pos:])
     return "".join(out), added
 
+
+
+attribute = repair_citations  # its old name
 
 def without_citations(sentence: str) -> str:
     """``sentence`` with its ``[n]`` markers removed and no space left before its punctuation."""
@@ -333,9 +337,15 @@ class Answer:
         return [c.n for c in self.citations if not c.valid]
 
     @property
-    def unsupported(self) -> list[str]:
+    def flagged(self) -> list[str]:
+        """Sentences with a warning: unsupported, contradicted, citing a passage it was not given, or copied."""
         return [c.sentence for c in self.checks
                 if c.flag in ("unsupported", "invalid citation", "copied example") or c.flag.startswith("contradicts")]
+
+    @property
+    def unsupported(self) -> list[str]:
+        """The old name of :attr:`flagged` (it always held more than unsupported sentences)."""
+        return self.flagged
 
     @property
     def evidence(self) -> list[Evidence]:
@@ -376,7 +386,7 @@ class Answer:
     @property
     def ok(self) -> bool:
         """True when every citation names a given passage and no sentence is unsupported."""
-        return not self.invalid_citations and not self.unsupported
+        return not self.invalid_citations and not self.flagged
 
     def __str__(self) -> str:
         lines = [self.text, ""]

@@ -624,9 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.no_progress:
-        from ragbook.progress import config
+        from ragbook.progress import set_progress
 
-        config.progress = False
+        set_progress(False)
     stdout = sys.stdout
     if not isinstance(stdout, _TerminalSafe):
         sys.stdout = _TerminalSafe(stdout)

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ragbook.answer import CLOSEST, attribute, check_answer, declines, find_evidence, without_citations
+from ragbook.answer import CLOSEST, check_answer, declines, find_evidence, repair_citations, without_citations
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
            "verify_checks", "unsure", "model_verdict", "YES_NO_PROMPT", "CLAIM_PROMPT", "ANSWERS_PROMPT"]
@@ -306,7 +306,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     """Check a model's raw answer against its passages and decide what to show.
 
     1. A quote-then-answer output is settled (:func:`settle`); a plain one is taken as it is.
-    2. Missing or wrong citations are repaired (:func:`ragbook.answer.attribute`) and every
+    2. Missing or wrong citations are repaired (:func:`ragbook.answer.repair_citations`) and every
        sentence is checked (:func:`ragbook.answer.check_answer`).
     3. With ``ask`` (the model as verifier): the sentence the answer rests on (the passage's sentence
        behind the answer's lead sentence) is put to it with
@@ -322,7 +322,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     text = raw
     if template.form == "quote":
         text, grounding = settle(raw, passages, question, no_answer=no_answer, ask=ask)
-    text, added = attribute(text, passages)
+    text, added = repair_citations(text, passages)
     example = template.example.answer if template.example is not None else ""
     citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)

@@ -1,8 +1,9 @@
 """One progress-bar helper for the whole package, switchable off globally.
 
-Turn bars off with ``ragbook.config.progress = False`` or the environment variable
-``RAGBOOK_PROGRESS=0`` (handy in CI logs).  A panel shows progress in its own bar with
-:func:`report_to`, which routes every bar started inside it to a callback.
+Turn bars off with ``ragbook.set_progress(False)`` or the environment variable
+``RAGBOOK_PROGRESS=0`` (handy in CI logs); ``ragbook.config.progress`` is the old spelling.
+A panel shows progress in its own bar with :func:`report_to`, which routes every bar started
+inside it to a callback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["config", "progress", "report_to"]
+__all__ = ["config", "progress", "report_to", "set_progress"]
 
 Callback = Callable[[str, int, "int | None"], None]  # (what, done, total)
 
@@ -23,6 +24,11 @@ class _Config:
 
 
 config = _Config()
+
+
+def set_progress(enabled: bool) -> None:
+    """Show progress bars for long work (building an index, evaluating), or not."""
+    config.progress = bool(enabled)
 _callbacks: list[Callback] = []
 
 

@@ -3,7 +3,7 @@
 A :class:`Template` is plain data (strings), so it saves to JSON and a person can edit it.
 Passages are numbered ``[1]..[n]`` with their source and page; the instruction to cite comes
 *after* the question, which small open models follow far more reliably (measured: see
-../shared/MODELS.md).  The built-in templates also show the model one worked :class:`Example`
+benchmarks/README.md, citing.py).  The built-in templates also show the model one worked :class:`Example`
 (a made-up question about a library, its passages and a cited answer) before the real
 question: told how to cite, Qwen2.5-Coder-1.5B wrote ``[n]`` itself in 20-67% of its answers;
 shown, in 87-93%, with about as many answers correct (34 of 45 gold answers, was 35; see

@@ -8,7 +8,7 @@ import pytest
 from fakes import EchoLLM, HashEmbedder
 
 from ragbook._display import html_escape
-from ragbook.answer import attribute, check_answer
+from ragbook.answer import check_answer, repair_citations
 from ragbook.assistant import Assistant, load_assistant
 from ragbook.documents import Document
 from ragbook.errors import BundleError
@@ -84,7 +84,7 @@ def test_a_sentence_that_says_the_opposite_of_its_passage_is_flagged(tmp_path, t
         assert answer.text == f"The passage says: \u201c{quote}\u201d [1]"
         assert answer.ok and answer.citations[0].valid
         return
-    assert not answer.ok and answer.unsupported == ["Yes, the slice s[2:5] includes the character at index 5 [1]."]
+    assert not answer.ok and answer.flagged == ["Yes, the slice s[2:5] includes the character at index 5 [1]."]
     flagged = [c for c in answer.checks if c.flag]
     assert [(c.flag, c.quote) for c in flagged] == [("contradicts [1]", quote)]  # "immutable" is not flagged
     assert "! contradicts [1]: Yes, the slice" in str(answer) and f"the passage says: \u201c{quote}\u201d" in str(answer)
@@ -140,7 +140,7 @@ def test_a_citation_of_the_wrong_passage_is_corrected_and_said_so():
                 SimpleNamespace(text="You may send each lab to Gradewell at most 6 times; only the last run counts.")]
     reply = ("You can send each lab to Gradewell at most 6 times [1]. Reading rooms open at 09:00 on weekdays [1]. "
              "Only the last Gradewell run counts [1][2]. The moon is made of cheese [1].")
-    text, added = attribute(reply, passages)
+    text, added = repair_citations(reply, passages)
     assert text == ("You can send each lab to Gradewell at most 6 times [2]. Reading rooms open at 09:00 on weekdays [1]. "
                     "Only the last Gradewell run counts [1][2]. The moon is made of cheese [1].")
     _, checks = check_answer(text, passages, attributed=added)
@@ -150,7 +150,7 @@ def test_a_citation_of_the_wrong_passage_is_corrected_and_said_so():
         ([1, 2], False, ""),  # one of its citations backs it
         ([1], False, "unsupported"),  # no passage backs it: left as the model wrote it, and flagged
     ]
-    text, _ = attribute("Send each lab to Gradewell at most 6 times [7], as said [1].", passages)
+    text, _ = repair_citations("Send each lab to Gradewell at most 6 times [7], as said [1].", passages)
     assert text == "Send each lab to Gradewell at most 6 times [2], as said."  # the one number that backs it
 
 
@@ -168,7 +168,7 @@ def test_attribution_keeps_numbers_and_file_names_whole():
     passages = [SimpleNamespace(text="The sample standard deviation of the commute times is 16.91 minutes."),
                 SimpleNamespace(text="Labs use Python 3.11; the notes are in notes.md.")]
     reply = "The standard deviation of the commute times is 16.91 minutes. Labs use Python 3.11, see notes.md."
-    text, added = attribute(reply, passages)
+    text, added = repair_citations(reply, passages)
     assert text == ("The standard deviation of the commute times is 16.91 minutes. [1] "
                     "Labs use Python 3.11, see notes.md. [2]")
     assert len(added) == 2
@@ -182,7 +182,7 @@ def test_an_answer_that_repeats_the_worked_example_is_flagged(course):
     reply = f"The Calvin cycle fixes carbon dioxide into sugar [1]. {first.upper()}  [2]."
     answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("What does the Calvin cycle do?")
     assert [c.flag for c in answer.checks] == ["", "copied example"]
-    assert answer.unsupported == [answer.checks[1].sentence] and not answer.ok
+    assert answer.flagged == [answer.checks[1].sentence] and not answer.ok
     assert "worked example" in str(answer) and "example=None" in answer._repr_html_()
     plain = Assistant(course, llm=EchoLLM(reply=reply), k=2, template=TEMPLATES["tutor"].edit(example=None))
     assert "copied example" not in [c.flag for c in plain.ask("What does the Calvin cycle do?").checks]

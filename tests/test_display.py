@@ -75,3 +75,15 @@ def test_answer_markers_reveal_source_page_and_passage(objects):
 def test_results_table_shows_the_score_breakdown(objects):
     html = objects["results"]._repr_html_()
     assert "<table" in html and "dense" in html and "bm25" in html and "<mark>" in html
+
+
+def test_the_renamed_helpers_keep_their_old_names_for_one_release():
+    import ragbook
+    from ragbook.answer import attribute, repair_citations
+    from ragbook.progress import config
+
+    assert attribute is repair_citations
+    ragbook.set_progress(False)
+    assert config.progress is False
+    ragbook.set_progress(True)
+    assert ragbook.config.progress is True

@@ -151,7 +151,7 @@ def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
     answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
     check = answer.checks[0]
     assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
-    assert answer.unsupported == [wrong] and answer.model_checks == 2
+    assert answer.flagged == [wrong] and answer.model_checks == 2
     assert answer.to_dict()["checks"][0]["verified"] is False
     # the same answer, verifier off: the rules pass it
     quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)

@@ -120,7 +120,7 @@ class Chat(Panel):
         self.question.value = ""
         t = answer.timings
         ms = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items())
-        flags = f"; {len(answer.unsupported)} sentence(s) flagged" if answer.unsupported else ""
+        flags = f"; {len(answer.flagged)} sentence(s) flagged" if answer.flagged else ""
         self.say(f"{answer.mode} answer from {answer.llm}: {ms}{flags}")
         return answer
 
