@@ -108,15 +108,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.query, k=args.k, mode=args.mode, fusion=args.fusion, weight=args.weight, mmr=args.mmr,
         filters=_parse_filter(args.filter), min_score=args.min_score, reranker=args.rerank,
     )
-    if args.json:
-        print(json.dumps([h.to_dict() for h in results], ensure_ascii=False, indent=2))
-        return 0
-    if not len(results):
-        print("No results. Try other words, a lower --min-score, or fewer filters.")
-        return 0
-    width = int(os.environ.get("COLUMNS", 0)) or 120
-    print(results.to_table(width=width))
-    if args.explain:
+    if _print_results(results, args, "results") and args.explain:
         print()
         for hit in results:
             print(f"{hit.rank}. {hit.citation()}: {hit.explain()}")
@@ -133,20 +125,24 @@ def _search_documents(index, args: argparse.Namespace) -> int:
         mode=args.mode, fusion=args.fusion, weight=args.weight, filters=_parse_filter(args.filter),
         min_score=args.min_score, reranker=args.rerank,
     ).search_documents(args.query, k=args.k)
-    if args.json:
-        print(json.dumps([d.to_dict() for d in results], ensure_ascii=False, indent=2))
-        return 0
-    if not len(results):
-        print("No documents. Try other words, a lower --min-score, or fewer filters.")
-        return 0
-    width = int(os.environ.get("COLUMNS", "0")) or 120
-    print(results.to_table(width=width))
-    if args.explain:
+    if _print_results(results, args, "documents") and args.explain:
         print()
         for doc in results:
             for hit in doc.hits:
                 print(f"{doc.rank}. {hit.citation()} (passage #{hit.rank}): {hit.explain()}")
     return 0
+
+
+def _print_results(results: Any, args: argparse.Namespace, what: str) -> bool:
+    """Print search results as JSON or a table; True when a table of some results was printed."""
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+        return False
+    if not len(results):
+        print(f"No {what}. Try other words, a lower --min-score, or fewer filters.")
+        return False
+    print(results.to_table(width=int(os.environ.get("COLUMNS", "0")) or 120))
+    return True
 
 
 DEMO_QUESTION = "How many times can I run a lab through the autograder?"

@@ -9,11 +9,12 @@ locations; it counts for both files, each citing its own location.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ragbook._display import Markup, highlight, html_escape, html_table, shorten
+from ragbook._listing import Listing
 from ragbook.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -60,22 +61,15 @@ class DocumentHit:
 
 
 @dataclass
-class DocumentResults:
+class DocumentResults(Listing[DocumentHit]):
     """The documents of one search, best first; iterable, indexable, and displayable."""
+
+    _items = "documents"
 
     query: str
     documents: list[DocumentHit]
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
-    def __iter__(self) -> Iterator[DocumentHit]:
-        return iter(self.documents)
-
-    def __getitem__(self, i: int) -> DocumentHit:
-        return self.documents[i]
 
     @property
     def sources(self) -> list[str]:

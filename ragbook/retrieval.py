@@ -13,11 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragbook._display import Markup, highlight, html_escape, html_table, shorten
+from ragbook._listing import Listing
 from ragbook.documents import Chunk
 from ragbook.errors import MissingDependencyError, SettingsError
 from ragbook.filters import check_filters, check_whole, filter_mask, location_ok
@@ -122,22 +123,15 @@ class Hit:
 
 
 @dataclass
-class Results:
+class Results(Listing[Hit]):
     """The hits of one search, best first; iterable, indexable, and displayable."""
+
+    _items = "hits"
 
     query: str
     hits: list[Hit]
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __iter__(self) -> Iterator[Hit]:
-        return iter(self.hits)
-
-    def __getitem__(self, i: int) -> Hit:
-        return self.hits[i]
 
     def to_pandas(self) -> Any:
         try:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ragbook._display import html_escape, html_table, shorten
+from ragbook._listing import Listing
 from ragbook.errors import DataFormatError, NotFoundError, SettingsError
 from ragbook.eval.report import import_pandas
 
@@ -120,21 +121,14 @@ def source_matches(source: str, pattern: str) -> bool:
 
 
 @dataclass
-class QASet:
+class QASet(Listing[QAItem]):
     """Questions to evaluate an assistant on; iterable, indexable, and displayable."""
+
+    _items = "items"
 
     items: list[QAItem]
     name: str = ""
     path: str = ""
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[QAItem]:
-        return iter(self.items)
-
-    def __getitem__(self, i: int) -> QAItem:
-        return self.items[i]
 
     @property
     def unanswerable(self) -> int:

@@ -20,9 +20,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Union
 
 from ragbook._display import html_escape, html_table
+from ragbook._listing import Listing
 from ragbook.documents import Document, LoadError
 from ragbook.errors import SettingsError
 from ragbook.loaders.files import (
@@ -141,20 +142,13 @@ class Problem:
 
 
 @dataclass
-class Loaded:
+class Loaded(Listing[Document]):
     """What :func:`load` read: the documents, and a problem for each file that went wrong."""
+
+    _items = "documents"
 
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.documents)
-
-    def __iter__(self) -> Iterator[Document]:
-        return iter(self.documents)
-
-    def __getitem__(self, index: int) -> Document:
-        return self.documents[index]
 
     @property
     def errors(self) -> list[Problem]:
