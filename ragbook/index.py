@@ -32,7 +32,7 @@ from ragbook.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel
 from ragbook.errors import LoadError, ModelMismatchError, NotFoundError, SettingsError
 from ragbook.lexical import BM25, Analyzer
 from ragbook.lexical import FILES as BM25_FILES
-from ragbook.loaders import DEFAULT_MAX_FILE_MB, LOAD_OPTIONS, Problem, discover, load_file
+from ragbook.loaders import DEFAULT_MAX_FILE_MB, LOAD_OPTIONS, BySeverity, Problem, discover, load_file
 from ragbook.loaders.files import check_regular, digest_limited, printable
 from ragbook.progress import progress
 from ragbook.storage import (
@@ -74,7 +74,7 @@ def _int_id(chunk_id: str) -> int:
 
 
 @dataclass
-class BuildReport:
+class BuildReport(BySeverity):
     """What a build or update did: files added, changed, removed, skipped (and why), timings."""
 
     added: list[str] = field(default_factory=list)
@@ -90,16 +90,8 @@ class BuildReport:
 
     @property
     def skipped(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ignored(self) -> list[Problem]:
-        """File types no loader reads, one line per extension with a count."""
-        return [p for p in self.problems if p.severity == "ignored"]
+        """The files not read (their ``errors``)."""
+        return self.errors
 
     @property
     def ok(self) -> bool:

@@ -40,7 +40,7 @@ from ragbook.loaders.pdf import load_pdf
 from ragbook.loaders.text import load_markdown, load_text
 from ragbook.loaders.unicode import normalize_document
 
-__all__ = ["register_loader", "loader_for", "load_file", "discover", "load",
+__all__ = ["register_loader", "BySeverity", "loader_for", "load_file", "discover", "load",
            "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB", "LOAD_OPTIONS", "title_from_name"]
 
 logger = logging.getLogger(__name__)
@@ -141,14 +141,10 @@ class Problem:
         return f"{printable(self.source)}: {printable(self.reason)}"
 
 
-@dataclass
-class Loaded(Listing[Document]):
-    """What :func:`load` read: the documents, and a problem for each file that went wrong."""
+class BySeverity:
+    """``errors`` (files not read), ``warnings`` and ``ignored`` (file types no loader reads) of ``problems``."""
 
-    _items = "documents"
-
-    documents: list[Document] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem]
 
     @property
     def errors(self) -> list[Problem]:
@@ -160,7 +156,18 @@ class Loaded(Listing[Document]):
 
     @property
     def ignored(self) -> list[Problem]:
+        """File types no loader reads, one line per extension with a count."""
         return [p for p in self.problems if p.severity == "ignored"]
+
+
+@dataclass
+class Loaded(BySeverity, Listing[Document]):
+    """What :func:`load` read: the documents, and a problem for each file that went wrong."""
+
+    _items = "documents"
+
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     def __repr__(self) -> str:
         chars = sum(len(doc.text) for doc in self.documents)
