@@ -31,14 +31,15 @@ from typing import Any, Iterator, Protocol
 
 from ragbook.documents import Chunk, Document, Segment
 from ragbook.errors import SettingsError
+from ragbook.settings import IndexConfig
 
 __all__ = ["Chunker", "DEFAULT_CHUNK_SIZE", "DEFAULT_OVERLAP", "MAX_CONTEXT_TOKENS", "context_header", "join_headings"]
 
 # Chosen by benchmarks/chunking.py on 16 long SQuAD articles (1,500 questions): hybrid hit@5
 # (chunk holds the answer) is 0.915 at 64 tokens, 0.939 at 128, 0.958 at 200 (overlap 32) and
 # 0.959 at 254; overlaps of 10-20% of the size are within noise of each other.
-DEFAULT_CHUNK_SIZE = 200
-DEFAULT_OVERLAP = 32
+DEFAULT_CHUNK_SIZE: int = IndexConfig.chunk_size  # the settings' own defaults (ragbook.settings)
+DEFAULT_OVERLAP: int = IndexConfig.overlap
 
 # The context line (document title, byline, section path) that names each passage's place:
 # enough for "Introduction to Python Programming > 3 Conditionals > 3.2 Nested decisions", and a

@@ -35,6 +35,7 @@ from ragbook.lexical import FILES as BM25_FILES
 from ragbook.loaders import DEFAULT_MAX_FILE_MB, LOAD_OPTIONS, BySeverity, Problem, discover, load_file
 from ragbook.loaders.files import check_regular, digest_limited, printable
 from ragbook.progress import progress
+from ragbook.settings import INDEX_KEYS, VECTOR_KEYS, IndexConfig
 from ragbook.storage import (
     IndexFormatError,
     SchemaError,
@@ -168,8 +169,14 @@ class Index:
                  chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_OVERLAP, index_type: str = "auto",
                  bm25_k1: float = 1.2, bm25_b: float = 0.75, stemmer: str | None = "english", context: bool = True,
                  path: str | os.PathLike[str] | None = None,
-                 model: str | os.PathLike[str] | EmbeddingModel | None = None) -> None:
+                 model: str | os.PathLike[str] | EmbeddingModel | None = None, **vector_params: Any) -> None:
         model = renamed(embedding_model, model, "model", "embedding_model", "Index()")
+        unknown = sorted(set(vector_params) - set(VECTOR_KEYS))
+        if unknown:
+            raise SettingsError(f"unknown index setting(s) {', '.join(unknown)}; they are {', '.join(INDEX_KEYS)}")
+        # every setting checked at once, by its definition (ragbook.settings.IndexConfig)
+        config = IndexConfig(chunk_size=chunk_size, overlap=overlap, context=context, index_type=index_type,  # type: ignore[arg-type]
+                             bm25_k1=bm25_k1, bm25_b=bm25_b, stemmer=stemmer, **vector_params)
         self.embedder: Embedder
         if model is None or isinstance(model, (str, os.PathLike)):
             self.embedder = Embedder(model or DEFAULT_MODEL)
@@ -191,12 +198,22 @@ class Index:
         self._embedding_info: dict[str, Any] | None = None  # recorded at build, checked at query
         self._model_checked = False
         self._index_type = index_type
+        self._vector_params = config.vector_params()
         self._vectors: VectorStore | None = None
         self.bm25 = BM25(k1=bm25_k1, b=bm25_b, analyzer=Analyzer(stemmer=stemmer))
         self._chunker: Chunker | None = None
         Chunker(chunk_size=chunk_size, overlap=overlap)  # validate the numbers now, not mid-build
 
     # -- read-only views -------------------------------------------------------------------
+
+    @property
+    def config(self) -> IndexConfig:
+        """The index's settings as data (:class:`ragbook.settings.IndexConfig`), as its manifest records them."""
+        vectors = {k: v for k, v in self._vectors.settings().items() if k in VECTOR_KEYS} if self._vectors else {}
+        return IndexConfig(chunk_size=self.chunk_size, overlap=self.overlap, context=self.context,
+                           index_type=self._index_type,  # type: ignore[arg-type]
+                           bm25_k1=self.bm25.k1, bm25_b=self.bm25.b, stemmer=self.bm25.analyzer.stemmer_name,
+                           **{**self._vector_params, **vectors})
 
     def __len__(self) -> int:
         """Number of distinct passages (identical text stored once)."""
@@ -214,7 +231,8 @@ class Index:
     @property
     def vectors(self) -> VectorStore:
         if self._vectors is None:
-            self._vectors = VectorStore(self._dimension or self.embedder.dimension, self._index_type)
+            self._vectors = VectorStore(self._dimension or self.embedder.dimension, self._index_type,
+                                        **self._vector_params)
         return self._vectors
 
     @property
@@ -594,7 +612,8 @@ class Index:
         try:
             index = cls(model or emb["model"], chunk_size=chunking["chunk_size"], overlap=chunking["overlap"],
                         index_type=vec["kind"], bm25_k1=bm["k1"], bm25_b=bm["b"], stemmer=bm["stemmer"],
-                        context=chunking.get("context", False), path=path)
+                        context=chunking.get("context", False), path=path,
+                        **{key: vec[key] for key in VECTOR_KEYS if key in vec})
         except (SettingsError, KeyError) as exc:  # KeyError: PyStemmer's word for an unknown language
             raise IndexFormatError(f"{path}: the manifest's settings cannot be used ({exc}); rebuild the index") from None
         index._embedding_info = emb
@@ -667,7 +686,7 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
     lock_timeout = settings.pop("lock_timeout", None)
     # what Index() takes builds the index; the rest (include, exclude, passwords, a loader's
     # own options such as notebook_outputs or ocr) goes to Index.add and on to the loaders
-    index_keys = set(inspect.signature(Index.__init__).parameters) - {"self", "path"}
+    index_keys = (set(inspect.signature(Index.__init__).parameters) | set(VECTOR_KEYS)) - {"self", "path", "vector_params"}
     add_opts = {k: settings.pop(k) for k in list(settings) if k not in index_keys}
     unknown = sorted(set(add_opts) - {"include", "exclude", "hidden"} - LOAD_OPTIONS)
     if unknown:

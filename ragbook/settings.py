@@ -22,9 +22,11 @@ from typing import Any, Literal, get_args
 
 from ragbook.errors import SettingsError
 
-__all__ = ["RetrievalConfig", "AssistantConfig", "Mode", "Fusion", "MODES", "FUSIONS", "EXTRACTIVE",
-           "RETRIEVAL_KEYS", "ASSISTANT_KEYS", "describe"]
+__all__ = ["IndexConfig", "RetrievalConfig", "AssistantConfig", "Mode", "Fusion", "IndexType", "MODES", "FUSIONS",
+           "INDEX_TYPES", "EXTRACTIVE", "INDEX_KEYS", "VECTOR_KEYS", "RETRIEVAL_KEYS", "ASSISTANT_KEYS", "describe"]
 
+IndexType = Literal["auto", "flat", "hnsw", "ivf", "pq", "hnsw-pq", "ivf-pq"]
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 Mode = Literal["hybrid", "dense", "bm25"]
 Fusion = Literal["weighted", "rrf"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -68,6 +70,57 @@ def _check_all(config: Any) -> None:
     for f in fields(config):
         if f.metadata.get("kind") is not None:
             _check_field(f.name, getattr(config, f.name), dict(f.metadata))
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How documents become an index: chunking, the vector index and its tuning, BM25 (see :class:`ragbook.index.Index`)."""
+
+    chunk_size: int = _doc("chunk size, in the embedding model's tokens", 200, kind=int, low=8, high=100_000)
+    overlap: int = _doc("tokens shared by neighbouring chunks", 32, kind=int, low=0, high=100_000)
+    context: bool = _doc("index each chunk with its document title and section path", True, kind=bool)
+    index_type: IndexType = _doc("the vector index: auto (exact search, HNSW above `threshold` chunks), flat, hnsw, "
+                                 "ivf, or pq, hnsw-pq, ivf-pq for compressed vectors", "auto", kind=str,
+                                 choices=INDEX_TYPES)
+    threshold: int = _doc("chunks above which auto leaves exact search for HNSW", 100_000, kind=int, low=1,
+                          high=10**10)
+    hnsw_m: int = _doc("HNSW: links per vector (more: better recall, more memory)", 32, kind=int, low=2, high=512)
+    ef_construction: int = _doc("HNSW: candidates weighed while building", 80, kind=int, low=1, high=10_000)
+    ef_search: int = _doc("HNSW: candidates weighed per search (more: better recall, slower)", 96, kind=int, low=1,
+                          high=10_000)
+    nprobe: int | None = _doc("IVF: clusters searched per query (None: chosen from the index's size)", None, kind=int,
+                              optional=True, low=1, high=1_000_000)
+    pq_m: int | None = _doc("PQ: bytes per compressed vector (None: chosen from the dimension)", None, kind=int,
+                            optional=True, low=1, high=4_096)
+    refine: int = _doc("PQ: how many times k candidates are re-ranked with the full vectors", 10, kind=int, low=1,
+                       high=1_000)
+    bm25_k1: float = _doc("BM25's term-frequency saturation", 1.2, kind=float, low=0.0, high=10.0)
+    bm25_b: float = _doc("BM25's length normalisation", 0.75, kind=float, low=0.0, high=1.0)
+    stemmer: str | None = _doc("the Snowball stemmer's language for BM25, or None", "english", kind=str,
+                               optional=True, max_length=40)
+
+    def __post_init__(self) -> None:
+        _check_all(self)
+        if self.overlap >= self.chunk_size:
+            raise SettingsError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})")
+
+    def replace(self, **changes: Any) -> IndexConfig:
+        _unknown(changes, INDEX_KEYS, "index")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        if not isinstance(data, dict):
+            raise SettingsError(f"index settings must be a mapping, not {type(data).__name__}")
+        _unknown(data, INDEX_KEYS, "index")
+        return cls(**data)
+
+    def vector_params(self) -> dict[str, Any]:
+        """The vector index's own settings, as :class:`ragbook.vectors.VectorStore` takes them."""
+        return {key: getattr(self, key) for key in VECTOR_KEYS}
 
 
 @dataclass(frozen=True)
@@ -175,11 +228,13 @@ class AssistantConfig:
         return cls(**own, retrieval=retrieval)
 
 
+INDEX_KEYS: tuple[str, ...] = tuple(f.name for f in fields(IndexConfig))
+VECTOR_KEYS = ("threshold", "hnsw_m", "ef_construction", "ef_search", "nprobe", "pq_m", "refine")
 RETRIEVAL_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RetrievalConfig))
 ASSISTANT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(AssistantConfig))
 
 
-def describe(config: type[RetrievalConfig] | type[AssistantConfig]) -> dict[str, tuple[Any, str]]:
+def describe(config: type[IndexConfig] | type[RetrievalConfig] | type[AssistantConfig]) -> dict[str, tuple[Any, str]]:
     """Each setting's default and description, for help texts and documentation."""
     out = {}
     for f in fields(config):

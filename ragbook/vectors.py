@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 
 from ragbook.errors import IndexFormatError, SettingsError
+from ragbook.settings import INDEX_TYPES, IndexConfig
 
 __all__ = ["VectorStore", "AUTO_THRESHOLD", "KINDS", "top_n"]
 
 # Chosen by benchmarks/scale.py: up to here exact search answers in under 6 ms on a 2-core
 # laptop (less than encoding the query) and stays exact and editable in place; beyond it HNSW
 # keeps recall@10 >= 0.99 (efSearch 96) at ~0.2 ms.
-AUTO_THRESHOLD = 100_000
-KINDS = ("auto", "flat", "hnsw", "ivf", "pq", "hnsw-pq", "ivf-pq")
+AUTO_THRESHOLD: int = IndexConfig.threshold
+KINDS = INDEX_TYPES
 PQ_KINDS = ("pq", "hnsw-pq", "ivf-pq")
 
 
@@ -44,9 +45,10 @@ def _faiss() -> Any:
 class VectorStore:
     """Vectors, their ids, and a FAISS index over them (inner product on normalised vectors)."""
 
-    def __init__(self, dimension: int, kind: str = "auto", *, hnsw_m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 96, nprobe: int | None = None, threshold: int = AUTO_THRESHOLD,
-                 pq_m: int | None = None, refine: int = 10) -> None:
+    def __init__(self, dimension: int, kind: str = "auto", *, hnsw_m: int = IndexConfig.hnsw_m,
+                 ef_construction: int = IndexConfig.ef_construction, ef_search: int = IndexConfig.ef_search,
+                 nprobe: int | None = IndexConfig.nprobe, threshold: int = AUTO_THRESHOLD,
+                 pq_m: int | None = IndexConfig.pq_m, refine: int = IndexConfig.refine) -> None:
         if kind not in KINDS:
             raise SettingsError(f"unknown index type {kind!r}; choose one of {', '.join(KINDS)}")
         self.dimension = dimension

@@ -124,3 +124,28 @@ def course_index(make_index, notes_dir):
     index = make_index()
     index.add(notes_dir)
     return index
+
+
+def test_an_index_takes_its_vector_settings_and_keeps_them(notes_dir, tmp_path):
+    from ragbook.index import Index, build
+    from ragbook.settings import INDEX_KEYS, IndexConfig
+    from ragbook.testing import HashEmbedder
+
+    index = Index(HashEmbedder(), index_type="hnsw", ef_search=200, hnsw_m=16)
+    index.add(notes_dir)
+    assert index.vectors.settings()["ef_search"] == 200 and index.vectors.settings()["hnsw_m"] == 16
+    assert index.config.ef_search == 200 and index.config.index_type == "hnsw" and set(index.config.to_dict()) == set(INDEX_KEYS)
+    index.save(tmp_path / "ix")
+    back = Index.load(tmp_path / "ix", embedding_model=HashEmbedder())
+    assert back.config == index.config and back.vectors.settings()["ef_search"] == 200
+    built = build(notes_dir, out=tmp_path / "iv", embedding_model=HashEmbedder(), index_type="ivf", nprobe=4)
+    assert built.config.nprobe == 4
+    with pytest.raises(SettingsError, match="unknown index setting.*efsearch"):
+        Index(HashEmbedder(), efsearch=10)
+    with pytest.raises(SettingsError, match="ef_search must be"):
+        Index(HashEmbedder(), ef_search=0)
+    with pytest.raises(SettingsError, match="index_type must be one of"):
+        Index(HashEmbedder(), index_type="annoy")
+    with pytest.raises(SettingsError, match="overlap"):
+        IndexConfig(chunk_size=50, overlap=50)
+    assert IndexConfig.from_dict(index.config.to_dict()) == index.config
