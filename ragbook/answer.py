@@ -16,13 +16,14 @@ from typing import AbstractSet, Any
 
 from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
+from ragbook.polarity import CITATION_MARK
 from ragbook.retrieval import Hit
 
 __all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
            "check_answer", "declines", "find_evidence",
            "split_sentences", "without_citations"]
 
-_MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
+_MARK = CITATION_MARK
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
 # "notes.md") does not end it, so a citation is never added in the middle of a number.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")

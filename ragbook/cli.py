@@ -70,9 +70,10 @@ def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
                              f"page=3-10 or section!=References), got {item!r}")
         wanted: object = value
         if key in ("page", "cell", "slide"):
-            lo, dash, hi = value.partition("-")
+            from ragbook.filters import parse_range
+
             try:
-                wanted = (int(lo) if lo else None, int(hi) if hi else None) if dash else int(value)
+                wanted = parse_range(value)
             except ValueError:
                 raise SystemExit(f"ragbook: --filter {key} needs a number or a range like 3-10, got {value!r}") from None
         out[key] = {"not": wanted} if negated else wanted

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import numbers
+import re
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
@@ -75,6 +76,24 @@ LOCATION_KEYS = {"source": "text", "title": "text", "doc_id": "text", "section":
 STANDARD_METADATA = {"format": "text"}
 # Document metadata the chunker does not copy onto chunks ("source" is the file's name to filter on).
 _NOT_ON_CHUNKS = {"path": "source"}
+
+
+_RANGE = re.compile(r"\s*(\d*)\s*([-\u2013])?\s*(\d*)\s*")
+
+
+def parse_range(text: str) -> int | tuple[int | None, int | None]:
+    """``"4"`` -> 4; ``"3-10"`` (or an en dash) -> (3, 10); ``"3-"`` and ``"-10"`` -> open ranges.
+
+    How a person writes pages, cells or slides in a filter box, a command line or a question file;
+    a :class:`SettingsError` says how to write one when ``text`` is none of these.
+    """
+    m = _RANGE.fullmatch(text or "")
+    if m is None or not (m.group(1) or m.group(3)) or (not m.group(2) and not m.group(1)):
+        raise SettingsError(f"{text!r} is not a number or a range: write 4, or 3-10 (3- and -10 leave an end open)")
+    lo, dash, hi = m.groups()
+    if not dash:
+        return int(lo)
+    return (int(lo) if lo else None, int(hi) if hi else None)
 
 
 def check_number(name: str, value: Any, lo: float, hi: float | None, meaning: str) -> None:

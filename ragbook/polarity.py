@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "SCOPE"]
+__all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "SCOPE", "CITATION_MARK"]
 
 SCOPE = 2  # words after a cue that it negates: "not including index", "cannot be changed" (the verb, not its object)
 _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", "excluding", "except", "none",
@@ -22,7 +22,9 @@ _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", 
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b")
 _WORD = re.compile(r"[a-z0-9_]+(?:'t)?")
 _ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\b[\s,.:;!-]*", re.IGNORECASE)
-_MARK = re.compile(r"\[\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*\]")
+# a citation marker: [1], [2, 3], [1-3], [4 and 5] (ragbook.answer reads the numbers from its group)
+CITATION_MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
+_MARK = CITATION_MARK
 
 
 @lru_cache(maxsize=4096)

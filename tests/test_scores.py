@@ -349,3 +349,13 @@ def test_reranker_settings_are_checked(kwargs):
 
     with pytest.raises(SettingsError):
         Reranker(**kwargs)
+
+
+def test_one_way_to_read_a_page_range():
+    from ragbook.filters import parse_range
+
+    assert parse_range("4") == 4 and parse_range("3-10") == (3, 10) and parse_range("3\u201310") == (3, 10)
+    assert parse_range("3-") == (3, None) and parse_range("-10") == (None, 10)
+    for bad in ("", "-", "three", "3-x", "1,2"):
+        with pytest.raises(SettingsError, match="not a number or a range"):
+            parse_range(bad)

@@ -40,6 +40,7 @@ from ragbook._display import html_escape, html_table, shorten
 from ragbook._listing import Listing
 from ragbook.errors import DataFormatError, NotFoundError, SettingsError
 from ragbook.eval.report import import_pandas
+from ragbook.filters import parse_range
 
 if TYPE_CHECKING:
     from ragbook.documents import Chunk, Document
@@ -52,7 +53,6 @@ _KNOWN = {"id", "question", "source", "sources", "page", "pages", "answer", "ans
           "is_impossible", "gold_doc_ids"}
 _TRUE = {"true", "yes", "y", "1", "x"}
 _FALSE = {"false", "no", "n", "0", ""}
-_PAGE_RANGE = re.compile(r"^\s*(\d+)\s*(?:[-–]\s*(\d+))?\s*$")
 _MAX_PAGE_RANGE = 2000
 
 
@@ -317,6 +317,17 @@ def _strings(value: Any, what: str, where: str) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
+def _page_range(text: str) -> tuple[int, int] | None:
+    """``"4"`` or ``"3-5"`` as ``(first, last)``; None for anything else (an open range names no pages)."""
+    try:
+        pages = parse_range(text)
+    except SettingsError:
+        return None
+    if isinstance(pages, int):
+        return (pages, pages)
+    return None if pages[0] is None or pages[1] is None else (pages[0], pages[1])
+
+
 def _pages(value: Any, where: str) -> tuple[int, ...]:
     if value is None or value == "":
         return ()
@@ -328,8 +339,8 @@ def _pages(value: Any, where: str) -> tuple[int, ...]:
         numbers = [int(value)]
     elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         numbers = list(value)
-    elif isinstance(value, str) and (m := _PAGE_RANGE.match(value)):
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    elif isinstance(value, str) and isinstance(pages := _page_range(value), tuple):
+        lo, hi = pages
         if hi < lo or hi - lo > _MAX_PAGE_RANGE:
             raise DataFormatError(f"{where}: page range {value!r} runs backwards or is too long")
         numbers = list(range(lo, hi + 1))

@@ -9,6 +9,7 @@ import ipywidgets as w
 
 from ragbook._display import highlight, html_escape, shorten
 from ragbook.errors import SettingsError
+from ragbook.filters import parse_range
 from ragbook.widgets._common import Panel, guarded
 
 __all__ = ["Inspector", "hits_html", "parse_pages"]
@@ -19,16 +20,22 @@ def parse_pages(text: str) -> tuple[int, int] | list[int] | None:
     text = text.strip()
     if not text:
         return None
-    m = re.fullmatch(r"(\d+)\s*[-–]\s*(\d+)", text)
-    if m:
-        lo, hi = int(m.group(1)), int(m.group(2))
+    how = f"pages {text!r}: write a page (3), a range (3-10) or a list (1, 4, 7)"
+    if re.search(r"[-\u2013]", text):
+        try:
+            pages = parse_range(text)
+        except SettingsError:
+            raise SettingsError(how) from None
+        lo, hi = pages if isinstance(pages, tuple) else (None, None)
+        if lo is None or hi is None:
+            raise SettingsError(how)
         if lo > hi:
             raise SettingsError(f"pages {text!r}: the first page is after the last")
         return (lo, hi)
     try:
         return [int(p) for p in re.split(r"[,\s]+", text) if p]
     except ValueError:
-        raise SettingsError(f"pages {text!r}: write a page (3), a range (3-10) or a list (1, 4, 7)") from None
+        raise SettingsError(how) from None
 
 
 class _Context:
