@@ -33,11 +33,8 @@ __all__ = ["Assistant", "AnswerStream", "load_assistant", "EXTRACTIVE", "DEFAULT
 log = logging.getLogger(__name__)
 _DEFAULTS = AssistantConfig()
 # Relevance of the best passage (Hit.relevance: 0..1, the same scale for every question and
-# retrieval mode) below which the assistant says it has nothing.  Measured with all-MiniLM-L6-v2:
-# on SQuAD 2.0, 0.8% of 2,910 answerable questions fall below 0.3 (hybrid; dense 0.9%, BM25 0.9%)
-# and no made-up query reaches it (hybrid and BM25; dense: 10% of them do); on the demo corpus its
-# 15 questions score 0.33-0.68 (hybrid), 2 of 15 off-topic questions score above 0.3 (a word
-# such as "capital" matches), made-up words at most 0.28.
+# retrieval mode) below which the assistant says it has nothing: few answerable questions fall
+# below it and no made-up query reaches it (figures: benchmarks/README.md, "Why the defaults").
 DEFAULT_MIN_RELEVANCE = _DEFAULTS.min_relevance
 _FOLLOWUP = re.compile(r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|his|her|there|then|the same|"
                        r"what about|how about|and)\b", re.IGNORECASE)

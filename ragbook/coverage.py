@@ -25,10 +25,8 @@ from typing import Any, Callable, Iterable
 
 __all__ = ["unknown_terms", "rare_by_tokenizer", "without", "incidental", "ANSWERED", "GAIN"]
 
-# Measured with all-MiniLM-L6-v2, hybrid search, on the OpenStax book: answerable questions' best
-# passage scores 0.45 (10th percentile) to 0.55 (median); questions about a term the book lacks, asked
-# without it, 0.22-0.49; answerable questions with an editor or machine named in passing, asked
-# without it, 0.44-0.60, and 0.08-0.10 above the whole question (benchmarks/README.md, trust.py).
+# Between the relevance of answerable questions and that of questions about a term the documents
+# lack, asked without it (figures: benchmarks/README.md, "Why the defaults").
 ANSWERED = 0.5
 GAIN = 0.07
 

@@ -210,11 +210,9 @@ class Retriever:
 
     With weighted fusion, dense or BM25 search the list is ordered by this relevance (``score ==
     relevance``); with RRF by the rank-fusion number, and after a reranker by its score, while ``relevance`` keeps
-    the calibrated value.  Measured with all-MiniLM-L6-v2: on SQuAD 2.0 the best passage for an
-    answerable question scores 0.56 on average in hybrid mode (95% of them above 0.39; dense 0.58,
-    BM25 0.56), for made-up words ("zxqv florb wibble") 0.12 and never above 0.21 (BM25 0; dense
-    0.25).  Ordering by it ranks as well as the min-max fusion it replaced (nDCG@10 0.915 either
-    way), which gave every query's top hit a score near 1.0, nonsense included.
+    the calibrated value.  It separates real questions from nonsense, and ranks as well as the
+    min-max fusion it replaced, which gave every query's top hit a score near 1.0, nonsense
+    included (figures: benchmarks/README.md, "Why the defaults").
     """
 
     # the settings, read from and written to self.config (see _setting below)
