@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any
+from typing import AbstractSet, Any, Literal
 
 from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
@@ -24,6 +24,8 @@ __all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "repair_citations"
            "split_sentences", "without_citations"]
 
 _MARK = CITATION_MARK
+# how an answer was made: by the language model, from the documents' own sentences, or not at all
+AnswerMode = Literal["llm", "extractive", "abstained"]
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
 # "notes.md") does not end it, so a citation is never added in the middle of a number.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
@@ -306,7 +308,7 @@ class Answer:
     prompt: str = ""
     messages: list[dict[str, str]] = field(default_factory=list)
     llm: str = ""  # the language model's name ("extractive" without one)
-    mode: str = "llm"  # "llm" | "extractive" | "abstained"
+    mode: AnswerMode = "llm"
     raw_text: str = ""  # the model's own words, before ragbook added missing citations
     query: str = ""  # what was searched: the question, or its standalone rewrite in a chat
     dropped: list[Hit] = field(default_factory=list)  # passages that did not fit the context

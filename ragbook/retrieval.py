@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ragbook.index import Index
     from ragbook.rerank import Reranker
 
-__all__ = ["Retriever", "Results", "Hit", "DocumentResults", "DocumentHit", "MODES", "FUSIONS"]
+__all__ = ["Retriever", "SearchIndex", "Results", "Hit", "DocumentResults", "DocumentHit", "MODES", "FUSIONS"]
 
 
 @dataclass
@@ -175,6 +175,25 @@ class Results(Listing[Hit]):
         return f"<div class='ragbook-results'>{head}{html_table(['#', 'score', 'source', 'passage', 'why'], rows)}</div>"
 
 
+@runtime_checkable
+class SearchIndex(Protocol):
+    """What a :class:`Retriever` needs from an index (:class:`ragbook.index.Index` is one)."""
+
+    bm25: Any  # ragbook.lexical.BM25
+    files: dict[str, dict[str, Any]]  # what filters on document metadata read
+
+    @property
+    def vectors(self) -> Any: ...  # ragbook.vectors.VectorStore
+
+    def __len__(self) -> int: ...
+
+    def embed_query(self, query: str) -> Any: ...
+
+    def locations(self, row: int) -> list[Chunk]: ...
+
+    def text(self, row: int) -> str: ...
+
+
 class Retriever:
     """Search settings over an :class:`~ragbook.index.Index`.
 
@@ -228,6 +247,9 @@ class Retriever:
     rerank_depth: int
 
     def __init__(self, index: Index, config: RetrievalConfig | None = None, **settings: Any) -> None:
+        if not isinstance(index, SearchIndex):
+            raise SettingsError(f"a Retriever searches an Index (ragbook.Index, or anything with its search methods), "
+                                f"not {type(index).__name__}")
         self.index = index
         self._reranker: Any = None
         reranker = settings.pop("reranker", None) if "reranker" in settings else None

@@ -115,6 +115,8 @@ def test_a_retriever_setting_is_checked_when_assigned(course_index):
     with pytest.raises(SettingsError, match="unknown filter key"):
         retriever.filters = {"colour": "red"}  # known to the index, not to the config
     assert retriever.k == 4 and retriever.filters is None
+    with pytest.raises(SettingsError, match="a Retriever searches an Index"):
+        Retriever("notes/")  # type: ignore[arg-type]
     other = retriever.copy(mode="bm25")
     assert other.mode == "bm25" and retriever.mode == "hybrid" and other.index is retriever.index
 
