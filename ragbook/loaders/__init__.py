@@ -40,7 +40,7 @@ from ragbook.loaders.pdf import load_pdf
 from ragbook.loaders.text import load_markdown, load_text
 from ragbook.loaders.unicode import normalize_document
 
-__all__ = ["register_loader", "BySeverity", "loader_for", "load_file", "discover", "load",
+__all__ = ["register_loader", "extensions", "BySeverity", "loader_for", "load_file", "discover", "load",
            "SourceFile", "Problem", "Loaded", "DEFAULT_MAX_FILE_MB", "LOAD_OPTIONS", "title_from_name"]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,11 @@ def register_loader(extensions: str | Iterable[str], func: Loader | None = None)
         return loader
 
     return register if func is None else register(func)
+
+
+def extensions() -> list[str]:
+    """The file endings a registered loader reads (".pdf", ".md", ".tar.gz"...), sorted."""
+    return sorted(_LOADERS)
 
 
 def loader_for(path: PathArg) -> Loader | None:

@@ -34,7 +34,7 @@ from xml.parsers import expat
 from ragbook.documents import Document, LoadError, Segment
 from ragbook.loaders.archive import open_archive, read_member
 from ragbook.loaders.files import DEFAULT_MAX_FILE_MB
-from ragbook.loaders.html import _declared_charset, html_to_text
+from ragbook.loaders.html import declared_charset, html_to_text
 from ragbook.loaders.text import decode_text, section_segments
 
 __all__ = ["load_epub"]
@@ -204,7 +204,7 @@ class _NavParser(HTMLParser):
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
     declared = _XML_ENCODING.match(data)
-    return decode_text(data, declared=declared.group(1).decode("ascii") if declared else _declared_charset(data))
+    return decode_text(data, declared=declared.group(1).decode("ascii") if declared else declared_charset(data))
 
 
 def _toc(zf: zipfile.ZipFile, package: ET.Element, manifest: dict[str, tuple[str, str, str]],

@@ -238,7 +238,7 @@ def html_to_text(markup: str) -> tuple[str, str, list[tuple[int, int, str]]]:
     return text, parser.title, headings
 
 
-def _declared_charset(data: bytes) -> str | None:
+def declared_charset(data: bytes) -> str | None:
     match = _CHARSET.search(data[:4096])
     return match.group(1).decode("ascii") if match else None
 
@@ -246,7 +246,7 @@ def _declared_charset(data: bytes) -> str | None:
 def load_html(path: Path, **options: Any) -> Document:
     """An HTML page's visible text, one segment per heading with the heading path as section."""
     data = read_limited(path, options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
-    markup, warnings = decode_text(data, declared=_declared_charset(data))
+    markup, warnings = decode_text(data, declared=declared_charset(data))
     text, title, headings = html_to_text(markup)
     if not text.strip():
         raise LoadError("no visible text in the HTML page")

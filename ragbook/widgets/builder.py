@@ -35,7 +35,7 @@ class Builder(Panel):
         from ragbook._compat import renamed
         from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP
         from ragbook.embedding import DEFAULT_MODEL
-        from ragbook.loaders import _LOADERS
+        from ragbook.loaders import extensions
 
         model = renamed(embedding_model, model, "model", "embedding_model", "Builder()")
         self.index = index
@@ -43,7 +43,7 @@ class Builder(Panel):
         self.uploaded: list[Path] = []
         self._listeners: list[Callable[[Any], None]] = []
         roots = ", ".join(index.roots) if index is not None and getattr(index, "roots", None) else ""
-        self.upload = w.FileUpload(accept=",".join(sorted(_LOADERS)), multiple=True, description="Upload files")
+        self.upload = w.FileUpload(accept=",".join(extensions()), multiple=True, description="Upload files")
         self.paths = w.Text(value=paths or roots, placeholder="a folder, a file or a glob like notes/**/*.md; several: a, b",
                             description="Files", layout=w.Layout(width="95%"))
         self.chunk_size = w.BoundedIntText(value=getattr(index, "chunk_size", DEFAULT_CHUNK_SIZE), min=16, max=4096,
