@@ -19,13 +19,33 @@ from ragbook.lexical import Analyzer
 from ragbook.polarity import CITATION_MARK
 from ragbook.retrieval import Hit
 
-__all__ = ["Answer", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
+__all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
            "check_answer", "declines", "find_evidence",
            "split_sentences", "without_citations"]
 
 _MARK = CITATION_MARK
 # how an answer was made: by the language model, from the documents' own sentences, or not at all
 AnswerMode = Literal["llm", "extractive", "abstained"]
+
+
+class Flag:
+    """What a sentence check can say about a sentence ("" when nothing is wrong)."""
+
+    INVALID_CITATION = "invalid citation"  # it cites a passage the model was not given
+    UNSUPPORTED = "unsupported"  # no passage it cites shares enough of its words (or the model said no)
+    NO_CITATION = "no citation"  # supported, but it cites nothing (not a warning)
+    COPIED_EXAMPLE = "copied example"  # the template's worked example, repeated
+    CONTRADICTS = "contradicts"  # "contradicts [n]": it says the opposite of passage n's sentence
+
+    WARNINGS = (INVALID_CITATION, UNSUPPORTED, COPIED_EXAMPLE)
+
+    @staticmethod
+    def contradicts(n: int) -> str:
+        return f"{Flag.CONTRADICTS} [{n}]"
+
+    @staticmethod
+    def is_warning(flag: str) -> bool:
+        return flag in Flag.WARNINGS or flag.startswith(Flag.CONTRADICTS)
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",
 # "notes.md") does not end it, so a citation is never added in the middle of a number.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
@@ -87,7 +107,7 @@ class SentenceCheck:
     sentence: str
     cites: list[int]
     support: float  # share of the sentence's content words found in the passages it cites
-    flag: str = ""  # "" | "invalid citation" | "unsupported" | "no citation" | "copied example" | "contradicts [n]"
+    flag: str = ""  # "" or one of Flag's
     attributed: bool = False  # the citation was added by ragbook, not written by the model
     quote: str = ""  # for "contradicts [n]": the sentence of passage n that says otherwise
     evidence: Evidence | None = None  # the cited passages' sentence that backs it best
@@ -189,10 +209,10 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
         cites = _cites(sentence)
         valid = [n for n in cites if 1 <= n <= len(passages)]
         if _copy_key(sentence) in copied:
-            checks.append(SentenceCheck(sentence, cites, 0.0, "copied example"))
+            checks.append(SentenceCheck(sentence, cites, 0.0, Flag.COPIED_EXAMPLE))
             continue
         if len(valid) < len(cites):
-            checks.append(SentenceCheck(sentence, cites, 0.0, "invalid citation"))
+            checks.append(SentenceCheck(sentence, cites, 0.0, Flag.INVALID_CITATION))
             continue
         found = {n: find_evidence(sentence, passages[n - 1].text) for n in dict.fromkeys(valid)}
         evidence = _best_evidence(sentence, passages, found)
@@ -201,7 +221,7 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
             checks.append(SentenceCheck(sentence, cites, 1.0, evidence=evidence))
             continue
         support = _support(words, passage_terms, valid or range(1, len(passages) + 1))  # uncited: any passage
-        flag = ("" if cites else "no citation") if support >= _SUPPORTED else "unsupported"
+        flag = ("" if cites else Flag.NO_CITATION) if support >= _SUPPORTED else Flag.UNSUPPORTED
         quote = ""
         if flag == "":
             flag, quote = _contradiction(sentence, passages, found)
@@ -287,7 +307,7 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
         quote = passages[n - 1].text[start:end]
         if support >= _CONTRADICTION_SUPPORT and (conflicts(sentence, quote) or opposites(sentence, quote)
                                                   or other_numbers(sentence, quote)):
-            return f"contradicts [{n}]", quote
+            return Flag.contradicts(n), quote
     return "", ""
 
 
@@ -342,8 +362,7 @@ class Answer:
     @property
     def flagged(self) -> list[str]:
         """Sentences with a warning: unsupported, contradicted, citing a passage it was not given, or copied."""
-        return [c.sentence for c in self.checks
-                if c.flag in ("unsupported", "invalid citation", "copied example") or c.flag.startswith("contradicts")]
+        return [c.sentence for c in self.checks if Flag.is_warning(c.flag)]
 
     @property
     def unsupported(self) -> list[str]:
@@ -367,7 +386,7 @@ class Answer:
     def _notes(self) -> list[tuple[str, bool]]:
         """What to tell the reader under the flags, each with whether it is a warning."""
         notes = [(f"incomplete: {self.incomplete_reason or 'the answer was cut off'}", True)] if self.incomplete else []
-        if any(c.flag == "copied example" for c in self.checks):
+        if any(c.flag == Flag.COPIED_EXAMPLE for c in self.checks):
             notes.append((COPIED_HINT, True))
         g = self.grounding
         if self.withheld and (g is None or not g.fallback):

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ragbook.answer import CLOSEST, check_answer, declines, find_evidence, repair_citations, without_citations
+from ragbook.answer import CLOSEST, Flag, check_answer, declines, find_evidence, repair_citations, without_citations
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
            "verify_checks", "unsure", "model_verdict", "YES_NO_PROMPT", "CLAIM_PROMPT", "ANSWERS_PROMPT"]
@@ -262,7 +262,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     """
     made = 0
     first = next((c for c in checks if c.evidence is not None), None)
-    if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith("contradicts"):
+    if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith(Flag.CONTRADICTS):
         said = yes_or_no(without_citations(first.sentence))
         if said:
             verdict = ask(_prompt(YES_NO_PROMPT, quote=first.evidence.quote, question=question))
@@ -270,7 +270,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
             if verdict:
                 first.verified = verdict == said
                 if verdict != said:
-                    first.flag, first.quote = f"contradicts [{first.evidence.n}]", first.evidence.quote
+                    first.flag, first.quote = Flag.contradicts(first.evidence.n), first.evidence.quote
     for check in checks:
         if made >= MAX_MODEL_CHECKS:
             break
@@ -281,7 +281,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
             if verdict:
                 check.verified = verdict == "yes"
                 if verdict == "no":
-                    check.flag = "unsupported"
+                    check.flag = Flag.UNSUPPORTED
     return made
 
 
@@ -350,7 +350,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
 
 
 def _fallback(r: Reviewed, passages: list[Any], template: Any) -> Reviewed:
-    contradicted = [c for c in r.checks if c.flag.startswith("contradicts")]
+    contradicted = [c for c in r.checks if c.flag.startswith(Flag.CONTRADICTS)]
     if contradicted and (template.name == "strict" or template.form == "quote"):
         r.withheld = r.text
         r.text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)

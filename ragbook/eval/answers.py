@@ -46,7 +46,9 @@ def score_answer(item: QAItem, answer: Any, seconds: float = 0.0, no_answer: str
     correct = is_correct(answer_text(answer, no_answer), item.answers, unanswerable=item.unanswerable,
                          abstained=abstained)
     cited = any(c.valid for c in answer.citations)
-    flagged = any(c.flag not in ("", "no citation") for c in answer.checks)
+    from ragbook.answer import Flag
+
+    flagged = any(c.flag not in ("", Flag.NO_CITATION) for c in answer.checks)
     row.update(correct=correct, flagged=flagged, confidently_wrong=not abstained and cited and not correct)
     return row
 
