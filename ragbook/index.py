@@ -646,7 +646,7 @@ class Index:
         s = self.stats()
         where = f"path={str(self.path)!r}, " if self.path else ""
         return (f"Index({where}embedding_model={self.embedder.name!r}, files={s['files']}, chunks={s['chunks']}, "
-                f"unique={s['unique_chunks']}, type={s['index_type']!r})")
+                f"unique={s['unique_chunks']}, index_type={s['index_type']!r})")
 
     def _repr_html_(self) -> str:
         s = self.stats()
