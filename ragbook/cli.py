@@ -80,6 +80,19 @@ def _parse_filter(items: list[str] | None) -> dict[str, object] | None:
     return out
 
 
+def _parse_vector(items: list[str] | None) -> dict[str, int]:
+    """``--vector ef_search=200`` -> ``{"ef_search": 200}`` (checked by IndexConfig, like any index setting)."""
+    from ragbook.settings import VECTOR_KEYS
+
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        if key not in VECTOR_KEYS or not value.strip().isdigit():
+            raise SystemExit(f"ragbook: --vector expects KEY=N with KEY one of {', '.join(VECTOR_KEYS)}, got {item!r}")
+        out[key] = int(value)
+    return out
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     from ragbook.index import build
 
@@ -90,6 +103,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
+    settings.update(_parse_vector(args.vector))
     index = build(args.paths, out=args.out, **settings)
     report = index.last_report
     print(f"Indexed into {args.out}: {index.stats()['files']} files, {len(index.chunks)} chunks")
@@ -497,6 +511,8 @@ def _index_command(sub: Any) -> None:
     ix.add_argument("--chunk-size", type=int, help="chunk size in model tokens")
     ix.add_argument("--overlap", type=int, help="overlap between chunks in tokens")
     ix.add_argument("--index-type", choices=list(VECTOR_KINDS), help="vector index kind")
+    ix.add_argument("--vector", action="append", metavar="KEY=N",
+                    help="vector index tuning, e.g. ef_search=200, nprobe=16, hnsw_m=32, pq_m=48, refine=10 (repeatable)")
     ix.add_argument("--strict", action="store_true", help="exit with status 1 if any file was skipped")
     ix.set_defaults(func=_cmd_index)
 

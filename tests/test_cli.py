@@ -201,3 +201,15 @@ def test_ask_prints_one_answer_and_says_what_ragbook_cited(built, capsys, tmp_pa
     first = out.splitlines()[0]
     assert first.startswith("The Calvin cycle runs in the stroma.") and "[1]" in first
     assert "ragbook cited 1 sentence the model left uncited" in out and "notes/photosynthesis.md" in out
+
+
+def test_index_takes_vector_tuning(notes_dir, tmp_path, capsys):
+    from ragbook.index import open_index
+
+    out = tmp_path / "hnsw"
+    assert main(["--no-progress", "index", str(notes_dir), "--out", str(out), "--index-type", "hnsw",
+                 "--vector", "ef_search=200", "--vector", "hnsw_m=16"]) == 0
+    config = open_index(out).config
+    assert (config.index_type, config.ef_search, config.hnsw_m) == ("hnsw", 200, 16)
+    with pytest.raises(SystemExit, match="--vector expects KEY=N"):
+        main(["index", str(notes_dir), "--out", str(tmp_path / "x"), "--vector", "efsearch=2"])

@@ -494,3 +494,17 @@ def test_realdocs_fail_clearly(name, reason):
 def test_realdocs_encrypted_with_password(name, password, chars):
     doc = one(realdoc(f"pdf-hostile/{name}"), passwords={name: password})
     assert doc.metadata["pages"] == 1 and len(doc.text) >= chars
+
+
+@pytest.mark.parametrize("front, expected", [
+    ("title: Course notes\nauthor: Ada\n", {"title": "Course notes", "author": "Ada"}),
+    ("code: 007\ndraft: yes\nweek: 3\n", {"code": "007", "draft": "yes", "week": "3"}),  # text stays text
+    ("title: 'Quoted: with a colon'\ntags: [a, b]\nauthor:\n  name: Ada\n", {"title": "Quoted: with a colon"}),
+    ("summary: >\n  folded\n  text\ntitle: T\n", {"summary": "folded text", "title": "T"}),
+    ("a: &x [1, 2]\nb: *x\ntitle: T\n", {"a": "&x [1, 2]", "title": "T"}),  # aliases refused: read as plain lines
+    ("title: [unclosed\nauthor: Ada\n", {"title": "[unclosed", "author": "Ada"}),  # not YAML: plain lines
+])
+def test_front_matter_is_read_as_yaml_text(tmp_path, front, expected):
+    doc = one(write(tmp_path / "n.md", f"---\n{front}---\n# Heading\n\nBody text here.\n"))
+    assert {k: doc.metadata[k] for k in expected} == expected
+    assert doc.text.startswith("# Heading")

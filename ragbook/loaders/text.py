@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
 from ragbook.documents import Document, LoadError, Segment
 from ragbook.loaders.files import DEFAULT_MAX_FILE_MB, read_limited
 
@@ -382,24 +384,48 @@ _BLOCK_SCALARS = frozenset({"|", ">", "|-", ">-", "|+", ">+"})
 
 
 def _front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Simple ``key: value`` lines of a leading ``---`` block, and the text after it.
+    """The top-level ``key: value`` pairs of a leading ``---`` YAML block, and the text after it.
 
-    Nested YAML (lists, mappings) is skipped rather than misread: a yaml dependency for a
-    title and a date is not worth it.
+    Read by PyYAML (already installed with transformers) with its base loader: every value stays
+    the text it was (``007`` is not 7, ``yes`` is not True), and aliases are refused, so a file
+    cannot make a small block expand into a large one.  Lists and mappings are left out (a
+    filter compares one value); a block YAML cannot read falls back to plain ``key: value`` lines.
     """
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
+    block = match.group(1) or ""
+    try:
+        data = yaml.load(block, Loader=_TextOnlyLoader)  # noqa: S506 - a loader that builds only str, list, dict
+    except yaml.YAMLError:
+        return _key_value_lines(block), text[match.end():]
+    if not isinstance(data, dict):
+        return {}, text[match.end():]
+    meta = {str(k): v.strip() for k, v in data.items() if isinstance(v, str) and v.strip() and isinstance(k, str)}
+    return meta, text[match.end():]
+
+
+class _TextOnlyLoader(yaml.BaseLoader):
+    """PyYAML's base loader (strings, lists and mappings only) without aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not read in front matter")
+        return super().compose_node(parent, index)
+
+
+def _key_value_lines(block: str) -> dict[str, str]:
+    """Plain ``key: value`` lines, for a front matter block that is not valid YAML."""
     meta: dict[str, str] = {}
-    for line in (match.group(1) or "").split("\n"):
+    for line in block.split("\n"):
         pair = _KEY_VALUE.match(line)
-        # a block scalar ("summary: >") continues on indented lines this parser skips
+        # a block scalar ("summary: >") continues on indented lines this reader skips
         if pair and pair.group(2) and pair.group(2) not in _BLOCK_SCALARS:
             value = pair.group(2)
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 value = value[1:-1]
             meta[pair.group(1)] = value
-    return meta, text[match.end():]
+    return meta
 
 
 # --- loaders ------------------------------------------------------------------------------
