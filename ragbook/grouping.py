@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ragbook._display import Markup, highlight, html_escape, html_table, shorten
+from ragbook._display import Markup, highlight, html_escape, html_table, shorten, text_table
 from ragbook._listing import Listing
 from ragbook.errors import MissingDependencyError
 
@@ -101,10 +101,7 @@ class DocumentResults(Listing[DocumentHit]):
             # a Markdown file's title is its first heading, already in the citation's section path
             label = cited if not d.title or d.title in cited else f"{d.title} — {cited}"
             rows.append((str(d.rank), f"{d.score:.4f}", str(len(d.hits)), label))
-        w = [max(len(r[i]) for r in rows) for i in range(3)]
-        left = sum(w) + 6
-        return "\n".join(f"{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {shorten(r[3], max(width - left, 20))}"
-                         for r in rows)
+        return text_table(rows, right=(0, 1, 2), width=width)
 
     def _repr_html_(self) -> str:
 

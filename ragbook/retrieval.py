@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ragbook._display import Markup, highlight, html_escape, html_table, shorten
+from ragbook._display import Markup, highlight, html_escape, html_table, shorten, text_table, timed
 from ragbook._listing import Listing
 from ragbook.documents import Chunk
 from ragbook.errors import MissingDependencyError, SettingsError
@@ -153,14 +153,7 @@ class Results(Listing[Hit]):
             loc = h.page if h.page is not None else (f"cell {h.chunk.cell}" if h.chunk.cell is not None else
                                                     f"slide {h.chunk.slide}" if h.chunk.slide is not None else "")
             rows.append((str(h.rank), f"{h.score:.4f}", h.source, str(loc), shorten(h.text, 10_000)))
-        w = [max(len(r[i]) for r in rows) for i in range(4)]
-        w[2] = min(w[2], 40)
-        left = sum(w) + 8
-        lines = []
-        for r in rows:
-            src = r[2] if len(r[2]) <= w[2] else "…" + r[2][-(w[2] - 1):]
-            lines.append(f"{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {src:<{w[2]}}  {r[3]:>{w[3]}}  {shorten(r[4], max(width - left, 20))}")
-        return "\n".join(lines)
+        return text_table(rows, right=(0, 1, 3), width=width, caps={2: 40})
 
     def _repr_html_(self) -> str:
         rows = []
@@ -309,13 +302,11 @@ class Retriever:
         sides = self._sides(query, allowed, timings)
         entries = self._fuse(query, sides, *sides.candidates(depth, timings), timings)
         if self.reranker is not None and entries:
-            t = time.perf_counter()
-            entries = self._rerank(query, entries, self.reranker)
-            timings["rerank"] = time.perf_counter() - t
+            with timed(timings, "rerank"):
+                entries = self._rerank(query, entries, self.reranker)
         if self.mmr is not None and entries:
-            t = time.perf_counter()
-            entries = self._mmr(entries, float(self.mmr))
-            timings["mmr"] = time.perf_counter() - t
+            with timed(timings, "mmr"):
+                entries = self._mmr(entries, float(self.mmr))
         hits = [self._hit(query, e, rank) for rank, e in enumerate(entries[: self.k], start=1)]
         timings["total"] = time.perf_counter() - t_start
         return Results(query, hits, self.settings(), timings)
@@ -362,14 +353,12 @@ class Retriever:
                 break
             depth *= 4
         if self.reranker is not None and entries:
-            t = time.perf_counter()
-            entries = self._rerank(query, entries, self.reranker)
-            timings["rerank"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ranked = ((self.index.locations(e["row"]), partial(self._hit, query, e, rank))
-                  for rank, e in enumerate(entries, start=1))
-        documents = group_by_source(ranked, k, passages, keep)
-        timings["group"] = time.perf_counter() - t
+            with timed(timings, "rerank"):
+                entries = self._rerank(query, entries, self.reranker)
+        with timed(timings, "group"):
+            ranked = ((self.index.locations(e["row"]), partial(self._hit, query, e, rank))
+                      for rank, e in enumerate(entries, start=1))
+            documents = group_by_source(ranked, k, passages, keep)
         timings["total"] = time.perf_counter() - t_start
         return DocumentResults(query, documents, settings, timings)
 
@@ -386,15 +375,13 @@ class Retriever:
         """What a search computes once: the query's vector and every passage's BM25 score."""
         qvec = bm25_all = None
         if self.mode in ("dense", "hybrid"):
-            t = time.perf_counter()
-            qvec = self.index.embed_query(query)
-            timings["embed"] = time.perf_counter() - t
+            with timed(timings, "embed"):
+                qvec = self.index.embed_query(query)
         if self.mode in ("bm25", "hybrid"):
-            t = time.perf_counter()
-            bm25_all = self.index.bm25.scores(query)
-            if allowed is not None:
-                bm25_all = np.where(allowed, bm25_all, 0.0)
-            timings["bm25"] = time.perf_counter() - t
+            with timed(timings, "bm25"):
+                bm25_all = self.index.bm25.scores(query)
+                if allowed is not None:
+                    bm25_all = np.where(allowed, bm25_all, 0.0)
         return _Sides(self.index, allowed, qvec, bm25_all)
 
     def _fuse(self, query: str, sides: _Sides, dense: dict[int, float], lexical: dict[int, float],
@@ -511,16 +498,14 @@ class _Sides:
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
         if self.qvec is not None:
-            t = time.perf_counter()
-            rows, scores = self.index.vectors.search(self.qvec, depth, self.allowed)
-            dense = dict(zip(rows.tolist(), scores.tolist()))
-            timings["dense"] = timings.get("dense", 0.0) + time.perf_counter() - t
+            with timed(timings, "dense"):
+                rows, scores = self.index.vectors.search(self.qvec, depth, self.allowed)
+                dense = dict(zip(rows.tolist(), scores.tolist()))
         if self.bm25_all is not None:
-            t = time.perf_counter()
-            top = _top(self.bm25_all, depth)
-            top = top[self.bm25_all[top] > 0]
-            lexical = dict(zip(top.tolist(), self.bm25_all[top].tolist()))
-            timings["bm25"] = timings.get("bm25", 0.0) + time.perf_counter() - t
+            with timed(timings, "bm25"):
+                top = _top(self.bm25_all, depth)
+                top = top[self.bm25_all[top] > 0]
+                lexical = dict(zip(top.tolist(), self.bm25_all[top].tolist()))
         return dense, lexical
 
     def full_match(self, query: str) -> float:
