@@ -241,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     default_name = "quality.json" if Path(args.data).resolve() == DEFAULT_DATA.resolve() else f"quality-{data.name}.json"
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / default_name
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_file() and len(protocols) < len(PROTOCOLS):  # a partial run keeps the other protocols' figures
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        if previous.get("dataset") == results["dataset"] and previous.get("k") == results["k"]:
+            kept = {p: previous["protocols"][p] for p in previous.get("protocols", {}) if p not in results["protocols"]}
+            results["protocols"] = {**kept, **results["protocols"]}
+            for key in ("faithfulness", "calibration", "tuning"):
+                if key in previous and key not in results:
+                    results[key] = previous[key]
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwrote {out} ({results['seconds']:.0f} s in all)")
     return 0
