@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ragbook._compat import renamed
-from ragbook._display import html_escape, html_table, shorten
+from ragbook._display import html_escape, html_table, shorten, timed
 from ragbook.answer import Answer, check_answer
 from ragbook.errors import BundleError, SettingsError
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
@@ -362,12 +362,13 @@ class AnswerStream:
         """Search, then answer in one of three ways: say it doesn't know, quote the documents, or ask the model."""
         a = self.assistant
         self._t0 = time.perf_counter()
-        query = a.standalone(self.question, self.history)
-        t_rewrite = time.perf_counter() - self._t0
-        t1 = time.perf_counter()
-        hits: list[Hit] = list(a.retriever.search(query))
-        self._timings = {"rewrite": t_rewrite} if self.history else {}
-        self._timings["retrieval"] = time.perf_counter() - t1
+        self._timings: dict[str, float] = {}
+        with timed(self._timings, "rewrite"):
+            query = a.standalone(self.question, self.history)
+        if not self.history:
+            del self._timings["rewrite"]  # a first question is not rewritten: no figure to show
+        with timed(self._timings, "retrieval"):
+            hits: list[Hit] = list(a.retriever.search(query))
         self._base: dict[str, Any] = dict(question=self.question, query=query, llm=a.llm_name)
         why_not = self._why_not_answered(query, hits)
         if why_not is not None:

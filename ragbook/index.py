@@ -25,7 +25,7 @@ import numpy as np
 
 from ragbook import __version__
 from ragbook._compat import renamed
-from ragbook._display import html_escape, html_table
+from ragbook._display import html_escape, html_table, timed
 from ragbook.chunking import DEFAULT_CHUNK_SIZE, DEFAULT_OVERLAP, Chunker
 from ragbook.documents import Chunk, Document
 from ragbook.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel
@@ -348,13 +348,12 @@ class Index:
         except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
             report.problems.append(Problem(source, f"{exc}{kept}"))
             return
-        t1 = time.perf_counter()
-        report.seconds["load"] += t1 - t0
+        report.seconds["load"] += time.perf_counter() - t0
         chunks: list[Chunk] = []
-        for doc in docs:
-            chunks.extend(self.chunker.split(doc))
-            report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
-        report.seconds["chunk"] += time.perf_counter() - t1
+        with timed(report.seconds, "chunk"):
+            for doc in docs:
+                chunks.extend(self.chunker.split(doc))
+                report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
         update.chunks.extend(chunks)
         update.records[source] = {
             "path": str(src.path), "root": str(src.root), "sha256": digest, "size": stat.st_size,
@@ -383,9 +382,8 @@ class Index:
         """Index documents made in memory (no files); a document replaces one with the same source."""
         report = BuildReport()
         docs = list(documents)
-        t0 = time.perf_counter()
-        chunks = [c for d in progress(docs, desc="Chunking", unit="doc", min_total=200) for c in self.chunker.split(d)]
-        report.seconds["chunk"] = time.perf_counter() - t0
+        with timed(report.seconds, "chunk"):
+            chunks = [c for d in progress(docs, desc="Chunking", unit="doc", min_total=200) for c in self.chunker.split(d)]
         replaced = {d.source for d in docs if d.source in self.files}
         for d in docs:
             rec = self.files.setdefault(d.source, {"path": "", "root": "", "sha256": "", "size": len(d.text),
@@ -431,19 +429,16 @@ class Index:
         contexts = [locs[0].context for locs in fresh.values()]
         report.reused += sum(len(locs) - 1 for locs in fresh.values())
 
-        t0 = time.perf_counter()
-        vectors = self._embed_with_context(new_texts, contexts)
-        report.embedded = len(new_texts)
-        report.seconds["embed"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        new_ids = np.array([_int_id(cid) for cid in fresh], dtype=np.int64)
-        self.vectors.update(keep, new_ids, vectors)
-        del vectors  # the store holds its own copy; 1.5 KB a passage is too much to keep twice
-        self.bm25.update(keep, new_texts, contexts)
-        self._texts = [t for t, k in zip(self._texts, keep) if k] + new_texts
-        self._locations = [locs for locs, k in zip(locations, keep) if k] + list(fresh.values())
-        report.seconds["index"] = time.perf_counter() - t0
+        with timed(report.seconds, "embed"):
+            vectors = self._embed_with_context(new_texts, contexts)
+            report.embedded = len(new_texts)
+        with timed(report.seconds, "index"):
+            new_ids = np.array([_int_id(cid) for cid in fresh], dtype=np.int64)
+            self.vectors.update(keep, new_ids, vectors)
+            del vectors  # the store holds its own copy; 1.5 KB a passage is too much to keep twice
+            self.bm25.update(keep, new_texts, contexts)
+            self._texts = [t for t, k in zip(self._texts, keep) if k] + new_texts
+            self._locations = [locs for locs, k in zip(locations, keep) if k] + list(fresh.values())
 
     def _source_key(self, src: Any) -> str:
         """The display source of a discovered file, unless another file already uses that name."""
