@@ -24,6 +24,7 @@ __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceChec
            "split_sentences", "without_citations"]
 
 _MARK = CITATION_MARK
+_HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
 # how an answer was made: by the language model, from the documents' own sentences, or not at all
 AnswerMode = Literal["llm", "extractive", "abstained"]
 
@@ -256,7 +257,8 @@ class Evidence:
 def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     """``(start, end, support)`` of the sentence of ``text`` holding most of ``sentence``'s content words.
 
-    Ties go to the shorter sentence (the more precise quote); two adjacent sentences are quoted
+    Ties go to the shorter sentence (the more precise quote); headings are never quoted (a title
+    states nothing); two adjacent sentences are quoted
     together only when they hold more of the words than either alone ("The Calvin cycle fixes
     carbon. It runs in the stroma." for "The Calvin cycle runs in the stroma").  ``support`` is
     0.0 when no sentence shares a word.
@@ -266,7 +268,7 @@ def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     for m in _SENTENCE.finditer(text):
         quote = m.group()
         start, end = m.start() + len(quote) - len(quote.lstrip()), m.start() + len(quote.rstrip())
-        if end > start:
+        if end > start and not _HEADING.match(text, start):  # a title states nothing: it backs no claim
             spans.append((start, end, _terms(quote)))
     if not words or not spans:
         return 0, 0, 0.0
@@ -392,6 +394,7 @@ class Answer:
         if self.withheld and (g is None or not g.fallback):
             why = ("asked again, the model judged that the sentence it rests on does not answer the question"
                    if CLOSEST in self.text
+                   else "it repeats the template's worked example instead of answering" if not self.citations
                    else "it says the opposite of its passage")
             notes.append((f"ragbook withheld the model's answer \u201c{shorten(self.withheld, 160)}\u201d: {why}", True))
         if g is not None and g.fallback:

@@ -326,6 +326,9 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     example = template.example.answer if template.example is not None else ""
     citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)
+    if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
+        none_cited, none_checked = check_answer(no_answer, passages, no_answer=no_answer)
+        return Reviewed(no_answer, none_cited, none_checked, grounding, made, withheld=text)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None

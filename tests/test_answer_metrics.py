@@ -232,3 +232,13 @@ def test_a_sample_and_a_file(make_index, notes_dir, tmp_path):
                     '{"question": "What is the capital of Australia?", "unanswerable": true}\n', encoding="utf-8")
     report = evaluate_answers(Assistant(index, llm="extractive"), path, limit=1)
     assert isinstance(report, AnswerReport) and len(report) == 1
+
+
+@pytest.mark.parametrize("said, answers, right", [
+    ("Opening a file that doesn't exist raises FileNotFoundError [1].", ["FileNotFoundError"], True),
+    ("It does not raise FileNotFoundError [1].", ["FileNotFoundError"], False),
+    ("The slice does not include 5 [1].", ["include 5"], False),
+    ("When nothing is missing, the slice includes index 2 [1].", ["includes index 2"], True),
+])
+def test_a_negation_counts_only_next_to_the_phrasing(said, answers, right):
+    assert is_correct(said, answers) is right

@@ -242,3 +242,15 @@ def test_the_answerability_check_reads_the_lead_sentence_not_the_best_copied_one
                ask)
     assert "at most 6 times" in asked[0].split("Question:")[0], asked[0]
     assert not r.withheld and r.text.startswith("You can send each lab")
+
+
+def test_an_answer_that_only_repeats_the_worked_example_is_withheld(slices):
+    from ragbook.prompt import TEMPLATES
+
+    copied = TEMPLATES["tutor"].example.answer
+    answer = Assistant(slices, llm=Scripted(copied), min_relevance=None).ask("What is math.sqrt(25)?")
+    assert answer.text == NO_ANSWER and answer.withheld == copied and answer.model_checks == 0
+    assert "repeats the template's worked example" in str(answer)
+    from ragbook.answer_metrics import is_abstention
+
+    assert is_abstention(answer, NO_ANSWER)

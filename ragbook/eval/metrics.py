@@ -172,6 +172,7 @@ _FILLER = frozenset({"is", "are", "was", "were", "be", "of", "to", "in", "and", 
                      "your", "can", "by", "for", "as", "with", "on", "at"})
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 MIN_GOLD_F1 = 0.6  # a sentence sharing this much (token F1) with a gold phrasing says it in other words
+NEGATION_SCOPE = 2  # words before a gold phrasing whose negation is about it ("does not include 5")
 
 
 def _tokens(text: str) -> list[str]:
@@ -180,16 +181,30 @@ def _tokens(text: str) -> list[str]:
     return [_NUMBER_WORDS.get(w, w) for w in normalize_answer(text.replace("'", "")).split()]
 
 
+def _position(words: list[str], phrase: list[str]) -> int:
+    """Where ``phrase`` starts in ``words`` as whole words, or -1."""
+    n = len(phrase)
+    return next((i for i in range(len(words) - n + 1) if words[i:i + n] == phrase), -1)
+
+
 def _negated(words: list[str]) -> bool:
     return any(w in _NEGATION for w in words)
 
 
 def _says(sentence: list[str], gold: list[str]) -> bool:
-    """Whether a sentence's words say a gold phrasing: whole words, or token F1, with the same polarity."""
-    if not gold or _negated(sentence) != _negated(gold):
+    """Whether a sentence's words say a gold phrasing: whole words, or token F1, with the same polarity.
+
+    Where the phrasing stands in the sentence word for word, only a negation right before it (or in
+    it) counts: "a file that doesn't exist raises FileNotFoundError" says "FileNotFoundError";
+    "does not include 5" does not say "include 5".  A paraphrase is judged on the whole sentence.
+    """
+    if not gold:
         return False
-    if f" {' '.join(gold)} " in f" {' '.join(sentence)} ":
-        return True
+    at = _position(sentence, gold)
+    if at >= 0:
+        return _negated(sentence[max(0, at - NEGATION_SCOPE):at + len(gold)]) == _negated(gold)
+    if _negated(sentence) != _negated(gold):
+        return False
     content = [w for w in gold if w not in _FILLER]
     if len(content) < 2:  # one word: only its exact occurrence counts, a partial match means nothing
         return False
