@@ -15,6 +15,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -149,7 +150,7 @@ class Assistant:
         """
         from ragbook.coverage import incidental, unknown_terms, without
 
-        terms = unknown_terms(question, self.index.bm25, self._rare())
+        terms = unknown_terms(question, self.index.bm25, self._rare)
         if not terms:
             return []
         rest = without(question, terms)
@@ -159,17 +160,17 @@ class Assistant:
                         default=None) if rest else None
         return [] if incidental(best, best_rest) else terms
 
-    def _rare(self) -> Any:
-        if not hasattr(self, "_rare_word"):
-            from ragbook.coverage import rare_by_tokenizer
+    @cached_property
+    def _rare(self) -> Callable[[str], bool] | None:
+        """Which words are rare in general text: the embedding model's own subword tokenizer says (ragbook.coverage)."""
+        from ragbook.coverage import rare_by_tokenizer
 
-            try:  # the embedding model's own subword tokenizer says which words are rare in general text
-                tokenizer = self.index.embedder.tokenizer
-                _ = tokenizer.encode("word", add_special_tokens=False).ids  # a tokenizers.Tokenizer, or fail here
-                self._rare_word: Callable[[str], bool] | None = rare_by_tokenizer(tokenizer)
-            except Exception:  # an embedder without one (a test double, a custom model): the check stays off
-                self._rare_word = None
-        return self._rare_word
+        try:
+            tokenizer = self.index.embedder.tokenizer
+            _ = tokenizer.encode("word", add_special_tokens=False).ids  # a tokenizers.Tokenizer, or fail here
+        except Exception:  # an embedder without one (a test double, a custom model): the check stays off
+            return None
+        return rare_by_tokenizer(tokenizer)
 
     def search(self, question: str) -> Results:
         return self.retriever.search(question)

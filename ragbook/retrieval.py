@@ -245,16 +245,17 @@ class Retriever:
                                 f"not {type(index).__name__}")
         self.index = index
         self._reranker: Any = None
-        reranker = settings.pop("reranker", None) if "reranker" in settings else None
         config = config or RetrievalConfig()
-        if reranker is not None and not isinstance(reranker, (str, os.PathLike)):
-            if not callable(getattr(reranker, "score", None)):
-                raise SettingsError(f"reranker must be a Reranker, a local cross-encoder folder or None, "
-                                    f"not {type(reranker).__name__}")
-            self._reranker = reranker
-            settings["reranker"] = getattr(reranker, "name", None)
-        elif reranker is not None:
-            settings["reranker"] = str(reranker)
+        if "reranker" in settings:  # a Reranker object is kept as it is; its config records its name
+            reranker = settings.pop("reranker")
+            if reranker is not None and not isinstance(reranker, (str, os.PathLike)):
+                if not callable(getattr(reranker, "score", None)):
+                    raise SettingsError(f"reranker must be a Reranker, a local cross-encoder folder or None, "
+                                        f"not {type(reranker).__name__}")
+                self._reranker = reranker
+                settings["reranker"] = getattr(reranker, "name", None)
+            else:
+                settings["reranker"] = None if reranker is None else str(reranker)
         self.config = config.replace(**settings) if settings else config
         if self._reranker is None and self.config.reranker is not None:
             from ragbook.rerank import Reranker
@@ -273,11 +274,8 @@ class Retriever:
 
     def copy(self, index: Index | None = None, **changes: Any) -> Retriever:
         """Another retriever with some settings changed (on another index, if given)."""
-        reranker = changes.pop("reranker", self._reranker) if "reranker" in changes else self._reranker
-        config = self.config.replace(**changes)
-        if reranker is None:
-            return Retriever(index if index is not None else self.index, config.replace(reranker=None))
-        return Retriever(index if index is not None else self.index, config.replace(reranker=None), reranker=reranker)
+        reranker = changes.pop("reranker", self._reranker)  # the loaded one, not loaded again
+        return Retriever(index if index is not None else self.index, self.config.replace(**changes), reranker=reranker)
 
     def settings(self) -> dict[str, Any]:
         """The settings as a dict (filters as given, the reranker by name)."""

@@ -151,3 +151,18 @@ def test_an_index_takes_its_vector_settings_and_keeps_them(notes_dir, tmp_path):
     with pytest.raises(SettingsError, match="overlap"):
         IndexConfig(chunk_size=50, overlap=50)
     assert IndexConfig.from_dict(index.config.to_dict()) == index.config
+
+
+def test_a_reranker_can_be_given_copied_and_taken_away(course_index):
+    from ragbook.retrieval import Retriever
+
+    class Scorer:
+        name = "scorer"
+
+        def score(self, query, texts):
+            return [float(len(t)) for t in texts]
+
+    retriever = Retriever(course_index, reranker=Scorer())
+    assert retriever.config.reranker == "scorer" and retriever.copy(k=2).reranker is retriever.reranker
+    retriever.reranker = None
+    assert retriever.reranker is None and retriever.config.reranker is None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragbook._display import html_escape, html_table, shorten
+from ragbook.answer import Flag
 from ragbook.eval.datasets import QAItem, QASet, load_qa
 from ragbook.eval.metrics import answer_text, contains_answer, exact_match, is_abstention, is_correct, token_f1
 from ragbook.eval.report import Report, summary_text
@@ -46,8 +47,6 @@ def score_answer(item: QAItem, answer: Any, seconds: float = 0.0, no_answer: str
     correct = is_correct(answer_text(answer, no_answer), item.answers, unanswerable=item.unanswerable,
                          abstained=abstained)
     cited = any(c.valid for c in answer.citations)
-    from ragbook.answer import Flag
-
     flagged = any(c.flag not in ("", Flag.NO_CITATION) for c in answer.checks)
     row.update(correct=correct, flagged=flagged, confidently_wrong=not abstained and cited and not correct)
     return row
