@@ -1,4 +1,4 @@
-"""Writing a file so that a crash never leaves half of it, and hashing one: used by every layer."""
+"""Writing a file so that a crash never leaves half of it, hashing one, and the cache folder: used by every layer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_write", "file_sha256"]
+__all__ = ["atomic_write", "file_sha256", "cache_dir"]
 
 _BLOCK = 4 * 2**20
 
@@ -46,3 +46,12 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         while block := f.read(_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where ragbook keeps what it can rebuild (assembled models, exported encoders):
+    ``$RAGBOOK_CACHE``, else ``$XDG_CACHE_HOME/ragbook``, else ``~/.cache/ragbook``."""
+    if os.environ.get("RAGBOOK_CACHE"):
+        return Path(os.environ["RAGBOOK_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ragbook"

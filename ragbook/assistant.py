@@ -184,9 +184,17 @@ class Assistant:
         assert answer is not None  # every way out of a stream that runs to its end sets the answer
         return answer
 
-    def stream(self, question: str, *, chat: bool = False) -> AnswerStream:
-        """Like :meth:`ask`, but iterate to get the answer's text as it is generated."""
-        return AnswerStream(self, question, self.history if chat else None)
+    def stream(self, question: str, *, chat: bool = False,
+               on_stage: Callable[[str, str], None] | None = None) -> AnswerStream:
+        """Like :meth:`ask`, but iterate to get the answer's text as it is generated.
+
+        ``on_stage(stage, text)`` hears what happens while nothing is written yet: ``"searching"``,
+        ``"reading"`` (the model reads the passages: most of the wait on a CPU), ``"writing"``
+        (the first words arrived), ``"checking"`` and ``"done"``, each with a line to show.
+        """
+        stream = AnswerStream(self, question, self.history if chat else None)
+        stream.on_stage = on_stage
+        return stream
 
     def chat(self, question: str) -> Answer:
         """Answer in a conversation: follow-ups are rewritten into standalone questions first."""
@@ -338,10 +346,15 @@ def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **o
 
 
 class AnswerStream:
-    """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after."""
+    """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after.
+
+    ``stage`` says what is happening now (see :meth:`Assistant.stream`); ``on_stage`` hears each change.
+    """
 
     def __init__(self, assistant: Assistant, question: str, history: list[_Turn] | None) -> None:
         self.assistant = assistant
+        self.stage = "waiting"
+        self.on_stage: Callable[[str, str], None] | None = None
         self.question = assistant._check_question(question)
         self._conversation = history  # the assistant's own history in a chat: this turn is added to it
         self.history = list(history or [])
@@ -354,16 +367,23 @@ class AnswerStream:
     def __next__(self) -> str:
         return next(self._iter)
 
+    def _enter(self, stage: str, text: str) -> None:
+        self.stage = stage
+        if self.on_stage is not None:
+            self.on_stage(stage, text)
+
     def _finish(self, answer: Answer) -> None:
         self.answer = answer
         if self._conversation is not None:
             self._conversation.append(_Turn(self.question, answer.text))
+        self._enter("done", "")
 
     def _run(self) -> Iterator[str]:
         """Search, then answer in one of three ways: say it doesn't know, quote the documents, or ask the model."""
         a = self.assistant
         self._t0 = time.perf_counter()
         self._timings: dict[str, float] = {}
+        self._enter("searching", "searching the documents\u2026")
         with timed(self._timings, "rewrite"):
             query = a.standalone(self.question, self.history)
         if not self.history:
@@ -420,9 +440,12 @@ class AnswerStream:
         pieces: list[str] = []
         first = None
         answer_part = _AnswerPart() if a.template.form == "quote" else None  # the quote is checked, not streamed
+        count, size = len(packed.passages), f" ({packed.prompt_tokens:,} tokens)" if packed.prompt_tokens else ""
+        self._enter("reading", f"{llm.name} is reading {count} passage{'s' if count != 1 else ''}{size}\u2026")
         for piece in llm.stream(packed.messages, max_tokens=a.max_answer_tokens, temperature=a.temperature):
             if first is None:
                 first = time.perf_counter() - t2
+                self._enter("writing", f"{llm.name} is writing\u2026")
             pieces.append(piece)
             shown = answer_part.feed(piece) if answer_part is not None else piece
             if shown:
@@ -431,6 +454,7 @@ class AnswerStream:
         gen = getattr(llm, "last_generation", None)
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
+        self._enter("checking", "checking the answer against the passages\u2026")
         r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None)
         if answer_part is not None and not answer_part.started:
             yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output

@@ -170,6 +170,13 @@ def _print_answer(answer, stream=None, *, show_prompt: bool = False, evidence: b
         live = sys.stderr.isatty()
         width = max(20, min(120, _terminal_width()) - 6)
         seen = ""
+        if live:  # before the first words: what is happening (searching, the model reading the passages)
+            def stage(name: str, line: str) -> None:
+                if name in ("searching", "reading", "checking"):
+                    sys.stderr.write("\r\x1b[K  " + terminal_safe(line)[:width])
+                    sys.stderr.flush()
+
+            stream.on_stage = stage
         for piece in stream:
             if live:
                 seen = " ".join((seen + piece).split())[-width:]

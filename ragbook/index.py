@@ -156,6 +156,13 @@ class _Update:
     removals: set[str] = field(default_factory=set)
 
 
+# How far the fingerprint (8 coordinates of a fixed text's vector) may move before an index refuses
+# the encoder in use.  Measured (benchmarks/encoders.py): int8 ONNX vs torch moves it 0.007 at
+# most, and mixing them costs at most 0.002 nDCG@10; the coordinates of a 384-d unit vector are
+# about 0.05 in size, so another model's fingerprint lands far outside.
+FINGERPRINT_TOLERANCE = 0.015
+
+
 class Index:
     """Chunks, vectors and BM25 postings for a set of files, with incremental updates.
 
@@ -488,21 +495,28 @@ class Index:
         if self._model_checked:
             return
         info = self._embedding_info
-        if info is None:  # a new index: record the model it is built with
+        if info is None:  # a new index: record the model (and the encoder) it is built with
             self._embedding_info = self.embedder.info()
             self._dimension = self._embedding_info["dimension"]
         else:
             dim = self.embedder.dimension
-            fp = self.embedder.fingerprint()
-            same = dim == info["dimension"] and np.allclose(fp, info["fingerprint"], atol=0.02)
-            if not same:
-                raise ModelMismatchError(
-                    f"this index was built with the embedding model {info['model']!r} ({info['dimension']} dimensions), "
-                    f"but the model in use is {self.embedder.name!r} ({dim} dimensions, different vectors). "
-                    f"Searching it with another model would return meaningless results: open the index with "
-                    f"embedding_model={info['model']!r}, or rebuild it with the new model."
-                )
+            drift = float(np.abs(np.subtract(self.embedder.fingerprint(), info["fingerprint"])).max()) \
+                if dim == info["dimension"] and len(info["fingerprint"]) == len(self.embedder.fingerprint()) else None
+            if drift is None or drift > FINGERPRINT_TOLERANCE:
+                raise ModelMismatchError(self._mismatch(info, dim, drift))
         self._model_checked = True
+
+    def _mismatch(self, info: dict[str, Any], dim: int, drift: float | None) -> str:
+        built, using = info.get("encoder", "torch"), getattr(self.embedder, "backend", None)
+        if drift is not None and info["model"] == self.embedder.name and using and using != built:
+            return (f"this index's vectors were made by the {built!r} encoder of {info['model']!r}, and the "
+                    f"{using!r} encoder in use gives vectors {drift:.3f} away (more than {FINGERPRINT_TOLERANCE}): "
+                    f"searching would rank passages unreliably. Open it with "
+                    f"embedding_model=Embedder(backend={built!r}), or rebuild it with this encoder.")
+        return (f"this index was built with the embedding model {info['model']!r} ({info['dimension']} dimensions), "
+                f"but the model in use is {self.embedder.name!r} ({dim} dimensions, different vectors). "
+                f"Searching it with another model would return meaningless results: open the index with "
+                f"embedding_model={info['model']!r}, or rebuild it with the new model.")
 
     # -- search ------------------------------------------------------------------------------
 
@@ -613,6 +627,8 @@ class Index:
             raise IndexFormatError(f"{path}: the manifest's settings cannot be used ({exc}); rebuild the index") from None
         index._embedding_info = emb
         index._dimension = emb["dimension"]
+        if isinstance(index.embedder, Embedder):  # search with the encoder that made the vectors, when it can run here
+            index.embedder.prefer(emb.get("encoder", "torch"))
         index.files = manifest["files"]
         index.roots = manifest["roots"]
         titles = {did: d for f in index.files.values() for did, d in f["documents"].items()}

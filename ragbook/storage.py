@@ -673,7 +673,7 @@ MANIFEST_SCHEMA = record({
         "model": string(r".+", max_length=4096), "dimension": integer(1, 65_536),
         "fingerprint": list_of(number(), min_length=1, max_length=4096), "normalize": boolean(),
         "max_seq_length": nullable(integer(1)),
-    }),
+    }, optional={"encoder": string(max_length=100)}),
     "chunking": record({"chunk_size": integer(1), "overlap": integer(0), "max_tokens": nullable(integer(1))},
                        optional={"context": boolean()}),
     "vectors": record({

@@ -209,6 +209,24 @@ def test_streaming_yields_the_answer_text(course):
     assert len(pieces) > 3 and "".join(pieces).strip() == stream.answer.text
 
 
+def test_a_stream_says_what_happens_before_the_first_words(course):
+    heard: list[tuple[str, str, int]] = []
+    bot = Assistant(course, llm=EchoLLM(), verify=False)
+    stream = bot.stream("What does the Calvin cycle fix?", on_stage=lambda s, line: heard.append((s, line, len(pieces))))
+    pieces: list[str] = []
+    for piece in stream:
+        pieces.append(piece)
+    stages = [s for s, _, _ in heard]
+    assert stages == ["searching", "reading", "writing", "checking", "done"] and stream.stage == "done"
+    reading = heard[1]
+    assert reading[2] == 0 and "is reading" in reading[1] and "tokens" in reading[1]  # said before any words
+    assert heard[2][2] == 0 and heard[3][2] == len(pieces)  # "writing" as the first words come; "checking" after the last
+    abstained: list[str] = []
+    answer = bot.ask("What is the airspeed of an unladen swallow?")
+    stream = bot.stream("What is the airspeed of an unladen swallow?", on_stage=lambda s, _: abstained.append(s))
+    assert list(stream) and answer.abstained and abstained == ["searching", "done"]
+
+
 def test_chat_rewrites_follow_ups(course):
     llm = EchoLLM()
     bot = Assistant(course, llm="extractive")

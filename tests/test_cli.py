@@ -93,7 +93,7 @@ def test_demo_ask_and_chat_with_a_saved_assistant(tmp_path, capsys, monkeypatch)
     assert answer["mode"] == "extractive" and answer["citations"][0]["source"].endswith("00-syllabus.md")
     assert answer["evidence"] and answer["evidence"][0]["quote"]
 
-    assert main(["ask", str(saved), "How many times can I run the autograder?", "--evidence"]) == 0
+    assert main(["ask", str(saved), "How many times can I send a lab to the autograder?", "--evidence"]) == 0
     out = capsys.readouterr().out
     quoted = out.split("evidence (each cited sentence", 1)[1]
     assert "[1] \u201c" in quoted and "6 times" in quoted and "of its words)" in quoted
@@ -213,3 +213,26 @@ def test_index_takes_vector_tuning(notes_dir, tmp_path, capsys):
     assert (config.index_type, config.ef_search, config.hnsw_m) == ("hnsw", 200, 16)
     with pytest.raises(SystemExit, match="--vector expects KEY=N"):
         main(["index", str(notes_dir), "--out", str(tmp_path / "x"), "--vector", "efsearch=2"])
+
+
+def test_a_terminal_sees_what_happens_then_the_words_as_they_come(built, capsys, monkeypatch):
+    import io
+
+    from fakes import EchoLLM
+
+    import ragbook
+    from ragbook.cli import _print_answer
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    bot = ragbook.Assistant(ragbook.open_index(built), llm=EchoLLM(), verify=False)
+    _print_answer(None, bot.stream("Where does the Calvin cycle happen?"))
+    live = term.getvalue()
+    searching, reading = live.index("searching the documents"), live.index("echo is reading")
+    words = live.index("\u2026 ", reading)  # the live preview of the model's words, after it has read
+    assert searching < reading < words < live.index("checking the answer") and live.endswith("\r\x1b[K")
+    assert "[1]" in capsys.readouterr().out  # the checked answer itself goes to stdout

@@ -109,13 +109,19 @@ def test_chat_streams_and_shows_a_cited_answer(bot):
     from ragbook.widgets import Chat
 
     panel = Chat(bot, models=[("echo", "echo"), ("extractive", "extractive")])
-    seen = []
+    seen, status = [], []
     panel.live.observe(lambda change: seen.append(change["new"]), names="value")
+    panel.status.observe(lambda change: status.append(change["new"]), names="value")
     panel.question.value = "Where is water split in photosynthesis?"
     panel.ask_button.click()
     answer = panel.answers[-1]
     assert answer.citations and answer.citations[0].valid
     assert any("you" in v and "&#9612;" in v for v in seen)  # tokens arrived before the end
+    # before the first words, the panel says what is happening: searching, then the model reading
+    first_words = next(i for i, v in enumerate(seen) if "&#9612;" in v)
+    assert any("searching the documents" in v for v in seen[:first_words])
+    assert any("echo is reading" in v and "tokens" in v for v in seen[:first_words])
+    assert any("is reading" in v for v in status) and any("checking the answer" in v for v in status)
     assert panel.live.value == "" and panel.question.value == ""
     assert "[1]" in panel.transcript.value and "photosynthesis.md" in panel.transcript.value
     assert "Where is water split" in panel.prompt.value  # the rendered prompt, escaped

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ragbook._display import html_table
-from ragbook._files import atomic_write
+from ragbook._files import atomic_write, cache_dir
 from ragbook._files import file_sha256 as sha256_file
 from ragbook.llm.base import LLMError
 
@@ -101,14 +101,6 @@ DEFAULT_ORDER = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m")
 
 
 # -- where things live ---------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """``$RAGBOOK_CACHE``, else ``$XDG_CACHE_HOME/ragbook``, else ``~/.cache/ragbook``."""
-    if os.environ.get("RAGBOOK_CACHE"):
-        return Path(os.environ["RAGBOOK_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ragbook"
 
 
 def package_dir(module: str) -> Path | None:

@@ -97,11 +97,18 @@ class Chat(Panel):
         """Answer ``question`` (or the text box's) in the conversation, streaming into the panel."""
         text = (question if question is not None else self.question.value).strip()
         self.ask_button.disabled = True
-        self.say("searching the documents and thinking...", busy=True)
-        shown = Throttle(lambda t: setattr(self.live, "value", _bubble("you", text) + _bubble(
+        shown = Throttle(lambda t: setattr(self.live, "value", _bubble("you", html_escape(text)) + _bubble(
             self.assistant.name, f"<div style='white-space:pre-wrap'>{html_escape(t)}&#9612;</div>")))
+
+        def stage(name: str, line: str) -> None:  # what happens before the first words, in the status line
+            if name != "done":
+                self.say(line, busy=True)
+            if name in ("searching", "reading"):
+                self.live.value = _bubble("you", html_escape(text)) + _bubble(
+                    self.assistant.name, f"<div style='color:#777'><i>{html_escape(line)}</i></div>")
+
         try:
-            stream = self.assistant.stream(text, chat=True)
+            stream = self.assistant.stream(text, chat=True, on_stage=stage)
             pieces: list[str] = []
             for piece in stream:
                 pieces.append(piece)
