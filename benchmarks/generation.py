@@ -18,8 +18,19 @@ counting the prompt's tokens) and per piece (its generator, stop-string trimming
 bookkeeping, replayed over the pieces of a real answer), as a share of the direct call's
 median time.  The end-to-end difference is printed beside it.
 
+The second part measures the prefix cache (ragbook.llm.prefix_cache) on ragbook's real
+prompts: the tutor template (system message + worked example, fixed) with ``--passages``
+passages from the book and a question, a different question and passages each time:
+
+  cold     llama_cpp from an empty context (``Llama.reset()`` + ``create_chat_completion``): raw llama.cpp
+  cached   ragbook with the fixed start kept (learnt on two warm-up questions first)
+  lookup   the same, with prompt-lookup decoding (``prompt_lookup=N``: drafts from the prompt)
+
+Time to first token, decode speed and whole-answer time are medians over the questions; the
+answers (greedy, temperature 0) are compared with the cold ones, word for word.
+
     python benchmarks/generation.py                           # SmolLM2-135M, ~2 min
-    python benchmarks/generation.py --model qwen2.5-coder-1.5b  # ~5-8 min
+    python benchmarks/generation.py --model qwen2.5-coder-1.5b  # ~10 min on 2 cores
     python benchmarks/generation.py --quick                   # 3 repeats, 32 tokens
 """
 
@@ -33,6 +44,8 @@ import time
 from _common import Report, corpus_folder, median, versions
 
 OVERHEAD_TARGET_PCT = 5.0
+TTFT_TARGET = 0.4  # cached first token / cold first token
+DECODE_TARGET = 0.95  # cached decode speed / raw llama.cpp's (>= raw, within the noise of a shared machine)
 QUESTIONS = [
     "How do you define a function in Python, and what does return do?",
     "What is the difference between a list and a tuple?",
@@ -140,6 +153,11 @@ def main(argv=None) -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=700)
     parser.add_argument("--quick", action="store_true", help="3 repeats, 32 answer tokens")
+    parser.add_argument("--passages", type=int, default=4, help="passages in each prefix-cache prompt")
+    parser.add_argument("--passage-words", type=int, default=80)
+    parser.add_argument("--questions", type=int, default=4, help="measured questions for the prefix cache")
+    parser.add_argument("--lookup", type=int, default=10, help="prompt-lookup draft tokens (0: skip)")
+    parser.add_argument("--skip-overhead", action="store_true", help="only the prefix-cache part")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.max_tokens = 3, 32
@@ -147,11 +165,21 @@ def main(argv=None) -> None:
     from ragbook.llm import load_llm
 
     report = Report("generation", argv, model=args.model, repeats=args.repeats, max_tokens=args.max_tokens,
-                    prompt_tokens=args.prompt_tokens, order="ABBA")
+                    prompt_tokens=args.prompt_tokens, order="ABBA", passages=args.passages,
+                    passage_words=args.passage_words, questions=args.questions, lookup=args.lookup)
     report.data["versions"] = versions("llama-cpp-python", "ragbook")
+    if not args.skip_overhead:
+        overhead(report, args, load_llm)
+    prefix_cache(report, args)
+    suffix = "" if args.model == "smollm2-135m" else f"-{re.sub(r'[^A-Za-z0-9.]+', '-', str(args.model))}"
+    report.write(suffix + ("-prefix" if args.skip_overhead else ""))
+
+
+def overhead(report, args, load_llm) -> None:
+    """ragbook's own work around llama.cpp, every prompt read from an empty context on both sides."""
     report.section(f"load {args.model}")
     t0 = time.perf_counter()
-    llm = load_llm(args.model)
+    llm = load_llm(args.model, prefix_cache="off")
     report.info("load_s", round(time.perf_counter() - t0, 2), f"{llm!r} in {time.perf_counter() - t0:.1f} s")
     raw = llm.llama  # the same llama_cpp.Llama object
 
@@ -179,9 +207,6 @@ def main(argv=None) -> None:
         print(f"   repeat {i + 1}: ragbook {a1['total']:.2f}/{a2['total']:.2f} s, direct {b1['total']:.2f}/{b2['total']:.2f} s, "
               f"{a1['tokens']} tokens", flush=True)
 
-    def med(rows, key):
-        return median([r[key] for r in rows])
-
     figures = {side: {"first_token_s": round(med(rows, "first"), 4), "total_s": round(med(rows, "total"), 4),
                       "tokens_per_s": round(med(rows, "tok_s"), 2)} for side, rows in (("ragbook", rb), ("direct", dr))}
     report.info("ragbook", figures["ragbook"], f"ragbook: first token {figures['ragbook']['first_token_s']:.2f} s, "
@@ -208,7 +233,106 @@ def main(argv=None) -> None:
                  f"ragbook overhead {own * 1000:.1f} ms = {pct:.2f}% of a {figures['direct']['total_s']:.2f} s answer "
                  f"(end to end {end_to_end:+.1f}%)")
     llm.close()
-    report.write("" if args.model == "smollm2-135m" else f"-{re.sub(r'[^A-Za-z0-9.]+', '-', str(args.model))}")
+
+
+def med(rows, key):
+    return median([r[key] for r in rows])
+
+
+def rag_prompts(n: int, n_passages: int, words: int) -> list[list[dict[str, str]]]:
+    """``n`` prompts as ragbook builds them: the tutor template, ``n_passages`` book passages, a question."""
+    from ragbook.prompt import get_template
+
+    template = get_template("tutor")
+    pool = passages(words)
+    step = max(1, len(pool) // (n * n_passages + 1))
+    out = []
+    for i in range(n):
+        chosen = [pool[(i * n_passages + k) * step % len(pool)] for k in range(n_passages)]
+        hits = [(f"python-book.md, part {(i * n_passages + k) * step}", text) for k, text in enumerate(chosen)]
+        out.append(template.messages(QUESTIONS[i % len(QUESTIONS)], hits))
+    return out
+
+
+def run_cached(llm, messages, max_tokens):
+    text = "".join(llm.stream(messages, max_tokens=max_tokens))
+    g = llm.last_generation
+    return {"first": g.first_token_s, "total": g.total_s, "tokens": g.completion_tokens, "text": text,
+            "tok_s": tok_s(g.completion_tokens, g.first_token_s, g.total_s),
+            "reused": llm.prefix_cache.stats.last_reused if llm.prefix_cache is not None else 0}
+
+
+def prefix_cache(report, args) -> None:
+    """First token, decode speed and whole answer: cold raw llama.cpp vs ragbook with the fixed start kept."""
+    from ragbook.llm.llamacpp import LlamaCppLLM
+
+    report.section(f"prefix cache: {args.model}, tutor template, {args.passages} passages of ~{args.passage_words} words")
+    llm = LlamaCppLLM(args.model, prefix_cache="memory")
+    msgs = rag_prompts(args.questions + 2, args.passages, args.passage_words)
+    full = [llm.count_tokens(llm.render(m)) for m in msgs]
+    fixed = llm.count_tokens(llm.render(msgs[0][:3]))  # system + worked example (user, assistant)
+    report.info("rag_prompt_tokens", {"fixed": fixed, "whole": full},
+                f"prompts of {min(full)}-{max(full)} tokens, of which {fixed} fixed "
+                f"({fixed / median(full) * 100:.0f}% of the median prompt)")
+    for m in msgs[:2]:  # warm-up: the fixed start is learnt on the second
+        run_cached(llm, m, 4)
+    rows = []
+    for i, m in enumerate(msgs[2:]):
+        cold = run_direct(llm.llama, m, args.max_tokens)
+        cached = run_cached(llm, m, args.max_tokens)
+        cold["tok_s"] = tok_s(cached["tokens"], cold["first"], cold["total"])
+        rows.append({"cold": cold, "cached": cached})
+        print(f"   question {i + 1}: first token cold {cold['first']:.2f} s, cached {cached['first']:.2f} s "
+              f"({cached['reused']} tokens kept); total {cold['total']:.2f} / {cached['total']:.2f} s; "
+              f"same answer: {cold['text'] == cached['text']}", flush=True)
+    llm.close()
+    lookup = run_lookup(args, msgs) if args.lookup else None
+    prefix_figures(report, rows, lookup, fixed, full)
+
+
+def run_lookup(args, msgs) -> list[dict]:
+    from ragbook.llm.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM(args.model, prefix_cache="memory", prompt_lookup=args.lookup)
+    for m in msgs[:2]:
+        run_cached(llm, m, 4)
+    out = [run_cached(llm, m, args.max_tokens) for m in msgs[2:]]
+    llm.close()
+    return out
+
+
+def prefix_figures(report, rows, lookup, fixed, full) -> None:
+    def mid(side, key):
+        return median([r[side][key] for r in rows])
+
+    n = len(rows)
+    figures = {side: {"first_token_s": round(mid(side, "first"), 3), "total_s": round(mid(side, "total"), 3),
+                      "tokens_per_s": round(mid(side, "tok_s"), 2)} for side in ("cold", "cached")}
+    same = sum(r["cold"]["text"] == r["cached"]["text"] for r in rows)
+    if lookup:
+        figures["lookup"] = {"first_token_s": round(median([r["first"] for r in lookup]), 3),
+                             "total_s": round(median([r["total"] for r in lookup]), 3),
+                             "tokens_per_s": round(median([r["tok_s"] for r in lookup]), 2)}
+    for side, f in figures.items():
+        report.info(f"prefix_{side}", f, f"{side:6}: first token {f['first_token_s']:.2f} s, total {f['total_s']:.2f} s, "
+                    f"{f['tokens_per_s']:.1f} tok/s")
+    ratio = figures["cached"]["first_token_s"] / figures["cold"]["first_token_s"]
+    report.check("ttft_cached_over_cold", round(ratio, 3), f"<= {TTFT_TARGET}", ratio <= TTFT_TARGET,
+                 f"first token with the fixed start kept: {ratio:.2f}x cold ({fixed} of a median "
+                 f"{median(full):.0f} prompt tokens fixed)")
+    speed = figures["cached"]["tokens_per_s"] / max(figures["cold"]["tokens_per_s"], 1e-9)
+    report.check("decode_over_raw", round(speed, 3), f">= {DECODE_TARGET}", speed >= DECODE_TARGET,
+                 f"decode speed through ragbook {speed:.2f}x raw llama.cpp on the same prompts")
+    report.info("whole_answer_cached_over_cold", round(figures["cached"]["total_s"] / figures["cold"]["total_s"], 3),
+                f"whole answer {figures['cached']['total_s'] / figures['cold']['total_s']:.2f}x cold")
+    report.check("cached_same_answers", same, f"{n}/{n}", same == n,
+                 f"cached answers word for word the cold ones in {same}/{n} questions")
+    if lookup:
+        same_lookup = sum(r["cold"]["text"] == x["text"] for r, x in zip(rows, lookup))
+        faster = figures["lookup"]["total_s"] / figures["cached"]["total_s"]
+        report.info("lookup_same_answers", f"{same_lookup}/{n}", f"prompt lookup: same answers in {same_lookup}/{n}, "
+                    f"whole answer {faster:.2f}x the cached one without it")
+        report.info("lookup_total_over_cached", round(faster, 3))
 
 
 if __name__ == "__main__":

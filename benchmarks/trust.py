@@ -25,6 +25,7 @@ paraphrase), ``contains``, ``confidently_wrong`` (answered, cited, judged wrong)
     python benchmarks/trust.py --set openstax --strategy tutor --rescore    # no model: score the cached answers again
     python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
     python benchmarks/trust.py --set openstax --strategy tutor-verify --terms-gate   # the stored rows, gated
+    python benchmarks/trust.py --set squad --k 3                  # fewer passages a prompt (scored as tutor-k3)
 
 ``benchmarks/data/openstax-incidental.jsonl``: 18 questions the book answers that name an editor,
 a platform or a course site in passing ("In VSCode, how do I ...?"); the unknown-terms check
@@ -80,12 +81,15 @@ def _place(hit) -> dict:
             "citation": hit.citation(), "id": c.id}
 
 
-def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None, resume: bool = False) -> list[dict]:
+def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None, resume: bool = False,
+               k: int | None = None) -> list[dict]:
     from ragbook.assistant import Assistant
 
     index = index_for(set_name)
     qa = questions_for(set_name, limit)
-    bot = Assistant(index, llm=llm, template=strategy, verify=False)  # checks are replayed by --review
+    template = strategy.split("-k")[0]
+    extra = {"k": k} if k else {}
+    bot = Assistant(index, llm=llm, template=template, verify=False, **extra)  # checks are replayed by --review
     bot.llm  # loaded before the clock starts
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"{set_name}-{strategy}.jsonl"
@@ -268,6 +272,8 @@ def main() -> None:
     parser.add_argument("--strategy", default="tutor", help="template name(s), comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="questions per set (default: all; SQuAD 100)")
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
+    parser.add_argument("--k", type=int, default=None,
+                        help="passages per answer (default: the assistant's); scored as STRATEGY-kN")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
     parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
     parser.add_argument("--review", choices=("rules", "verify"), default=None,
@@ -282,6 +288,8 @@ def main() -> None:
         "benchmark": "trust", "results": {}}
     for set_name in args.set.split(","):
         for strategy in args.strategy.split(","):
+            if args.k:
+                strategy = f"{strategy}-k{args.k}"
             if args.terms_gate:
                 entry = with_terms_gate(set_name, results["results"][f"{set_name}/{strategy}"])
                 entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -294,7 +302,7 @@ def main() -> None:
                 strategy = f"{strategy}-{args.review}"
             else:
                 records = (load_cached(set_name, strategy) if args.rescore
-                           else answer_all(set_name, strategy, args.limit, args.llm, args.resume))
+                           else answer_all(set_name, strategy, args.limit, args.llm, args.resume, args.k))
             entry = score(set_name, strategy, records, args.limit)
             entry["machine"] = machine()
             entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

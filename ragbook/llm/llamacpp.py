@@ -7,11 +7,20 @@ returns is, to the character, what ``create_chat_completion`` tokenizes and feed
 (llama_cpp would otherwise swap a recognised template for a built-in one that can differ,
 e.g. in a default system prompt.)
 
-By default each call starts from an empty context (``cache_prompt=False``): the same question
-then gets the same answer at temperature 0 whatever was asked before (llama.cpp's numbers
-can differ slightly between reading a prompt in one batch and reusing part of a cached one).
-``cache_prompt=True`` reuses the longest matching prefix (the system prompt, earlier turns),
-faster for multi-turn chats.
+Every RAG prompt starts with the same system message and worked example; by default
+(``prefix_cache="disk"``) the llama.cpp state of such a recurring start is kept between calls
+(:mod:`ragbook.llm.prefix_cache`, also on disk for the next process) and only what follows it
+is read: the first token comes sooner, and a prompt is always read as [kept start] + [rest]
+whatever was asked before, so the same question still gets the same answer at temperature 0.
+``prefix_cache="memory"`` keeps states in this process only; ``"off"`` (or ``False``) reads
+every prompt from an empty context.  ``cache_prompt=True`` (older, for multi-turn chats)
+instead lets llama_cpp reuse whatever part of the last prompt and answer matches, which makes
+an answer depend on what came before (llama.cpp's numbers can differ slightly between reading a
+prompt in one batch and reusing an arbitrary part of a cached one).
+
+``prompt_lookup=N`` drafts up to N tokens from the prompt itself (llama_cpp's
+``LlamaPromptLookupDecoding``): answers that quote their passages can then take several tokens
+a step.  It is off by default: see benchmarks/generation.py for what it gained here.
 """
 
 from __future__ import annotations
@@ -21,18 +30,23 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator, Sequence, cast
 
+from ragbook._files import cache_dir
 from ragbook.errors import MissingDependencyError, SettingsError
 from ragbook.llm import presets
 from ragbook.llm.base import LLM, LLMError, Params, StopTrimmer, Usage, check_deadline, normalize_messages, physical_cores
+from ragbook.llm.prefix_cache import PrefixCache
 
 if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
 
-__all__ = ["LlamaCppLLM", "DEFAULT_N_CTX"]
+__all__ = ["LlamaCppLLM", "DEFAULT_N_CTX", "PREFIX_CACHE_MODES"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 4096
+# Where the state of a recurring prompt start is kept: on disk too (the next process starts warm),
+# in this process only, or nowhere.
+PREFIX_CACHE_MODES = ("disk", "memory", "off")
 
 # Used only when a GGUF file carries no chat template (rare for instruction-tuned models).
 CHATML_TEMPLATE = (
@@ -71,7 +85,10 @@ class LlamaCppLLM(LLM):
     ``sha256`` (hex) is checked before loading; presets always are.  Sampling settings other
     than temperature (``top_k``, ``top_p``, ``min_p``, ``repeat_penalty``...) can be given as
     ``sampling={...}`` and are passed to ``create_chat_completion``.  ``deadline`` (seconds, none
-    by default) bounds each answer, checked between tokens.
+    by default) bounds each answer, checked between tokens.  ``prefix_cache``
+    (:data:`PREFIX_CACHE_MODES`, ``True``/``False`` for ``"disk"``/``"off"``) keeps the fixed start of
+    the prompts read between calls (see the module's docstring); ``prompt_lookup`` (draft tokens
+    a step, 0 for none) turns on prompt-lookup decoding.
     """
 
     backend = "llama.cpp"
@@ -79,7 +96,7 @@ class LlamaCppLLM(LLM):
 
     @classmethod
     def from_info(cls, info: dict[str, Any], **kwargs: Any) -> LlamaCppLLM:
-        for key in ("n_ctx", "seed", "cache_prompt", "sampling"):
+        for key in ("n_ctx", "seed", "cache_prompt", "prefix_cache", "prompt_lookup", "sampling"):
             if key in info:
                 kwargs.setdefault(key, info[key])
         kwargs.setdefault("name", info.get("name"))
@@ -89,7 +106,8 @@ class LlamaCppLLM(LLM):
     def __init__(self, model: str | os.PathLike[str], *, name: str | None = None, n_ctx: int | None = None,
                  n_threads: int | None = None, n_gpu_layers: int | None = None, seed: int = 0,
                  sha256: str | None = None, cache_prompt: bool = False, sampling: dict[str, Any] | None = None,
-                 check_memory: bool = True, deadline: float | None = None, **llama_kwargs: Any) -> None:
+                 check_memory: bool = True, deadline: float | None = None, prefix_cache: str | bool = "disk",
+                 prompt_lookup: int = 0, **llama_kwargs: Any) -> None:
         self.deadline = check_deadline(deadline)
         text = os.fspath(model)
         self.preset = text if text in presets.PRESETS else None
@@ -117,6 +135,11 @@ class LlamaCppLLM(LLM):
         self.name = name or self.preset or self.path.stem
         self.seed = seed
         self.cache_prompt = cache_prompt
+        self.prefix_cache_mode = _prefix_mode(prefix_cache)
+        if isinstance(prompt_lookup, bool) or not isinstance(prompt_lookup, int) or not 0 <= prompt_lookup <= 64:
+            raise SettingsError(f"prompt_lookup is the number of tokens drafted a step (0: off, at most 64), "
+                                f"not {prompt_lookup!r}")
+        self.prompt_lookup = prompt_lookup
         self.sampling = dict(sampling or {})
         clash = set(self.sampling) & {"messages", "max_tokens", "temperature", "seed", "stop", "stream"}
         if clash:
@@ -135,19 +158,40 @@ class LlamaCppLLM(LLM):
         self.context_window = int(self._llm.n_ctx())
         self.trained_context = trained
         self._setup_template()
+        self.prefix_cache = self._make_prefix_cache()
         self.last_generation = None
 
     def _load(self, llama_cpp: Any, n_ctx: int) -> Any:
+        kwargs = dict(self._llama_kwargs)
+        if self.prompt_lookup:
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+            kwargs.setdefault("draft_model", LlamaPromptLookupDecoding(num_pred_tokens=self.prompt_lookup))
+            # llama_cpp turns logits_all on for a draft model but sizes its logits array by this
+            # flag: without it, a prompt longer than a batch fails (llama-cpp-python 0.3.x).  The
+            # array (n_ctx x vocabulary floats) is committed only as far as tokens are read.
+            kwargs.setdefault("logits_all", True)
         try:
             return llama_cpp.Llama(
                 model_path=str(self.path), n_ctx=n_ctx, n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                n_gpu_layers=self.n_gpu_layers, seed=self.seed, verbose=False, **self._llama_kwargs,
+                n_gpu_layers=self.n_gpu_layers, seed=self.seed, verbose=False, **kwargs,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMError(
                 f"llama.cpp cannot load {self.path}: {exc}. Is it a complete GGUF file of an architecture this "
                 f"llama-cpp-python supports? (a damaged download fails like this; check its sha256)"
             ) from exc
+
+    def _make_prefix_cache(self) -> PrefixCache | None:
+        """The prefix cache, or None when off, when ``cache_prompt`` reuses prompts its own way, or
+        for models whose memory cannot drop a tail (recurrent and hybrid ones)."""
+        llm = self._llm
+        if self.prefix_cache_mode == "off" or self.cache_prompt or llm._is_recurrent or llm._is_hybrid:
+            return None
+        if self.prefix_cache_mode == "memory":
+            return PrefixCache(llm)
+        sha = (presets.PRESETS[self.preset].sha256 if self.preset else None) or presets.file_sha256(self.path)
+        return PrefixCache(llm, folder=cache_dir() / "prefix-states", model_sha256=sha)
 
     @property
     def llama(self) -> Any:
@@ -197,9 +241,13 @@ class LlamaCppLLM(LLM):
     def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         llm = self.llama
         prompt = self.render(messages)
-        n_prompt = self.count_tokens(prompt)  # the chat handler tokenizes the same way (added_special)
+        # the chat handler tokenizes the same way (no BOS added, special tokens read as such)
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        n_prompt = len(tokens)
         max_tokens = self._check_fits(n_prompt, params)
-        if not self.cache_prompt:
+        if self.prefix_cache is not None:
+            self.prefix_cache.prepare(tokens)
+        elif not self.cache_prompt:
             llm.reset()
         # Stop strings are cut here, not by llama_cpp, so that "stop" from llama_cpp always means
         # the model's end token; the token counts below depend on knowing which one it was.
@@ -249,15 +297,28 @@ class LlamaCppLLM(LLM):
             "n_gpu_layers": self.n_gpu_layers,
             "seed": self.seed,
             "cache_prompt": self.cache_prompt,
+            "prefix_cache": self.prefix_cache_mode,
+            "prompt_lookup": self.prompt_lookup,
             "sampling": self.sampling,
         }
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "n_threads": self.n_threads, "n_gpu_layers": self.n_gpu_layers,
-                "path": self.path.name}
+                "path": self.path.name, "prefix_cache": self.prefix_cache_mode,
+                "prompt_lookup": self.prompt_lookup or None}
 
     def close(self) -> None:
         """Free the model's memory now rather than when it is garbage-collected."""
         llm, self._llm = getattr(self, "_llm", None), None
+        self.prefix_cache = None
         if llm is not None:
             llm.close()
+
+
+def _prefix_mode(value: str | bool) -> str:
+    """``prefix_cache=`` as one of :data:`PREFIX_CACHE_MODES` (``True``: "disk", ``False``: "off")."""
+    if value is True or value is False:
+        return "disk" if value else "off"
+    if value not in PREFIX_CACHE_MODES:
+        raise SettingsError(f"prefix_cache must be one of {', '.join(PREFIX_CACHE_MODES)} (or True/False), not {value!r}")
+    return str(value)

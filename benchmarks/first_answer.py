@@ -1,0 +1,141 @@
+"""The README's demo answer, timed: first token and whole answer, before and after issue 14.
+
+The demo assistant (``corpora/``, the default template and model) answers the README's
+question.  "Before" is how every answer was read until now: the whole prompt from an empty
+context (``prefix_cache="off"``) with 5 passages.  Then the same answer with the fixed start
+of the prompt (system message and worked example) kept between questions, learnt from two
+other questions first, with 5, 4, 3 and 2 passages; and the first question of a fresh process
+that finds the kept start on disk.  Each answer is compared with the "before" one, word for
+word, and its citations are listed.
+
+Targets (issue 14): first token <= 0.4x and whole answer <= 0.5x of "before", same answer.
+
+    python benchmarks/first_answer.py                          # default model, ~5 min on 2 idle cores
+    python benchmarks/first_answer.py --llm qwen2.5-coder-0.5b # the Binder model
+    python benchmarks/first_answer.py --threads 1,2            # also compare thread counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import REPO, Report, versions  # noqa: E402  (offline environment first)
+
+from ragbook.cli import DEMO_QUESTION  # noqa: E402
+
+TTFT_TARGET, TOTAL_TARGET = 0.4, 0.5
+WARM_UP = ["How many grace days do students get?", "What is the late policy for labs?"]
+
+FRESH = """
+import json, sys
+import ragbook
+from ragbook.llm.llamacpp import LlamaCppLLM
+llm = LlamaCppLLM({llm!r}, prefix_cache="disk", n_threads={threads})
+bot = ragbook.Assistant(ragbook.open_index({index!r}), llm=llm, k={k})
+kept = []
+prepare = llm.prefix_cache.prepare
+llm.prefix_cache.prepare = lambda tokens: kept.append(prepare(tokens)) or kept[-1]
+a = bot.ask({question!r})
+print(json.dumps({{"first": a.timings["first_token"], "total": a.timings["total"], "text": a.text,
+                  "reused": kept[0], "disk_loads": llm.prefix_cache.stats.disk_loads}}))
+"""
+
+
+def answer(bot, question: str) -> dict:
+    """One answer's figures; ``reused``: prompt tokens the answer's own prompt did not read again
+    (the verification prompt that follows is a call of its own)."""
+    cache = getattr(bot.llm, "prefix_cache", None)
+    kept: list[int] = []
+    if cache is not None:
+        prepare = cache.prepare
+        cache.prepare = lambda tokens: kept.append(prepare(tokens)) or kept[-1]
+    try:
+        a = bot.ask(question)
+    finally:
+        if cache is not None:
+            del cache.prepare
+    return {"first": a.timings["first_token"], "total": a.timings["total"], "text": a.text,
+            "prompt_tokens": a.tokens.get("prompt"), "passages": len(a.passages),
+            "cited": sorted({c.n for c in a.citations}), "reused": kept[0] if kept else 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import ragbook
+    from ragbook.llm import default_model
+    from ragbook.llm.llamacpp import LlamaCppLLM
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llm", default=None, help="llama.cpp preset (default: ragbook's default model)")
+    parser.add_argument("--threads", default=None, help="thread counts to compare, e.g. 1,2 (default: ragbook's)")
+    args = parser.parse_args(argv)
+    name = args.llm or default_model()
+    rep = Report("first_answer", argv if argv is not None else sys.argv[1:], llm=name, question=DEMO_QUESTION,
+                 versions=versions("ragbook", "llama-cpp-python", "onnxruntime"))
+    tmp = Path(tempfile.mkdtemp(prefix="ragbook-first-answer-"))
+    index = ragbook.build(REPO / "corpora", out=tmp / "index")
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else [None]
+    rows: dict[str, dict] = {}
+    for n_threads in threads:
+        tag = f"@{n_threads}t" if n_threads else ""
+        cold = LlamaCppLLM(name, prefix_cache="off", n_threads=n_threads)
+        rep.section(f"{name}{tag}: the demo question, prompt read whole (before)")
+        rows["before" + tag] = before = answer(ragbook.Assistant(index, llm=cold, k=5), DEMO_QUESTION)
+        show(rep, "before" + tag, before, before)
+        cold.close()
+        warm = LlamaCppLLM(name, prefix_cache="memory", n_threads=n_threads)
+        for k in (5, 4, 3, 2):
+            bot = ragbook.Assistant(index, llm=warm, k=k)
+            for q in WARM_UP:
+                bot.ask(q)
+            rows[f"kept-k{k}{tag}"] = row = answer(bot, DEMO_QUESTION)
+            show(rep, f"kept-k{k}{tag}", row, before)
+        warm.close()
+    rep.section("a fresh process's first question, the kept start read from disk")
+    code = FRESH.format(llm=name, threads=threads[0], index=str(tmp / "index"), k=5, question=DEMO_QUESTION)
+    primer = FRESH.format(llm=name, threads=threads[0], index=str(tmp / "index"), k=5, question=WARM_UP[0])
+    for script in (primer, primer):  # the second process learns the start (two prompts) and writes it
+        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
+    rows["fresh-process-k5"] = fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    show(rep, "fresh-process-k5", fresh, rows["before"])
+    rep.info("answers", rows)
+    best = min((r for key, r in rows.items() if key.startswith("kept-") and r["text"] == rows["before"]["text"]),
+               key=lambda r: r["first"], default=None)
+    before = rows["before"]
+    for key in ("kept-k5", "fresh-process-k5"):
+        r = rows[key]
+        rep.check(f"{key}_first_token_ratio", round(r["first"] / before["first"], 3), f"<= {TTFT_TARGET}",
+                  r["first"] / before["first"] <= TTFT_TARGET and r["text"] == before["text"],
+                  f"{key}: first token {r['first']:.2f} s vs {before['first']:.2f} s before "
+                  f"({r['first'] / before['first']:.2f}x), same answer: {r['text'] == before['text']}")
+        rep.check(f"{key}_total_ratio", round(r["total"] / before["total"], 3), f"<= {TOTAL_TARGET}",
+                  r["total"] / before["total"] <= TOTAL_TARGET,
+                  f"{key}: whole answer {r['total']:.2f} s vs {before['total']:.2f} s ({r['total'] / before['total']:.2f}x)")
+    if best is not None:
+        rep.info("fastest_same_answer", {"first": round(best["first"], 3), "passages": best["passages"]},
+                 f"fastest with the same answer: {best['passages']} passages, first token {best['first']:.2f} s")
+    rep.write("" if name == default_model() else f"-{name}")
+    return 0
+
+
+def words(text: str) -> str:
+    """The answer's words, citation marks and their spacing aside ("6 times [1]." = "6 times. [1]")."""
+    return " ".join(re.sub(r"\[\d+\]", " ", text).replace(" .", ".").split()).rstrip(".")
+
+
+def show(rep: Report, key: str, row: dict, before: dict) -> None:
+    row["same_words"] = words(row["text"]) == words(before["text"])
+    same = "same answer" if row["text"] == before["text"] else (
+        "same words, citations placed differently" if row["same_words"] else "DIFFERENT answer")
+    print(f"   {key:18} first token {row['first']:6.2f} s  whole {row['total']:6.2f} s  prompt {row.get('prompt_tokens')} "
+          f"tokens, {row.get('reused', 0)} kept; {same}; cites {row.get('cited')}: {row['text'][:90]!r}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
