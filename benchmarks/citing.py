@@ -194,7 +194,7 @@ def _load_done(journal: Path | None, key: str) -> dict[tuple[str, str], dict[str
 
 
 def run(llm: Any, index: Any, templates: list[Any], questions: list[dict[str, Any]],
-        report: Report | None = None, journal: Path | None = None) -> dict[str, Any]:
+        report: Report | None = None, journal: Path | None = None, k: int = 5) -> dict[str, Any]:
     """Answer every question with every template; per-template summaries and answers.
 
     Each judged answer is appended to ``journal`` (JSON lines) as it comes, so that a run
@@ -202,11 +202,11 @@ def run(llm: Any, index: Any, templates: list[Any], questions: list[dict[str, An
     """
     from ragbook.assistant import Assistant
 
-    key = json.dumps([llm.name, [t.to_dict() for t in templates]], sort_keys=True)
+    key = json.dumps([llm.name, [t.to_dict() for t in templates], k], sort_keys=True)
     done = _load_done(journal, key)
     out: dict[str, Any] = {}
     for template in templates:
-        bot = Assistant(index, llm=llm, template=template, temperature=0.0)
+        bot = Assistant(index, llm=llm, template=template, temperature=0.0, k=k)
         rows = []
         for gold in questions:
             if (bot.template.name, gold["question"]) in done:
@@ -252,6 +252,8 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="preset name or GGUF path")
     parser.add_argument("--templates", nargs="+", default=["tutor", "research", "strict"])
     parser.add_argument("-n", type=int, default=None, help="only the first N questions")
+    parser.add_argument("--k", type=int, default=5, help="passages a prompt (default 5, as the recorded runs; "
+                                                          "the assistant's own default is 3)")
     parser.add_argument("--suffix", default=None, help="results file suffix (default: -MODEL unless the default model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="llama.cpp threads (1: on a shared 2-core machine one thread reads the prompt faster "
@@ -275,7 +277,7 @@ def main() -> None:
         templates = [Template.from_dict(recorded[t]) for t in args.templates]
     else:
         templates = [get_template(t) for t in args.templates]
-    report = Report("citing", model=args.model, templates=args.templates, questions=len(questions), k=5,
+    report = Report("citing", model=args.model, templates=args.templates, questions=len(questions), k=args.k,
                     temperature=0.0, threads=args.threads, prompts_from=args.prompts_from,
                     prompts={t.name: t.to_dict() for t in templates})
     report.data["versions"] = versions("llama-cpp-python", "sentence-transformers", "torch")
@@ -286,7 +288,7 @@ def main() -> None:
         index = demo_index(Path(tmp) / "demo-index")
         llm = load_llm(args.model, n_threads=args.threads)
         report.info("setup_s", round(time.perf_counter() - t0, 1), f"index and model ready in {time.perf_counter() - t0:.0f} s")
-        results = run(llm, index, templates, questions, report, journal)
+        results = run(llm, index, templates, questions, report, journal, k=args.k)
     report.data["answers"] = {name: r["answers"] for name, r in results.items()}
     report.write(suffix)
     journal.unlink(missing_ok=True)

@@ -76,6 +76,8 @@ class Assistant:
         self.verify = verify
         # say "I don't know" before any model runs when the question is about a term no document uses (ragbook.coverage)
         self.abstain_unknown_terms = abstain_unknown_terms
+        if "config" not in retrieval:  # fewer passages than a search shows (settings.ANSWER_PASSAGES)
+            retrieval.setdefault("k", _DEFAULTS.retrieval.k)
         self.retriever = Retriever(index, **retrieval)
         self._llm_spec = llm  # None: the machine's choice, resolved at use (see _spec)
         self._llm: Any = llm if isinstance(llm, ChatModel) else None

@@ -608,7 +608,8 @@ def _eval_command(sub: Any) -> None:
                                     "or index a BEIR/SQuAD-style folder and score its own questions.")
     ev.add_argument("target", help=".ragbook file, index folder, documents folder, or a BEIR folder")
     ev.add_argument("questions", nargs="?", help="question set file (not needed for a BEIR folder)")
-    ev.add_argument("--k", type=int, help="passages retrieved per question (default: the assistant's 5; 10 on BEIR)")
+    ev.add_argument("--k", type=int, help="passages retrieved per question (default: the assistant's own, 3 unless it was saved "
+                         "with another; 10 on BEIR)")
     ev.add_argument("--mode", choices=MODES, help=f"retrieval mode (default {RETRIEVAL.mode})")
     ev.add_argument("--answers", action="store_true", help="also answer every question and score the answers")
     ev.add_argument("--llm", help="model for --answers: preset, .gguf file, folder, or openai:URL")

@@ -23,7 +23,8 @@ from typing import Any, Literal, get_args
 from ragbook.errors import SettingsError
 
 __all__ = ["IndexConfig", "RetrievalConfig", "AssistantConfig", "Mode", "Fusion", "IndexType", "MODES", "FUSIONS",
-           "INDEX_TYPES", "EXTRACTIVE", "INDEX_KEYS", "VECTOR_KEYS", "RETRIEVAL_KEYS", "ASSISTANT_KEYS", "describe"]
+           "INDEX_TYPES", "EXTRACTIVE", "ANSWER_PASSAGES", "INDEX_KEYS", "VECTOR_KEYS", "RETRIEVAL_KEYS", "ASSISTANT_KEYS",
+           "describe"]
 
 IndexType = Literal["auto", "flat", "hnsw", "ivf", "pq", "hnsw-pq", "ivf-pq"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
@@ -123,6 +124,13 @@ class IndexConfig:
         return {key: getattr(self, key) for key in VECTOR_KEYS}
 
 
+# Passages an assistant puts in its prompt.  Fewer than a search shows: the model reads every
+# one before its first word (on a CPU most of the wait), and measured with the default model
+# 3 answer as well as 5 (benchmarks/trust.py: SQuAD 100 correct 0.61 either way, OpenStax 102
+# 0.79 vs 0.82, within two questions of each other; false abstentions 0.05 either way) in 0.6x the time.
+ANSWER_PASSAGES = 3
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
     """How passages are found for a question (see :class:`ragbook.retrieval.Retriever`)."""
@@ -193,7 +201,8 @@ class AssistantConfig:
     verify: bool = _doc("put to the model what the citation rules cannot settle (ragbook.grounding)", True, kind=bool)
     abstain_unknown_terms: bool = _doc("say it doesn't know when the question is about a term no document uses "
                                        "(ragbook.coverage)", True, kind=bool)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig, metadata={"doc": "how passages are found"})
+    retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=ANSWER_PASSAGES),
+                                       metadata={"doc": f"how passages are found (k={ANSWER_PASSAGES} passages a prompt)"})
 
     def __post_init__(self) -> None:
         _check_all(self)

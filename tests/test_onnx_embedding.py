@@ -195,3 +195,20 @@ def test_a_fresh_process_searches_without_importing_torch(in_cache, notes_dir, t
     assert "photosynthesis" in cli.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in cli.stderr.splitlines() if line.startswith("import time:")}
     assert not {"torch", "sentence_transformers", "transformers"} & imported
+
+
+def test_what_onnx_cannot_export_is_named(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    assert "modules.json" in onnx_embedding.unsupported_reason(folder)
+    modules = [{"type": "sentence_transformers.models.Transformer"}, {"type": "sentence_transformers.models.Pooling"},
+               {"type": "sentence_transformers.models.Dense"}]
+    (folder / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    assert "Transformer, Pooling, Dense" in onnx_embedding.unsupported_reason(folder)
+    (folder / "modules.json").write_text(json.dumps(modules[:2]), encoding="utf-8")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text('{"include_prompt": false}', encoding="utf-8")
+    assert "prompt" in onnx_embedding.unsupported_reason(folder)
+    (folder / "1_Pooling" / "config.json").write_text('{"include_prompt": true}', encoding="utf-8")
+    assert onnx_embedding.unsupported_reason(folder) is None

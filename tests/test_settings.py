@@ -8,12 +8,23 @@ import math
 import pytest
 
 from ragbook.errors import SettingsError
-from ragbook.settings import ASSISTANT_KEYS, FUSIONS, MODES, RETRIEVAL_KEYS, AssistantConfig, RetrievalConfig, describe
+from ragbook.settings import (
+    ANSWER_PASSAGES,
+    ASSISTANT_KEYS,
+    FUSIONS,
+    MODES,
+    RETRIEVAL_KEYS,
+    AssistantConfig,
+    RetrievalConfig,
+    describe,
+)
 
 
 def test_defaults_and_descriptions():
     config = AssistantConfig()
-    assert config.retrieval == RetrievalConfig() and config.retrieval.k == 5 and config.min_relevance == 0.3
+    # an assistant's prompt holds fewer passages than a search shows (ANSWER_PASSAGES, measured in trust.py)
+    assert config.retrieval == RetrievalConfig(k=ANSWER_PASSAGES) and config.retrieval.k == 3 and RetrievalConfig().k == 5
+    assert config.min_relevance == 0.3
     assert MODES == ("hybrid", "dense", "bm25") and set(FUSIONS) == {"weighted", "rrf"}
     for cls in (RetrievalConfig, AssistantConfig):
         docs = describe(cls)
@@ -26,9 +37,9 @@ def test_frozen_and_replace_checks_again():
     config = AssistantConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "x"  # type: ignore[misc]
-    changed = config.replace(name="Bio", k=3, mode="bm25")  # retrieval settings may be given flat
-    assert changed.name == "Bio" and changed.retrieval.k == 3 and changed.retrieval.mode == "bm25"
-    assert config.retrieval.k == 5
+    changed = config.replace(name="Bio", k=4, mode="bm25")  # retrieval settings may be given flat
+    assert changed.name == "Bio" and changed.retrieval.k == 4 and changed.retrieval.mode == "bm25"
+    assert config.retrieval.k == 3
     with pytest.raises(SettingsError, match="unknown assistant setting.*colour"):
         config.replace(colour="red")
     with pytest.raises(SettingsError, match="k must be"):
