@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"@{threads[-1]}t" if threads[-1] else ""  # the figures checked: the last thread count's
     rep.section("a fresh process's first question, the kept start read from disk")
     code = FRESH.format(llm=name, threads=threads[-1], index=str(tmp / "index"), question=DEMO_QUESTION)
+    # an earlier session: its second question shares the first one's start, which is then learnt and written
     primer = FRESH.format(llm=name, threads=threads[-1], index=str(tmp / "index"), question=WARM_UP[0])
-    for script in (primer, primer):  # the second process learns the start (two prompts) and writes it
-        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, cwd=REPO)
+    primer = primer.replace("a = bot.ask(", f"bot.ask({WARM_UP[1]!r})\na = bot.ask(")
+    subprocess.run([sys.executable, "-c", primer], check=True, capture_output=True, cwd=REPO)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
     fresh_key = f"fresh-process-k{ANSWER_PASSAGES}{tag}"
     rows[fresh_key] = fresh = json.loads(out.stdout.strip().splitlines()[-1])
