@@ -215,6 +215,21 @@ class Embedder:
             self.device = "cpu"
         return self._onnx
 
+    def _uses_onnx(self) -> bool:
+        """Whether vectors come from ONNX Runtime; an automatic choice whose export fails falls back to torch."""
+        if self.backend == "torch":
+            return False
+        try:
+            _ = self.onnx  # exported (once) and loaded here
+        except (ImportError, OSError, RuntimeError, ValueError) as exc:
+            if self._requested != "auto" or os.environ.get("RAGBOOK_EMBEDDING_BACKEND", "auto") not in ("", "auto"):
+                raise  # asked for by name: say so rather than quietly use another encoder
+            log.warning("cannot run %s through ONNX Runtime (%s: %s); using torch instead", self.name,
+                        type(exc).__name__, exc)
+            self._backend = "torch"
+            return False
+        return True
+
     # -- lazy model ------------------------------------------------------------------------
 
     @property
@@ -282,7 +297,7 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        if self.backend != "torch":
+        if self._uses_onnx():
             return int(self.onnx.dimension)
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -319,7 +334,7 @@ class Embedder:
 
     def _encoder(self, kind: str) -> Any:
         """``encode(texts) -> vectors`` for one slice of texts, with the chosen backend."""
-        if self.backend == "torch":
+        if not self._uses_onnx():
             model = self.model
             encode = getattr(model, f"encode_{kind}", None) or model.encode
             return lambda texts: encode(texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,

@@ -212,3 +212,20 @@ def test_what_onnx_cannot_export_is_named(tmp_path):
     assert "prompt" in onnx_embedding.unsupported_reason(folder)
     (folder / "1_Pooling" / "config.json").write_text('{"include_prompt": true}', encoding="utf-8")
     assert onnx_embedding.unsupported_reason(folder) is None
+
+
+def test_an_automatic_choice_whose_export_fails_falls_back_to_torch(tmp_path, monkeypatch, caplog, torch_vectors):
+    monkeypatch.setenv("RAGBOOK_CACHE", str(tmp_path))  # an empty cache: the export must run, and fails
+    monkeypatch.delenv("RAGBOOK_EMBEDDING_BACKEND", raising=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the exporter of this torch build is missing")
+
+    monkeypatch.setattr(onnx_embedding, "export", broken)
+    emb = Embedder()
+    with caplog.at_level("WARNING", logger="ragbook.embedding"):
+        vecs = emb.encode_documents(PASSAGES)
+    assert emb.backend == "torch" and "using torch instead" in caplog.text and "exporter" in caplog.text
+    np.testing.assert_allclose(vecs, torch_vectors, atol=1e-5)
+    with pytest.raises(RuntimeError, match="exporter"):  # asked for by name: no quiet fallback
+        Embedder(backend="onnx-int8").encode_documents(PASSAGES)
