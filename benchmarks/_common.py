@@ -79,16 +79,6 @@ def versions(*names: str) -> dict[str, str]:
 # -- timing -----------------------------------------------------------------------------------
 
 
-@contextmanager
-def timed(into: dict[str, float], key: str) -> Iterator[None]:
-    """``with timed(t, "embed"): ...`` adds the elapsed seconds to ``t["embed"]``."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        into[key] = into.get(key, 0.0) + time.perf_counter() - start
-
-
 def clock(fn: Callable[[], Any]) -> tuple[float, Any]:
     """``(seconds, result)`` of one call."""
     start = time.perf_counter()

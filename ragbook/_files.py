@@ -1,15 +1,20 @@
-"""Writing a file so that a crash never leaves half of it, hashing one, and the cache folder: used by every layer."""
+"""Writing a file so that a crash never leaves half of it, hashing one (and remembering the hash until the
+file changes), and the cache folder: used by every layer."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
-__all__ = ["atomic_write", "file_sha256", "cache_dir"]
+__all__ = ["atomic_write", "file_sha256", "cache_dir", "cached_sha256", "remembered_sha256", "remember_sha256"]
+
+log = logging.getLogger(__name__)
 
 _BLOCK = 4 * 2**20
 
@@ -55,3 +60,58 @@ def cache_dir() -> Path:
         return Path(os.environ["RAGBOOK_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "ragbook"
+
+
+# -- hashes remembered until the file changes (a 1 GB model, an exported encoder) -----------------
+
+
+def _verified_db() -> Path:
+    return cache_dir() / "verified.json"
+
+
+def _read_db() -> dict[str, Any]:
+    try:
+        return json.loads(_verified_db().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _key(path: Path) -> tuple[str, dict[str, int]]:
+    st = path.stat()
+    return str(path.resolve()), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def cached_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The file's sha256 if it was hashed since it last changed (a ``stat``, no reading)."""
+    try:
+        key, stamp = _key(Path(path))
+    except OSError:
+        return None
+    entry = _read_db().get(key)
+    if entry and entry.get("size") == stamp["size"] and entry.get("mtime_ns") == stamp["mtime_ns"]:
+        return entry.get("sha256")
+    return None
+
+
+def remembered_sha256(path: str | os.PathLike[str], hash_file: Callable[[Path], str] = file_sha256) -> str:
+    """The file's sha256, from the cache when it has not changed, else hashed (by ``hash_file``) and remembered."""
+    known = cached_sha256(path)
+    if known:
+        return known
+    path = Path(path)
+    log.info("hashing %s", path)
+    digest = hash_file(path)
+    remember_sha256(path, digest)
+    return digest
+
+
+def remember_sha256(path: str | os.PathLike[str], digest: str) -> None:
+    """Record ``digest`` as the sha256 of ``path`` as it is now (its size and modification time)."""
+    try:
+        key, stamp = _key(Path(path))
+        db = {k: v for k, v in _read_db().items() if os.path.exists(k)}  # forget deleted files
+        db[key] = {**stamp, "sha256": digest}
+        with atomic_write(_verified_db(), "w", encoding="utf-8", durable=False) as f:  # a cache: losing it costs a re-hash
+            json.dump(db, f, indent=1, sort_keys=True)
+    except OSError as exc:  # a read-only cache only costs a re-hash next time
+        log.warning("cannot record the hash of %s in %s: %s", path, _verified_db(), exc)

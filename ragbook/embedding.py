@@ -178,24 +178,29 @@ class Embedder:
         installed and can run the model, and torch otherwise.
         """
         if self._backend is None:
-            self._backend = self._choose(self._requested)
+            self._backend = self._choose(self._wanted())
         return self._backend
+
+    def _wanted(self) -> str:
+        """The backend asked for: by name, else ``$RAGBOOK_EMBEDDING_BACKEND``, else ``"auto"``."""
+        if self._requested != "auto":
+            return self._requested
+        wanted = os.environ.get("RAGBOOK_EMBEDDING_BACKEND", "auto").strip() or "auto"
+        if wanted not in BACKENDS:
+            raise SettingsError(f"RAGBOOK_EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {wanted!r}")
+        return wanted
 
     def _choose(self, wanted: str, prefer: str | None = None) -> str:
         from ragbook import onnx_embedding
 
-        if wanted == "auto":
-            wanted = os.environ.get("RAGBOOK_EMBEDDING_BACKEND", "auto").strip() or "auto"
-            if wanted not in BACKENDS:
-                raise SettingsError(f"RAGBOOK_EMBEDDING_BACKEND must be one of {', '.join(BACKENDS)}, not {wanted!r}")
+        if wanted == "torch" or wanted == "auto" and (self.device not in (None, "cpu") or _gpu_present()):
+            return "torch"
         folder = self._folder()
         reason = "the model is not a local folder" if folder is None else onnx_embedding.unsupported_reason(folder)
         if wanted == "auto":
-            if self.device not in (None, "cpu") or _gpu_present() or reason:
-                return "torch"
             # an index built by torch (on a GPU, say) is searched with the float export: the same vectors
-            return {"torch": "onnx", "onnx": "onnx"}.get(prefer or "", "onnx-int8")
-        if wanted != "torch" and reason:
+            return "torch" if reason else {"torch": "onnx", "onnx": "onnx"}.get(prefer or "", "onnx-int8")
+        if reason:
             raise MissingDependencyError(f"backend={wanted!r} cannot run {self.name!r}: {reason}")
         return wanted
 
@@ -222,7 +227,7 @@ class Embedder:
         try:
             _ = self.onnx  # exported (once) and loaded here
         except (ImportError, OSError, RuntimeError, ValueError) as exc:
-            if self._requested != "auto" or os.environ.get("RAGBOOK_EMBEDDING_BACKEND", "auto") not in ("", "auto"):
+            if self._wanted() != "auto":
                 raise  # asked for by name: say so rather than quietly use another encoder
             log.warning("cannot run %s through ONNX Runtime (%s: %s); using torch instead", self.name,
                         type(exc).__name__, exc)

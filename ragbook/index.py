@@ -499,9 +499,9 @@ class Index:
             self._embedding_info = self.embedder.info()
             self._dimension = self._embedding_info["dimension"]
         else:
-            dim = self.embedder.dimension
-            drift = float(np.abs(np.subtract(self.embedder.fingerprint(), info["fingerprint"])).max()) \
-                if dim == info["dimension"] and len(info["fingerprint"]) == len(self.embedder.fingerprint()) else None
+            dim, fp = self.embedder.dimension, self.embedder.fingerprint()
+            comparable = dim == info["dimension"] and len(fp) == len(info["fingerprint"])
+            drift = float(np.abs(np.subtract(fp, info["fingerprint"])).max()) if comparable else None
             if drift is None or drift > FINGERPRINT_TOLERANCE:
                 raise ModelMismatchError(self._mismatch(info, dim, drift))
         self._model_checked = True

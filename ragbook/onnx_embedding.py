@@ -3,8 +3,9 @@
 The model is exported from its local folder once (that step alone needs torch), its weight
 matrices quantised to int8, and the result kept in the user cache
 (``~/.cache/ragbook/encoders/<model>-<key>/``) with its SHA-256, so a damaged file is noticed
-and rebuilt.  Afterwards encoding needs only ``onnxruntime``, ``tokenizers`` and numpy: a fresh
-process searches an index without importing torch.
+and rebuilt (hashed again whenever it changed, as the language models' files are).
+Afterwards encoding needs only ``onnxruntime``, ``tokenizers`` and numpy: a fresh process
+searches an index without importing torch.
 
 What the exported graph computes is the model's own module chain (transformer, then pooling),
 traced from sentence-transformers, so it matches ``SentenceTransformer.encode`` for any model
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ragbook._files import atomic_write, cache_dir, file_sha256
+from ragbook._files import atomic_write, cache_dir, file_sha256, remember_sha256, remembered_sha256
 from ragbook.errors import MissingDependencyError
 
 __all__ = ["OnnxEncoder", "available", "unsupported_reason", "export", "QUANTIZATIONS"]
@@ -96,10 +97,11 @@ def cache_folder(folder: Path, quantize: str) -> Path:
 
 
 def _read_entry(target: Path) -> dict[str, Any] | None:
-    """The cache entry's description if its model file is whole (the SHA-256 it was written with)."""
+    """The cache entry's description if its model file is whole (the SHA-256 it was written with; hashed
+    again only when the file changed since, as for the language models' files)."""
     try:
         meta = json.loads((target / "encoder.json").read_text(encoding="utf-8"))
-        if file_sha256(target / "model.onnx") == meta["sha256"]:
+        if remembered_sha256(target / "model.onnx") == meta["sha256"]:
             return meta
         log.warning("the cached encoder %s is damaged (its SHA-256 changed): exporting it again", target)
     except FileNotFoundError:
@@ -165,6 +167,7 @@ def export(folder: Path, target: Path, *, quantize: str = "int8") -> dict[str, A
             "inputs": inputs, "dimension": int(dimension or 0),
             "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
             "sha256": file_sha256(target / "model.onnx")}
+    remember_sha256(target / "model.onnx", meta["sha256"])
     with atomic_write(target / "encoder.json", "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
     return meta

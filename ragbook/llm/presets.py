@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ragbook._display import html_table
-from ragbook._files import atomic_write, cache_dir
+from ragbook._files import atomic_write, cache_dir, cached_sha256, remember_sha256, remembered_sha256
 from ragbook._files import file_sha256 as sha256_file
 from ragbook.llm.base import LLMError
 
@@ -163,59 +162,9 @@ def local_path(preset: Preset) -> Path | None:
 # -- hashes ------------------------------------------------------------------------------------
 
 
-def _verified_db() -> Path:
-    return cache_dir() / "verified.json"
-
-
-def _read_db() -> dict[str, Any]:
-    try:
-        return json.loads(_verified_db().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    with atomic_write(path, "w", encoding="utf-8", durable=False) as f:  # a cache: losing it costs a re-hash
-        json.dump(data, f, indent=1, sort_keys=True)
-
-
-def _key(path: Path) -> tuple[str, dict[str, int]]:
-    st = path.stat()
-    return str(path.resolve()), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def cached_sha256(path: str | os.PathLike[str]) -> str | None:
-    """The file's sha256 if it was hashed since it last changed (a ``stat``, no reading)."""
-    try:
-        key, stamp = _key(Path(path))
-    except OSError:
-        return None
-    entry = _read_db().get(key)
-    if entry and entry.get("size") == stamp["size"] and entry.get("mtime_ns") == stamp["mtime_ns"]:
-        return entry.get("sha256")
-    return None
-
-
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The file's sha256, from the cache when it has not changed, else hashed and remembered."""
-    known = cached_sha256(path)
-    if known:
-        return known
-    path = Path(path)
-    log.info("hashing %s", path)
-    digest = sha256_file(path)
-    _remember(path, digest)
-    return digest
-
-
-def _remember(path: Path, digest: str) -> None:
-    try:
-        key, stamp = _key(path)
-        db = {k: v for k, v in _read_db().items() if os.path.exists(k)}  # forget deleted files
-        db[key] = {**stamp, "sha256": digest}
-        _write_json_atomic(_verified_db(), db)
-    except OSError as exc:  # a read-only cache only costs a re-hash next time
-        log.warning("cannot record the hash of %s in %s: %s", path, _verified_db(), exc)
+    """The file's sha256, remembered until it changes (ragbook._files.remembered_sha256)."""
+    return remembered_sha256(path, sha256_file)
 
 
 def verify_file(path: str | os.PathLike[str], expected: str, *, what: str = "") -> Path:
@@ -253,7 +202,7 @@ def assemble_parts(parts: Sequence[str | os.PathLike[str]], dest: str | os.PathL
         size = sum(os.path.getsize(p) for p in parts) // MB
         raise LLMError(f"cannot write {dest}: {exc}. Free some disk space, or set RAGBOOK_CACHE to a "
                        f"writable folder with room for {size} MB.") from exc
-    _remember(dest, digest.hexdigest())
+    remember_sha256(dest, digest.hexdigest())
     return dest
 
 

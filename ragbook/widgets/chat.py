@@ -97,15 +97,16 @@ class Chat(Panel):
         """Answer ``question`` (or the text box's) in the conversation, streaming into the panel."""
         text = (question if question is not None else self.question.value).strip()
         self.ask_button.disabled = True
-        shown = Throttle(lambda t: setattr(self.live, "value", _bubble("you", html_escape(text)) + _bubble(
-            self.assistant.name, f"<div style='white-space:pre-wrap'>{html_escape(t)}&#9612;</div>")))
+        def live(reply_html: str) -> None:  # the question and the reply so far, until the answer is checked
+            self.live.value = _bubble("you", html_escape(text)) + _bubble(self.assistant.name, reply_html)
+
+        shown = Throttle(lambda t: live(f"<div style='white-space:pre-wrap'>{html_escape(t)}&#9612;</div>"))
 
         def stage(name: str, line: str) -> None:  # what happens before the first words, in the status line
             if name != "done":
                 self.say(line, busy=True)
             if name in ("searching", "reading"):
-                self.live.value = _bubble("you", html_escape(text)) + _bubble(
-                    self.assistant.name, f"<div style='color:#777'><i>{html_escape(line)}</i></div>")
+                live(f"<div style='color:#777'><i>{html_escape(line)}</i></div>")
 
         try:
             stream = self.assistant.stream(text, chat=True, on_stage=stage)
