@@ -207,7 +207,7 @@ class Embedder:
     def prefer(self, encoder: str) -> None:
         """Match the encoder that made an index's vectors where ``backend="auto"`` leaves the choice free."""
         if self._requested == "auto" and self._backend is None and self._model is None and encoder in BACKENDS:
-            self._backend = self._choose("auto", prefer=encoder)
+            self._backend = self._choose(self._wanted(), prefer=encoder)
 
     @property
     def onnx(self) -> Any:

@@ -146,6 +146,10 @@ def test_the_index_records_its_encoder_and_searches_with_a_matching_one(in_cache
     assert opened.embedder.backend == "onnx"  # torch's vectors exactly, without torch
     assert top[0].source.endswith("photosynthesis.md")
 
+    monkeypatch.setenv("RAGBOOK_EMBEDDING_BACKEND", "torch")  # the environment still decides over the index
+    assert open_index(tmp_path / "torch-built").embedder.backend == "torch"
+    monkeypatch.delenv("RAGBOOK_EMBEDDING_BACKEND")
+
     int8 = Index(Embedder(backend="onnx-int8"))
     int8.add(notes_dir)
     int8.save(tmp_path / "int8-built")
