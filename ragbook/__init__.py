@@ -29,6 +29,8 @@ _EXPORTS = {
     "MissingDependencyError": "ragbook.errors",
     "NotFoundError": "ragbook.errors",
     "MagicError": "ragbook.errors",
+    "ServerError": "ragbook.errors",
+    "connect": "ragbook.remote",
     "load": ("ragbook.assistant", "load_assistant"),
     "load_documents": ("ragbook.loaders", "load"),
     "load_file": "ragbook.loaders",
@@ -70,8 +72,8 @@ __all__ = ["__version__", "Answer", "Assistant", "AssistantConfig", "BuildReport
     "DataFormatError", "Document", "DocumentHit", "DocumentResults", "Embedder", "Hit", "Index", "IndexFormatError",
     "IndexLockedError", "LLMError", "LLMTimeoutError", "LoadError", "MagicError", "MissingDependencyError",
     "ModelMismatchError", "ModelNotFoundError", "NotFoundError", "QASet", "RagbookError", "Reranker", "Results",
-    "RetrievalConfig", "Retriever", "Segment", "SettingsError", "Template", "TemplateError", "TEMPLATES", "build",
-    "compare", "config", "discover", "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load",
+    "RetrievalConfig", "Retriever", "Segment", "ServerError", "SettingsError", "Template", "TemplateError", "TEMPLATES", "build",
+    "compare", "config", "connect", "discover", "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load",
     "load_documents", "load_file", "load_llm", "load_qa", "open_index", "register_loader", "set_progress"]
 
 

@@ -444,6 +444,32 @@ class Answer:
             "model_checks": self.model_checks, "withheld": self.withheld, "unknown_terms": self.unknown_terms,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The answer :meth:`to_dict` describes (as ``ragbook serve`` sends it), citations and checks resolved
+        to its passages again; ``grounding`` (a quote-then-answer template's record) is not rebuilt."""
+        passages = [Hit.from_dict(p) for p in data.get("passages") or []]
+        evidence = {(e.get("n"), e.get("sentence")): Evidence(str(e.get("sentence", "")), int(e.get("n", 0)),
+                                                             str(e.get("quote", "")), int(e.get("start", 0)),
+                                                             int(e.get("end", 0)), float(e.get("support", 0.0)))
+                    for e in data.get("evidence") or []}
+        citations = [Citation(int(c["n"]), passages[int(c["n"]) - 1] if 1 <= int(c["n"]) <= len(passages) else None)
+                     for c in data.get("citations") or []]
+        checks = []
+        for c in data.get("checks") or []:
+            cites = [int(n) for n in c.get("cites") or []]
+            found = next((evidence[(n, c.get("sentence"))] for n in cites if (n, c.get("sentence")) in evidence), None)
+            checks.append(SentenceCheck(str(c.get("sentence", "")), cites, float(c.get("support") or 0.0),
+                                        str(c.get("flag") or ""), quote=str(c.get("quote") or ""), evidence=found,
+                                        verified=c.get("verified")))
+        mode: AnswerMode = data["mode"] if data.get("mode") in ("llm", "extractive", "abstained") else "llm"
+        return cls(question=str(data.get("question", "")), text=str(data.get("text", "")), passages=passages,
+                   citations=citations, checks=checks, prompt=str(data.get("prompt") or ""), llm=str(data.get("llm", "")),
+                   mode=mode, query=str(data.get("query") or ""), timings=dict(data.get("timings") or {}),
+                   tokens=dict(data.get("tokens") or {}), incomplete=bool(data.get("incomplete")),
+                   incomplete_reason=str(data.get("incomplete_reason") or ""), model_checks=int(data.get("model_checks") or 0),
+                   withheld=str(data.get("withheld") or ""), unknown_terms=list(data.get("unknown_terms") or []))
+
     def _repr_html_(self) -> str:
         evidence = self.evidence
         quotes = {(e.n, e.sentence): e.quote for e in evidence}

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table, shorten, timed
@@ -186,15 +186,23 @@ class Assistant:
         assert answer is not None  # every way out of a stream that runs to its end sets the answer
         return answer
 
-    def stream(self, question: str, *, chat: bool = False,
+    def stream(self, question: str, *, chat: bool = False, history: Sequence[tuple[str, str]] | None = None,
                on_stage: Callable[[str, str], None] | None = None) -> AnswerStream:
         """Like :meth:`ask`, but iterate to get the answer's text as it is generated.
+
+        ``history``: the conversation so far as ``(question, answer)`` pairs, when it is kept
+        elsewhere (a server's client sends its own): follow-ups are read in it, and it is not
+        changed.  ``chat=True`` uses and extends the assistant's own :attr:`history` instead.
 
         ``on_stage(stage, text)`` hears what happens while nothing is written yet: ``"searching"``,
         ``"reading"`` (the model reads the passages: most of the wait on a CPU), ``"writing"``
         (the first words arrived), ``"checking"`` and ``"done"``, each with a line to show.
         """
+        if chat and history is not None:
+            raise SettingsError("give history= or chat=True, not both: chat=True uses the assistant's own history")
         stream = AnswerStream(self, question, self.history if chat else None)
+        if history is not None:
+            stream.history = [_Turn(str(q), str(a)) for q, a in history]
         stream.on_stage = on_stage
         return stream
 
@@ -369,6 +377,10 @@ class AnswerStream:
     def __next__(self) -> str:
         return next(self._iter)
 
+    def close(self) -> None:
+        """Stop now: a model still writing stops (its generator is closed), and ``answer`` stays None."""
+        self._iter.close()
+
     def _enter(self, stage: str, text: str) -> None:
         self.stage = stage
         if self.on_stage is not None:
@@ -380,7 +392,7 @@ class AnswerStream:
             self._conversation.append(_Turn(self.question, answer.text))
         self._enter("done", "")
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         """Search, then answer in one of three ways: say it doesn't know, quote the documents, or ask the model."""
         a = self.assistant
         self._t0 = time.perf_counter()

@@ -488,8 +488,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens; show the traceback of an error")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = p.add_subparsers(dest="command", required=True)
+    from ragbook.server.command import add_serve_command
+
     for add in (_index_command, _search_command, _demo_command, _ask_and_chat_commands, _other_commands,
-                _eval_command):
+                _eval_command, add_serve_command):
         add(sub)
     for command in {id(c): c for c in sub.choices.values()}.values():  # -v after the command too (aliases once)
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -16,7 +16,8 @@
      ├── DataFormatError                a question set or data set file is malformed (ValueError)
      ├── MissingDependencyError         an optional package is not installed (also ImportError)
      ├── NotFoundError                  a path the user named does not exist (FileNotFoundError)
-     └── MagicError                     a notebook magic was used wrongly (ValueError)
+     ├── MagicError                     a notebook magic was used wrongly (ValueError)
+     └── ServerError                    an assistant's server refused or failed a request (ConnectionError)
 
 Each class also keeps the built-in base it had before (``except ValueError`` still works).
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 __all__ = [
     "RagbookError", "SettingsError", "TemplateError", "LoadError", "IndexFormatError", "IndexLockedError",
     "ModelMismatchError", "ModelNotFoundError", "BundleError", "LLMError", "LLMTimeoutError",
-    "DataFormatError", "MissingDependencyError", "NotFoundError", "MagicError",
+    "DataFormatError", "MissingDependencyError", "NotFoundError", "MagicError", "ServerError",
 ]
 
 
@@ -88,3 +89,15 @@ class NotFoundError(RagbookError, FileNotFoundError):
 
 class MagicError(RagbookError, ValueError):
     """A ``%ragbook`` or ``%%ask`` magic was used wrongly."""
+
+
+class ServerError(RagbookError, ConnectionError):
+    """A ``ragbook serve`` server (``ragbook.connect``) refused or failed a request, or cannot be reached.
+
+    ``status`` is the HTTP status (0 when no answer came); ``retry_after`` the seconds the server asked to wait.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after

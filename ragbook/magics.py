@@ -25,6 +25,8 @@ _USAGE = """usage:
   %ragbook use PATH_OR_VARIABLE [--model NAME] [--trust-llm]
                                                   pick the assistant (a .ragbook file or an Assistant variable);
                                                   --trust-llm uses the model the file names
+  %ragbook use URL [--token TOKEN]                use an assistant a `ragbook serve` server shares (the link your
+                                                  teacher gave, with its #token=; no model is loaded here)
   %ragbook                                        show the assistant in use
   %ragbook llms                                   list the language models and where they come from
   %ragbook panel                                  open the assistant's app
@@ -58,6 +60,8 @@ class RagbookMagics(Magics):
         raise MagicError(f"unknown %ragbook command {command!r}\n\n{_USAGE}")
 
     def use(self, args: list[str]) -> Any:
+        if args and args[0].startswith(("http://", "https://")):
+            return self._use_server(args)
         model = None
         trust = "--trust-llm" in args  # use the model a shared file names (see ragbook.load)
         args = [a for a in args if a != "--trust-llm"]
@@ -84,6 +88,20 @@ class RagbookMagics(Magics):
                              "bot.save('course.ragbook') or build one with ragbook.Assistant(index)")
         self.assistant = assistant
         return assistant
+
+    def _use_server(self, args: list[str]) -> Any:
+        import os
+
+        from ragbook.remote import connect
+
+        url, rest = args[0], args[1:]
+        token = None
+        if rest[:1] == ["--token"] and len(rest) == 2:
+            token = rest[1]
+        elif rest:
+            raise MagicError("%ragbook use URL takes only --token TOKEN (or the link with #token=)\n\n" + _USAGE)
+        self.assistant = connect(url, token=token or os.environ.get("RAGBOOK_TOKEN"))
+        return self.assistant
 
     def _current(self) -> Any:
         if self.assistant is None:

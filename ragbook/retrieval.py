@@ -108,12 +108,26 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("rank", "score", "relevance", "dense_score", "dense_rank", "bm25_score",
-                                               "bm25_relevance", "bm25_rank", "fused_score", "rerank_score",
+                                               "bm25_relevance", "bm25_rank", "weight", "fused_score", "rerank_score",
                                                "rank_before_rerank", "mmr_penalty", "rank_before_mmr")}
         out.update(self.chunk.to_dict())
         out["text"] = self.text
+        out["citation"] = self.citation()
         out["matched_terms"] = self.matched_terms
+        if self.also_in:
+            out["also_in"] = [c.to_dict() for c in self.also_in]
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hit:
+        """The hit :meth:`to_dict` describes (as a server sends it); unknown keys are ignored."""
+        keys = ("relevance", "dense_score", "dense_rank", "bm25_score", "bm25_relevance", "bm25_rank", "weight",
+                "fused_score", "rerank_score", "rank_before_rerank", "mmr_penalty", "rank_before_mmr")
+        numbers: dict[str, Any] = {k: data.get(k) for k in keys}
+        also = [Chunk.from_dict("", c) for c in data.get("also_in") or [] if isinstance(c, dict) and "source" in c]
+        return cls(chunk=Chunk.from_dict(str(data.get("text", "")), data), score=float(data.get("score") or 0.0),
+                   rank=int(data.get("rank") or 0), matched_terms=list(data.get("matched_terms") or []), also_in=also,
+                   **numbers)
 
     def __repr__(self) -> str:
         return f"Hit(rank={self.rank}, score={self.score:.4f}, {self.citation()!r}, text={shorten(self.text, 50)!r})"

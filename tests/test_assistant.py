@@ -447,3 +447,19 @@ def test_range_and_list_filters_survive_a_save(course, tmp_path):
     assert back.retriever.filters == {"page": (3, 10), "cell": [3, 10], "source": "*.md"}
     assert Assistant(course, llm="extractive", filters={"page": (None, 4)}).settings()["retrieval"]["filters"] == {
         "page": {"range": [None, 4]}}
+
+
+def test_a_history_kept_elsewhere_is_read_but_not_changed(make_index, notes_dir):
+    from ragbook.assistant import Assistant
+    from ragbook.errors import SettingsError
+
+    index = make_index()
+    index.add(notes_dir)
+    bot = Assistant(index, llm="extractive")
+    turns = [("What happens in the Calvin cycle?", "It fixes carbon dioxide into sugar [1].")]
+    stream = bot.stream("and where does it run?", history=turns)
+    "".join(stream)
+    assert "Calvin cycle" in stream.answer.query
+    assert bot.history == [] and len(turns) == 1
+    with pytest.raises(SettingsError, match="not both"):
+        bot.stream("x", chat=True, history=turns)

@@ -38,6 +38,7 @@ PUBLIC = {
     "SettingsError", "Template", "TemplateError", "TEMPLATES", "build", "compare", "config", "discover",
     "evaluate_answers", "evaluate_qa_retrieval", "list_models", "load", "load_documents", "load_file", "load_llm",
     "load_qa", "open_index", "register_loader", "AssistantConfig", "RetrievalConfig", "set_progress",
+    "connect", "ServerError",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
@@ -219,7 +220,6 @@ class LLM(ABC):
     backend: str = ""
     context_window: int = 0
     deadline: float | None = None  # seconds an answer may take; None: no limit (see check_deadline)
-    last_generation: Generation | None = None
     _context_kwarg = "context_window"  # the load_llm keyword that sets the context size
 
     # -- what a backend writes -----------------------------------------------------------------
@@ -256,6 +256,22 @@ class LLM(ABC):
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """A JSON-serialisable reference that :func:`ragbook.llm.load_llm` turns back into this model."""
+
+    @property
+    def last_generation(self) -> Generation | None:
+        """The totals of the last answer made in this thread: each thread has its own, so a server answering
+        several questions at once (``ragbook serve --parallel``) reads each answer's own."""
+        return getattr(self._thread_state(), "generation", None)
+
+    @last_generation.setter
+    def last_generation(self, value: Generation | None) -> None:
+        self._thread_state().generation = value
+
+    def _thread_state(self) -> threading.local:
+        state = self.__dict__.get("_thread_local")
+        if state is None:
+            state = self.__dict__.setdefault("_thread_local", threading.local())
+        return state
 
     def close(self) -> None:  # noqa: B027 - optional for subclasses: only local backends hold memory
         """Free the model's memory now rather than at garbage collection (local backends)."""

@@ -58,6 +58,8 @@ class Chat(Panel):
         if assistant.template.name not in names:
             names.insert(0, assistant.template.name)
         self.template = w.Dropdown(options=names, value=assistant.template.name, description="Template")
+        if getattr(assistant, "remote", False):  # a served assistant: its model and template are the server's
+            self.model.disabled = self.template.disabled = True
         self.show_prompt = w.Checkbox(value=False, description="Show the prompt", indent=False)
         self.prompt = w.HTML(layout=w.Layout(display="none"))
         self.ask_button.on_click(self._on_ask)
