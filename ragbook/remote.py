@@ -202,6 +202,7 @@ class RemoteAssistant:
             if response.status in _RETRIED and time.monotonic() + wait <= give_up:
                 log.info("%s: %s; asking again in %.0f s", self.url, error, wait)
                 time.sleep(wait)
+                pause = min(pause * 2, 5.0)
                 continue
             raise error
 
@@ -298,6 +299,8 @@ class RemoteAnswerStream:
             try:
                 yield from self._read(response)
                 return
+            except ServerError:  # the server answered, with a refusal: asking again would not change it
+                raise
             except (_Dropped, OSError, http.client.HTTPException) as exc:
                 if time.monotonic() > give_up:
                     raise ServerError(f"the connection to {r.url} was lost before the answer came ({exc or 'closed'})") from None

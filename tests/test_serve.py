@@ -167,6 +167,8 @@ def test_search_returns_scored_passages(server):
     (b'{"question": 42}', 400), (b'{"question": "x", "k": 0}', 400), (b'{"question": "x", "k": "5"}', 400),
     (b'{"question": "x", "mode": "magic"}', 400), (b'{"question": "x", "history": "yes"}', 400),
     (json.dumps({"question": "why? " * 500}).encode(), 413), (b'{"question": "' + b"a" * 70_000 + b'"}', 413),
+    (b'{"question": "\\ud800 lone surrogate"}', 400), (b"[" * 60_000, 400),
+    (b'{"question": "x", "k": 1' + b"1" * 5000 + b"}", 400),
 ])
 def test_bad_bodies_get_a_clear_error_and_the_server_goes_on(server, raw, status):
     code, headers, body = server.request("POST", "/api/ask", raw=raw)
@@ -270,6 +272,10 @@ def test_the_rate_limit_is_per_token_and_says_when_to_come_back(bundle, tmp):
         assert status == 429 and 1 <= int(headers["retry-after"]) <= 60
         assert json.loads(body)["error"]["type"] == "rate_limited"
         assert served.request("POST", "/api/search", {"query": "lava"}, token="token-for-section-b")[0] == 200
+        # someone guessing tokens is slowed down; the right token still works
+        codes = [served.request("GET", "/api/info", token=f"guess-{i:08d}")[0] for i in range(40)]
+        assert codes[0] == 401 and codes[-1] == 429 and set(codes) == {401, 429}
+        assert served.request("GET", "/api/info", token="token-for-section-b")[0] == 200
     finally:
         served.stop()
 
@@ -541,3 +547,44 @@ def test_answers_and_hits_survive_the_trip_through_json(make_index, notes_dir):
     assert [e.to_dict() for e in again.evidence] == [e.to_dict() for e in answer.evidence]
     assert again.passages[0].explain() == answer.passages[0].explain()
     assert str(again) == str(answer)
+
+
+def test_the_line_holds_the_running_answers_and_max_waiting_more():
+    import asyncio
+
+    from ragbook.server.jobs import Job, JobLine, LineFull
+
+    release = threading.Event()
+    line = JobLine(lambda job: release.wait(10), parallel=1, max_waiting=2)
+    loop = asyncio.new_event_loop()
+    try:
+        admitted, refused = 0, 0
+        for i in range(10):
+            try:
+                line.submit(Job(f"q{i}", loop=loop))
+                admitted += 1
+            except LineFull as exc:
+                refused += 1
+                assert exc.retry_after >= 1
+        assert admitted == 3 and refused == 7  # one with the model, two waiting
+    finally:
+        release.set()
+        line.close()
+        loop.close()
+
+
+def test_passages_sent_to_clients_hold_no_server_path():
+    from types import SimpleNamespace
+
+    from ragbook.documents import Chunk
+    from ragbook.retrieval import Hit
+    from ragbook.server.app import RagbookServer
+
+    hit = Hit(chunk=Chunk("x", "a.pdf", metadata={"path": "/home/t/course/a.pdf", "format": "pdf",
+                                                  "nested": {"root": "/home/t", "note": "C:\\Users\\t\\b.docx"}}),
+              score=1.0, rank=1, also_in=[Chunk("x", "b.docx", metadata={"path": "/home/t/course/b.docx"})])
+    server = SimpleNamespace()
+    server.public_passage = lambda p: RagbookServer.public_passage(server, p)
+    public = server.public_passage(hit.to_dict())
+    assert "/home/t" not in json.dumps(public) and "Users" not in json.dumps(public)
+    assert public["metadata"]["format"] == "pdf" and public["also_in"][0]["source"] == "b.docx"

@@ -98,5 +98,6 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 8000, log_leve
     if not is_loopback(host) and config.get("open_access"):
         log.warning("serving on %s with --open: anyone who can reach this machine can ask", host)
     app = create_app(assistant, **config)
+    # no access log: the teacher's stats link carries its token in the query string
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5, timeout_graceful_shutdown=3,
-                limit_concurrency=1000, server_header=False, proxy_headers=False)
+                limit_concurrency=1000, server_header=False, proxy_headers=False, access_log=False)

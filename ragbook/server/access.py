@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +91,13 @@ class Tokens:
 
 @dataclass
 class RateLimit:
-    """A token bucket per label: ``requests`` per ``seconds``, with bursts up to ``requests``."""
+    """A token bucket per key (a token's label, a client's address): ``requests`` per ``seconds``, bursts up to
+    ``requests``.  At most ``max_keys`` buckets are kept, the least recently used dropped first."""
 
     requests: float
     seconds: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    max_keys: int = 10_000
+    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -110,6 +113,10 @@ class RateLimit:
             level = min(self.requests, level + (now - then) * rate)
             if level >= 1:
                 self._buckets[label] = (level - 1, now)
+                self._buckets.move_to_end(label)
+                while len(self._buckets) > self.max_keys:
+                    self._buckets.popitem(last=False)
                 return 0.0
             self._buckets[label] = (level, now)
+            self._buckets.move_to_end(label)
             return max(1.0, math.ceil((1 - level) / rate))

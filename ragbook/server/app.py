@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, NoReturn
 
 from ragbook.errors import LLMError, LLMTimeoutError, RagbookError, SettingsError
 from ragbook.server.access import RateLimit, Tokens
@@ -44,7 +44,9 @@ DEFAULT_MAX_K = 20
 BODY_TIMEOUT = 30.0  # seconds to send a request body: a client trickling bytes is cut off
 KEEPALIVE = 10.0  # seconds between comments on a quiet event stream, so proxies and clients keep it open
 BACKEND_RETRY = 10  # seconds a failed model is left alone before it is tried again
+FAILURES_BEFORE_DOWN = 3  # model errors in a row that mark it down even when each looked like one question's
 MAX_HISTORY_TURNS = 8
+WRONG_TOKENS_PER_MINUTE = 30  # per address: a student mistyping is never stopped, a guesser is slowed
 MODES = ("hybrid", "dense", "bm25")
 _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
             (b"x-frame-options", b"DENY"), (b"cache-control", b"no-store")]
@@ -55,7 +57,7 @@ class ServerConfig:
     """How ``ragbook serve`` shares an assistant (each field is a command-line option)."""
 
     tokens: Tokens = field(default_factory=Tokens)  # class tokens by label; empty with open_access
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # opens /stats
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)  # opens /stats
     open_access: bool = False  # no class token needed (the stats page still needs admin_token)
     parallel: int = 1  # answers the model writes at once: 1 in-process, more for a vLLM or llama.cpp server
     max_waiting: int = DEFAULT_MAX_WAITING
@@ -78,6 +80,16 @@ class ServerConfig:
             raise SettingsError("max_waiting must be 0 or more and answer_timeout more than 0 seconds")
         if str(self.rate) != "0":
             RateLimit.parse(self.rate)
+        if len(self.admin_token) < 8 or any(c.isspace() for c in self.admin_token):
+            raise SettingsError("the admin token needs 8 or more characters and no spaces")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a model error says the model cannot be reached (a dead server), not that it refused one prompt."""
+    text = str(exc).lower()
+    return (isinstance(exc.__cause__, OSError) or isinstance(exc, LLMTimeoutError)
+            or any(w in text for w in ("cannot reach", "cannot connect", "connection", "refused", " 502", " 503", " 504",
+                                       "was closed")))
 
 
 class _Gone(Exception):
@@ -91,13 +103,19 @@ class RagbookServer:
         self.assistant = assistant
         self.config = config or ServerConfig(open_access=True)
         self.rate = None if str(self.config.rate) == "0" else RateLimit.parse(self.config.rate)
+        self._wrong_tokens = RateLimit(WRONG_TOKENS_PER_MINUTE, 60)
         self.stats = Stats()
         self.question_log = QuestionLog(self.config.log_path) if self.config.log_path else None
         self._copies: dict[tuple[Any, ...], Any] = {}
         self._copies_lock = threading.Lock()
         self._down_until = 0.0
         self._down_reason = ""
+        self._failures = 0  # model failures in a row: a few mean the model is gone, one may be one question's
         self.sources = public_sources(assistant.index)
+        self._private_folders = private_folders(assistant.index)
+        model = None if assistant.extractive else assistant.llm  # loaded now, not at the first question
+        if model is not None and getattr(model, "deadline", 0) is None:
+            model.deadline = self.config.answer_timeout  # the backend stops a stuck answer itself (a server that drips)
         self.line = JobLine(self._answer, parallel=self.config.parallel, max_waiting=self.config.max_waiting)
         self.app = self._build_app()
 
@@ -149,16 +167,23 @@ class RagbookServer:
             pass
         except (LLMTimeoutError, TimeoutError) as exc:
             record.outcome, record.status = "timeout", 504
-            job.emit("error", {"message": f"the answer took too long ({scrub(str(exc))}); ask a shorter question, or "
+            job.emit("error", {"message": f"the answer took too long ({self.scrub(str(exc))}); ask a shorter question, or "
                                "try again when fewer people are asking", "status": 504})
         except LLMError as exc:
-            record.outcome, record.status = "error", 503
-            self._backend_down(str(exc))
-            job.emit("error", {"message": "the language model is not answering right now; try again in "
-                               f"{BACKEND_RETRY} s", "status": 503, "retry_after": BACKEND_RETRY})
+            self._failures += 1
+            if _unreachable(exc) or self._failures >= FAILURES_BEFORE_DOWN:
+                record.outcome, record.status = "error", 503
+                self._backend_down(str(exc))
+                job.emit("error", {"message": "the language model is not answering right now; try again in "
+                                   f"{BACKEND_RETRY} s", "status": 503, "retry_after": BACKEND_RETRY})
+            else:  # about this question only (a prompt the model refuses): the others are still answered
+                record.outcome, record.status = "error", 500
+                log.warning("the language model failed on one question: %s", exc)
+                job.emit("error", {"message": f"the language model could not answer this question ({self.scrub(str(exc))[:300]})",
+                                   "status": 500})
         except RagbookError as exc:
             record.outcome, record.status = "error", 400
-            job.emit("error", {"message": scrub(str(exc)), "status": 400})
+            job.emit("error", {"message": self.scrub(str(exc)), "status": 400})
         finally:
             stream.close()
             self.stats.add(record)
@@ -169,6 +194,7 @@ class RagbookServer:
                     log.warning("cannot write the question log: %s", exc)
 
     def _backend_up(self) -> None:
+        self._failures = 0
         if self._down_until:
             log.info("the language model answers again")
         self._down_until = 0.0
@@ -182,6 +208,10 @@ class RagbookServer:
         """``(up, seconds until it is tried again)``."""
         left = self._down_until - time.monotonic()
         return (left <= 0, max(1, math.ceil(left)) if left > 0 else 0)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the server's paths (the documents' folders, home, the working folder)."""
+        return scrub(text, self._private_folders)
 
     def llm_label(self) -> str:
         """The model's name as clients see it (a file's name, not its path)."""
@@ -199,8 +229,9 @@ class RagbookServer:
         """A passage as clients see it: without where its file lies on the server (an index keeps that)."""
         metadata = passage.get("metadata")
         if isinstance(metadata, dict):
-            passage["metadata"] = {k: v for k, v in metadata.items() if k not in ("path", "root")
-                                   and not (isinstance(v, str) and (os.path.isabs(v) or ABSOLUTE_PATH.search(v)))}
+            passage["metadata"] = _without_paths(metadata)
+        if passage.get("also_in"):
+            passage["also_in"] = [self.public_passage(dict(c)) for c in passage["also_in"] if isinstance(c, dict)]
         return passage
 
     def _renamed(self, data: Any) -> Any:
@@ -222,20 +253,27 @@ class RagbookServer:
         if admin:
             import hmac
 
-            if token and hmac.compare_digest(token.encode("utf-8", "replace"), self.config.admin_token.encode()):
-                return "teacher"
-            token = request.query_params.get("token", "")
-            if token and hmac.compare_digest(token.encode("utf-8", "replace"), self.config.admin_token.encode()):
-                return "teacher"
-            raise HTTPProblem(401, "the stats page needs the teacher's token (printed when the server started)",
-                              kind="authentication_error")
+            admin_token = self.config.admin_token.encode()
+            for given in (token, request.query_params.get("token", "")):
+                if given and hmac.compare_digest(given.encode("utf-8", "replace"), admin_token):
+                    return "teacher"
+            self._refuse(request, "the stats page needs the teacher's token (printed when the server started)")
         label = self.config.tokens.label(token)
         if label is None:
             if not self.config.open_access:
-                raise HTTPProblem(401, "this assistant needs the class token: open the link your teacher shared, or "
-                                  "send 'Authorization: Bearer TOKEN'", kind="authentication_error")
-            label = "open"
+                self._refuse(request, "this assistant needs the class token: open the link your teacher shared, or "
+                                      "send 'Authorization: Bearer TOKEN'")
+            # open: each address has its own share of the rate limit (no one can use up everyone's)
+            label = f"open:{request.client.host if request.client else '?'}"
         return label
+
+    def _refuse(self, request: Any, message: str) -> NoReturn:
+        """401, or 429 for an address that keeps sending wrong tokens (guessing costs time, and fills no log)."""
+        wait = self._wrong_tokens.take(request.client.host if request.client else "?")
+        if wait:
+            raise HTTPProblem(429, f"too many wrong tokens from this address; try again in {wait:.0f} s",
+                              kind="rate_limited", retry_after=int(wait))
+        raise HTTPProblem(401, message, kind="authentication_error")
 
     def _limit(self, label: str) -> None:
         if self.rate is not None:
@@ -259,14 +297,19 @@ class RagbookServer:
                     raise HTTPProblem(413, f"the request is larger than {cap:,} bytes", kind="request_too_large")
             return bytes(body)
 
+        from starlette.requests import ClientDisconnect
+
         try:
             raw = await asyncio.wait_for(read(), BODY_TIMEOUT)
         except asyncio.TimeoutError:
             raise HTTPProblem(408, f"the request body took more than {BODY_TIMEOUT:g} s to arrive") from None
+        except ClientDisconnect:
+            raise HTTPProblem(400, "the client left before its request was sent") from None
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPProblem(400, f"the body is not valid UTF-8 JSON ({exc.__class__.__name__}: {exc})") from None
+            json.dumps(data, ensure_ascii=False).encode("utf-8")  # a lone surrogate ("\ud800") cannot be sent back
+        except (UnicodeError, ValueError, RecursionError) as exc:
+            raise HTTPProblem(400, f"the body is not valid UTF-8 JSON ({exc.__class__.__name__}: {str(exc)[:200]})") from None
         if not isinstance(data, dict):
             raise HTTPProblem(400, "the body must be a JSON object, like {\"question\": \"...\"}")
         return data
@@ -321,6 +364,7 @@ class RagbookServer:
                 kind, data = await asyncio.wait_for(job.events.get(), KEEPALIVE)
             except asyncio.TimeoutError:
                 if job.started_at is not None and time.monotonic() - job.started_at > hard_limit:
+                    self._backend_down("an answer is stuck past the answer timeout")  # its worker may be held
                     yield "error", {"message": "the answer took too long; try again", "status": 504}
                     return
                 yield "", {}
@@ -388,6 +432,32 @@ class _SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _without_paths(value: Any) -> Any:
+    """Metadata without where files lie on the server: no "path"/"root" keys, no string that holds a path."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if k not in ("path", "root", "folder", "file")
+                and not (isinstance(v, str) and (os.path.isabs(v) or ABSOLUTE_PATH.search(v)))}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value if not (isinstance(v, str) and (os.path.isabs(v) or ABSOLUTE_PATH.search(v)))]
+    return value
+
+
+def private_folders(index: Any) -> list[str]:
+    """The server's folders a message might name: where the documents and the index lie, home, here."""
+    import sys
+    import tempfile
+
+    folders = {str(Path.home()), os.getcwd(), tempfile.gettempdir(), sys.prefix}
+    for record in (getattr(index, "files", {}) or {}).values():
+        if isinstance(record, dict):
+            folders.update(str(record.get(k) or "") for k in ("root",))
+            if record.get("path"):
+                folders.add(str(Path(str(record["path"])).parent))
+    if getattr(index, "path", None):
+        folders.add(str(index.path))
+    return sorted(f for f in folders if f and f not in ("/", "."))
 
 
 def public_sources(index: Any) -> dict[str, str]:

@@ -71,6 +71,7 @@ class JobLine:
         self.parallel = max(1, int(parallel))
         self.max_waiting = max(0, int(max_waiting))
         self._waiting: deque[Job] = deque()
+        self._running_jobs: set[Job] = set()
         self._cond = threading.Condition()
         self._closed = False
         self.running = 0
@@ -100,7 +101,8 @@ class JobLine:
         with self._cond:
             if self._closed:
                 raise LineFull(len(self._waiting), 5)
-            if len(self._waiting) >= self.max_waiting and self.running >= self.parallel:
+            idle = max(0, self.parallel - self.running)  # workers about to take a waiting job
+            if len(self._waiting) >= self.max_waiting + idle:
                 raise LineFull(len(self._waiting), self.retry_after())
             self._waiting.append(job)
             self._announce()
@@ -133,6 +135,7 @@ class JobLine:
                     return
                 job = self._waiting.popleft()
                 self.running += 1
+                self._running_jobs.add(job)
                 self._announce()
             try:
                 if not job.cancelled.is_set():
@@ -146,16 +149,19 @@ class JobLine:
                 with self._cond:
                     self.running -= 1
                     self.served += 1
+                    self._running_jobs.discard(job)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking jobs; the waiting ones are cancelled, the running ones finish (up to ``timeout``)."""
+    def close(self, timeout: float = 3.0) -> None:
+        """Stop: every job is told the server is stopping and cancelled (a running one stops at its next piece);
+        the workers get ``timeout`` seconds in all to finish."""
         with self._cond:
             self._closed = True
-            for job in self._waiting:
+            for job in [*self._waiting, *self._running_jobs]:
                 job.emit("error", {"message": "the server is stopping; ask again in a moment", "status": 503,
                                    "retry_after": 5})
                 job.cancel()
             self._waiting.clear()
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ragbook.errors import RagbookError
 from ragbook.server.jobs import Job
-from ragbook.server.problems import PAGE_POLICY, HTTPProblem, scrub
+from ragbook.server.problems import PAGE_POLICY, HTTPProblem
 
 if TYPE_CHECKING:
     from ragbook.server.app import RagbookServer
@@ -171,7 +171,7 @@ class Routes:
         try:
             results = await run_in_threadpool(assistant.search, query)
         except RagbookError as exc:
-            raise HTTPProblem(400, scrub(str(exc))) from None
+            raise HTTPProblem(400, self.s.scrub(str(exc))) from None
         return JSONResponse(self.s._renamed({"query": query, "hits": [self.s.public_passage(h.to_dict()) for h in results]}))
 
     # -- OpenAI-compatible ---------------------------------------------------------------------
