@@ -26,7 +26,6 @@ Needs ``pip install "ragbook[serve]"`` (Starlette and uvicorn).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +71,12 @@ def load_for_serving(target: Any, *, llm: Any = None, trust_llm: bool = False) -
 
 
 def default_parallel(assistant: Any) -> int:
-    """Answers at once: 1 for an in-process model (one prompt at a time), 8 for an OpenAI-compatible server
-    (vLLM and llama.cpp's server batch them), the cores for extractive answers (no model)."""
+    """Answers at once: 8 for an OpenAI-compatible server (vLLM and llama.cpp's server batch them; the workers
+    mostly wait on the network), else 1.  An in-process model writes one answer at a time, and extractive
+    answers are Python work: more threads would only make the web side wait for the interpreter lock
+    (benchmarks/serve.py measured 4 threads at 25x the overhead of 1)."""
     if assistant.extractive:
-        return max(1, min(4, os.cpu_count() or 1))
+        return 1
     return 8 if getattr(assistant.llm, "backend", "") == "openai" else 1
 
 
