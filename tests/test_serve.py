@@ -373,6 +373,21 @@ def test_a_model_server_that_dies_gives_503_and_the_server_recovers(bundle, tmp)
         model.kill()
 
 
+def test_an_answer_that_takes_too_long_is_stopped_with_504(bundle, tmp):
+    model = Standin(delay=0.1, words=100)  # 10 s of answer, against a 2 s limit
+    served = serve(bundle, tmp, "--llm", model.spec, "--answer-timeout", "2")
+    try:
+        started = time.monotonic()
+        status, headers, body = served.request("POST", "/api/ask", {"question": QUESTION})
+        assert status == 504 and "too long" in json.loads(body)["error"]["message"]
+        assert time.monotonic() - started < 8
+        assert until(lambda: model.stats()["active"] == 0, 10)  # the model was stopped too
+        assert served.json("GET", "/api/health", token=None)[1]["running"] == 0
+    finally:
+        served.stop()
+        model.kill()
+
+
 def test_a_restarted_server_is_asked_again_by_connected_clients(bundle, tmp):
     import ragbook
 

@@ -25,7 +25,7 @@ KEEP = 10_000  # records kept in memory for the stats page: a term's questions, 
 SHORTFALLS = 20  # the latest questions the documents could not answer, shown to the teacher
 
 
-@dataclass
+@dataclass(slots=True)  # thousands are kept: no per-record __dict__
 class Record:
     """One question as the log and the stats see it."""
 
