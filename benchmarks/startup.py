@@ -172,9 +172,15 @@ def saved_assistant(rep: Report, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "demo.ragbook")
         ragbook.Assistant(ragbook.build(REPO / "corpora"), llm="extractive").save(path)
-        with zipfile.ZipFile(path) as z:
-            name = next(n for n in z.namelist() if n.endswith("dense.faiss"))
-            faiss_path = z.extract(name, tmp)
+        with zipfile.ZipFile(path) as z:  # the raw side reads a FAISS file of the same vectors
+            import faiss
+            import numpy as np
+
+            vectors = np.load(z.extract(next(n for n in z.namelist() if n.endswith("vectors.npy")), tmp))
+            flat = faiss.IndexFlatIP(vectors.shape[1])
+            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            faiss_path = str(Path(tmp) / "dense.faiss")
+            faiss.write_index(flat, faiss_path)
         codes = {"ragbook": LOAD_AND_ANSWER.format(path=path, question=question),
                  "raw": RAW_LOAD_AND_SEARCH.format(faiss_path=faiss_path, question=question)}
         got: dict[str, list[dict]] = {"ragbook": [], "raw": []}

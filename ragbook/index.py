@@ -52,6 +52,7 @@ from ragbook.storage import (
     write_index_folder,
 )
 from ragbook.vectors import FILES as VECTOR_FILES
+from ragbook.vectors import OPTIONAL_FILES as VECTOR_OPTIONAL
 from ragbook.vectors import VectorStore
 
 __all__ = ["Index", "BuildReport", "build", "open_index", "IndexFormatError", "ModelMismatchError"]
@@ -616,7 +617,7 @@ class Index:
 
     @classmethod
     def _load(cls, path: Path, model: str | os.PathLike[str] | EmbeddingModel | None, verify: bool) -> Index:
-        manifest, data = read_manifest(path, verify=verify, data_files=DATA_FILES)  # type-checked
+        manifest, data = read_manifest(path, verify=verify, data_files=DATA_FILES, optional=VECTOR_OPTIONAL)
         emb, chunking, bm, vec = manifest["embedding"], manifest["chunking"], manifest["bm25"], manifest["vectors"]
         try:
             index = cls(model or emb["model"], chunk_size=chunking["chunk_size"], overlap=chunking["overlap"],

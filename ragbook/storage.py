@@ -8,6 +8,9 @@ Layout::
         chunks.jsonl  vectors.npy  ids.npy  dense.faiss  bm25.*
       .lock                  # the writers' lock (holds who is writing while a save runs)
 
+(``dense.faiss`` is written for the approximate kinds only: flat search is rebuilt from
+``vectors.npy``, so the vectors are stored once.)
+
 Writing.  A save takes the folder's lock, writes a new generation into a hidden temporary
 folder, fsyncs it, renames it into place, and only then replaces ``manifest.json`` with
 ``os.replace`` (atomic on POSIX and Windows).  A process killed at any moment leaves either the
@@ -414,10 +417,12 @@ def _remove(root: Path, doomed: Callable[[str], bool]) -> None:
 
 
 def read_manifest(root: Path, *, verify: bool = True,
-                  data_files: Collection[str] | None = None) -> tuple[dict[str, Any], Path]:
+                  data_files: Collection[str] | None = None,
+                  optional: Collection[str] = ()) -> tuple[dict[str, Any], Path]:
     """The manifest and data folder of the index at ``root``, checked for format and damage.
 
-    ``data_files``: the exact set of files the data folder must hold (None: any plain names).
+    ``data_files``: the exact set of files the data folder must hold (None: any plain names), less any of
+    ``optional`` that it does not list (a flat index has no dense.faiss: its vectors.npy is the one copy).
     With ``verify`` each file's sha256 is checked too, not only its size.  Files in the data
     folder that the manifest does not list are ignored (never read), but links are refused.
     """
@@ -456,7 +461,7 @@ def read_manifest(root: Path, *, verify: bool = True,
             raise IndexFormatError(f"{root}: the manifest lists the data file {name!r}, which is not a plain file "
                                    "name inside the data folder; refusing to read it")
     if data_files is not None:
-        missing = sorted(set(data_files) - set(listed))
+        missing = sorted(set(data_files) - set(listed) - set(optional))
         extra = sorted(set(listed) - set(data_files))
         if missing or extra:
             what = "; ".join(([f"missing {', '.join(missing)}"] if missing else [])

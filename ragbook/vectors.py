@@ -207,10 +207,20 @@ class VectorStore:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, folder: Path) -> list[str]:
+        """Write the vectors, their ids and (not for flat search, which is rebuilt from the vectors on load)
+        the FAISS index; the names of the files written."""
         np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
         np.save(folder / "ids.npy", self.ids, allow_pickle=False)
+        if self.kind_in_use == "flat":  # the FAISS file would be a second copy of vectors.npy
+            return [name for name in FILES if name not in OPTIONAL_FILES]
+        faiss = _faiss()
+        index = self.index
         try:
-            _faiss().write_index(self.index, str(folder / "dense.faiss"))
+            if self.kind_in_use == "hnsw" and np.array_equal(faiss.vector_to_array(index.id_map), self.ids):
+                # the graph only: its vectors are vectors.npy's rows, in order (joined again on load)
+                faiss.write_index(faiss.downcast_index(index.index), str(folder / "dense.faiss"), faiss.IO_FLAG_SKIP_STORAGE)
+            else:
+                faiss.write_index(index, str(folder / "dense.faiss"))
         except RuntimeError as exc:  # FAISS reports a failed write (a full disk, say) as RuntimeError
             raise OSError(errno.EIO, f"cannot write dense.faiss ({str(exc).strip().splitlines()[-1]})",
                           str(folder / "dense.faiss")) from exc
@@ -245,10 +255,16 @@ class VectorStore:
                                    f"with kind={store.kind!r} make a {store.kind_in_use} one; rebuild the index")
         if in_use == "flat":
             return store  # rebuilt from the vectors on first search
+        faiss = _faiss()
         try:
-            index = _faiss().read_index(str(folder / "dense.faiss"))
+            index = faiss.read_index(str(folder / "dense.faiss"), faiss.IO_FLAG_SKIP_STORAGE if in_use == "hnsw" else 0)
         except RuntimeError as exc:
             raise IndexFormatError(f"{folder}: dense.faiss cannot be read ({exc}); rebuild the index") from None
+        if in_use == "hnsw" and type(index).__name__ == "IndexHNSWFlat":  # a graph saved without its vectors
+            if index.ntotal != len(ids) or index.d != dimension:
+                raise IndexFormatError(f"{folder}: dense.faiss holds a graph of {index.ntotal} vectors of dimension "
+                                       f"{index.d}; expected {len(ids)} of {dimension}; rebuild the index")
+            index = _with_vectors(index, vectors, ids)
         problem = _faiss_problem(index, in_use, ids, dimension)
         if problem:
             raise IndexFormatError(f"{folder}: dense.faiss {problem}; rebuild the index")
@@ -260,6 +276,7 @@ class VectorStore:
 
 
 FILES = ("vectors.npy", "ids.npy", "dense.faiss")
+OPTIONAL_FILES = ("dense.faiss",)  # written only for the kinds that are not rebuilt from vectors.npy
 
 
 def _arrays_problem(vectors: Any, ids: Any, dimension: int, verify: bool) -> str | None:
@@ -281,6 +298,24 @@ def _arrays_problem(vectors: Any, ids: Any, dimension: int, verify: bool) -> str
 # the FAISS structure each kind saves: (outer class, inner class or None)
 _STRUCTURES = {"hnsw": ("IndexIDMap2", "IndexHNSWFlat"), "hnsw-pq": ("IndexIDMap2", "IndexHNSWPQ"),
                "pq": ("IndexIDMap2", "IndexPQ"), "ivf": ("IndexIVFFlat", None), "ivf-pq": ("IndexIVFPQ", None)}
+
+
+def _with_vectors(graph: Any, vectors: np.ndarray, ids: np.ndarray) -> Any:
+    """An HNSW graph read without its vectors, joined to them (rows in graph order) and to their ids."""
+    faiss = _faiss()
+    storage = faiss.IndexFlatIP(graph.d)
+    storage.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    graph.storage = storage
+    storage.this.disown()  # the graph frees it
+    graph.own_fields = True
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(graph.d))  # FAISS wraps only an empty index: swap the graph in
+    index.index = graph
+    graph.this.disown()
+    index.own_fields = True
+    faiss.copy_array_to_vector(np.ascontiguousarray(ids, dtype=np.int64), index.id_map)
+    index.ntotal = graph.ntotal
+    index.construct_rev_map()
+    return index
 
 
 def _faiss_problem(index: Any, kind: str, ids: np.ndarray, dimension: int) -> str | None:

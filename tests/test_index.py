@@ -129,7 +129,8 @@ def test_save_load_round_trip_gives_identical_results(notes_dir, tmp_path, make_
     assert all(len(rec["sha256"]) == 64 for rec in manifest["files"].values())
     data = out / manifest["data"]
     names = sorted(p.name for p in data.iterdir())
-    assert names == sorted(["chunks.jsonl", "vectors.npy", "ids.npy", "dense.faiss", "bm25.json", "bm25.indptr.npy",
+    # a flat index keeps its vectors once: vectors.npy, no dense.faiss (rebuilt from it on load)
+    assert names == sorted(["chunks.jsonl", "vectors.npy", "ids.npy", "bm25.json", "bm25.indptr.npy",
                             "bm25.rows.npy", "bm25.tf.npy", "bm25.doc_len.npy"])
     first = json.loads((data / "chunks.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"id", "text", "context", "locations"}

@@ -73,7 +73,7 @@ def test_a_clean_index_loads_and_the_fixture_is_what_the_tests_assume(out):
     index = _load(out)
     assert len(index) >= 8 and len(index.files) == 3
     assert sorted(_manifest(out)["data_files"]) == sorted(
-        ["chunks.jsonl", "vectors.npy", "ids.npy", "dense.faiss", "bm25.json", "bm25.indptr.npy", "bm25.rows.npy",
+        ["chunks.jsonl", "vectors.npy", "ids.npy", "bm25.json", "bm25.indptr.npy", "bm25.rows.npy",
          "bm25.tf.npy", "bm25.doc_len.npy"])
 
 
@@ -416,7 +416,8 @@ def test_inconsistent_vectors_are_refused(out, damage):
 
 
 def test_a_flat_index_never_parses_dense_faiss(out):
-    """Flat search is rebuilt from vectors.npy, so FAISS's reader never sees a tampered file."""
+    """Flat search is rebuilt from vectors.npy, so FAISS's reader never sees a tampered file (an index saved
+    before flat indexes stopped writing one may still list it)."""
     before = _load(out).search("Calvin cycle", k=3, mode="dense")
     _tamper(out, "dense.faiss", b"IxMp" + os.urandom(200))
     after = _load(out).search("Calvin cycle", k=3, mode="dense")
@@ -556,3 +557,39 @@ def test_a_build_with_bad_settings_creates_no_folder(notes_dir, tmp_path):
     with pytest.raises(SettingsError):
         build(notes_dir, out=tmp_path / "new", embedding_model=HashEmbedder(), chunk_size=2)
     assert not (tmp_path / "new").exists()
+
+
+def test_vectors_are_stored_once(out, hnsw_out):
+    """A flat index keeps one copy of its vectors (vectors.npy); an HNSW index keeps the graph file beside it."""
+    flat = _manifest(out)["data_files"]
+    assert "dense.faiss" not in flat
+    index = _load(out)
+    assert flat["vectors.npy"]["bytes"] <= len(index) * index.vectors.dimension * 4 + 256  # the vectors and a header
+    assert "dense.faiss" in _manifest(hnsw_out)["data_files"]
+    assert len(_load(hnsw_out).search("Topic 3", k=3, mode="dense")) == 3
+
+
+def test_an_hnsw_graph_is_saved_without_its_vectors_and_joined_again(tmp_path):
+    """dense.faiss holds the graph only (vectors.npy has the vectors); a file from before, with both, still loads."""
+    import faiss
+
+    from ragbook.vectors import VectorStore
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1500, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(1500, dtype=np.int64) * 3 + 1
+    store = VectorStore(64, "hnsw")
+    store.update(np.zeros(0, bool), ids, x)
+    before = [store.search(x[i], 10) for i in range(0, 1500, 50)]
+    store.save(tmp_path)
+    whole = faiss.serialize_index(store.index).nbytes
+    assert (tmp_path / "dense.faiss").stat().st_size < whole - x.nbytes * 0.9  # the vectors are not in it
+    loaded = VectorStore.load(tmp_path, store.settings(), 64)
+    for got, want in zip((loaded.search(x[i], 10) for i in range(0, 1500, 50)), before):
+        assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1])
+    loaded.update(np.ones(1500, bool), np.array([7], dtype=np.int64), -x[:1])  # still grows in place
+    assert loaded.search(-x[0], 1)[0][0] == 1500
+    faiss.write_index(store.index, str(tmp_path / "dense.faiss"))  # as saved before: graph and vectors together
+    old = VectorStore.load(tmp_path, store.settings(), 64)
+    assert np.array_equal(old.search(x[0], 10)[0], before[0][0])
