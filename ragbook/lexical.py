@@ -262,8 +262,8 @@ class BM25:
         if len(bm.vocab) != len(meta["terms"]):
             raise IndexFormatError(f"{folder}: bm25.json lists a term twice; rebuild the index")
         for name, dtype in _DTYPES.items():
-            try:
-                arr = np.load(folder / f"bm25.{name}.npy", allow_pickle=False)
+            try:  # the postings are memory-mapped: a search reads the pages of its own terms only
+                arr = np.load(folder / f"bm25.{name}.npy", allow_pickle=False, mmap_mode="r" if name in _MAPPED else None)
             except (OSError, ValueError) as exc:
                 raise IndexFormatError(f"{folder}: bm25.{name}.npy cannot be read ({exc}); rebuild the index") from None
             if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
@@ -278,6 +278,7 @@ class BM25:
 
 
 FILES = ("bm25.json", "bm25.indptr.npy", "bm25.rows.npy", "bm25.tf.npy", "bm25.doc_len.npy")
+_MAPPED = ("indptr", "rows", "tf")  # the large arrays (one entry per posting or term), read in place
 _DTYPES: dict[str, np.dtype[Any]] = {"indptr": np.dtype(np.int64), "rows": np.dtype(np.int32),
                                      "tf": np.dtype(np.float32), "doc_len": np.dtype(np.float32)}
 _META_SCHEMA = record({"settings": BM25_SETTINGS, "terms": list_of(string(max_length=10_000))})

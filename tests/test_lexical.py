@@ -69,3 +69,18 @@ def test_empty_index_and_unknown_terms():
     bm = BM25().build([])
     assert len(bm.scores("anything")) == 0
     assert BM25().build(DOCS).scores("zebra").sum() == 0
+
+
+def test_loaded_postings_are_read_in_place_and_still_grow(tmp_path):
+    texts = [f"passage {i} about topic{i % 7} and word{i % 13}" for i in range(300)]
+    bm = BM25().build(texts)
+    bm.save(tmp_path)
+    loaded = BM25.load(tmp_path)
+    assert all(isinstance(getattr(loaded, name), np.memmap) for name in ("indptr", "rows", "tf"))
+    np.testing.assert_array_equal(loaded.scores("topic3 word5"), bm.scores("topic3 word5"))
+    keep = np.ones(300, dtype=bool)
+    keep[:10] = False
+    loaded.update(keep, ["a new passage about topic3"])  # builds new arrays: the mapped files are never written
+    bm.update(keep, ["a new passage about topic3"])
+    np.testing.assert_array_equal(loaded.scores("topic3"), bm.scores("topic3"))
+    assert BM25.load(tmp_path).scores("topic3").shape == (300,)
