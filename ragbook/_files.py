@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-__all__ = ["atomic_write", "file_sha256", "cache_dir", "cached_sha256", "remembered_sha256", "remember_sha256"]
+__all__ = ["atomic_write", "file_sha256", "cache_dir", "cached_sha256", "remembered_sha256", "remember_sha256",
+           "release_pages"]
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +116,20 @@ def remember_sha256(path: str | os.PathLike[str], digest: str) -> None:
             json.dump(db, f, indent=1, sort_keys=True)
     except OSError as exc:  # a read-only cache only costs a re-hash next time
         log.warning("cannot record the hash of %s in %s: %s", path, _verified_db(), exc)
+
+
+def release_pages(array: Any) -> None:
+    """Let go of the pages of a memory-mapped array that a whole-array check has just read.
+
+    The file stays mapped and the pages stay in the OS's cache: the next access reads them back
+    without I/O.  Only this process's resident size drops, to what its searches touch.  Arrays
+    that are not mapped, and systems without ``madvise``, are left as they are.
+    """
+    import mmap
+
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # a closed or odd mapping: keeping the pages is harmless
+            pass

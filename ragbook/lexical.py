@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ragbook._files import release_pages
 from ragbook.errors import IndexFormatError
 from ragbook.loaders.unicode import normalize
 from ragbook.storage import BM25_SETTINGS, SchemaError, list_of, record, string, validate
@@ -273,6 +274,8 @@ class BM25:
         problem = _postings_problem(len(bm.vocab), bm.indptr, bm.rows, bm.tf, bm.doc_len)
         if problem:
             raise IndexFormatError(f"{folder}: the BM25 arrays are inconsistent ({problem}); rebuild the index")
+        for name in _MAPPED:
+            release_pages(getattr(bm, name))  # the check read every posting; a search reads its own terms'
         bm._norm = None
         return bm
 

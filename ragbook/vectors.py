@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ragbook._files import release_pages
 from ragbook.errors import IndexFormatError, SettingsError
 from ragbook.settings import INDEX_TYPES, IndexConfig
 
@@ -248,6 +249,7 @@ class VectorStore:
         problem = _arrays_problem(vectors, ids, dimension, verify)
         if problem:
             raise IndexFormatError(f"{folder}: {problem}; rebuild the index")
+        release_pages(vectors)  # the check read them all; a search reads its own rows
         store.vectors, store.ids = vectors, ids
         in_use = settings.get("in_use", store.kind_in_use)
         if in_use != store.kind_in_use:

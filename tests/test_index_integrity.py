@@ -593,3 +593,22 @@ def test_an_hnsw_graph_is_saved_without_its_vectors_and_joined_again(tmp_path):
     faiss.write_index(store.index, str(tmp_path / "dense.faiss"))  # as saved before: graph and vectors together
     old = VectorStore.load(tmp_path, store.settings(), 64)
     assert np.array_equal(old.search(x[0], 10)[0], before[0][0])
+
+
+def test_checking_mapped_vectors_at_load_does_not_keep_them_resident(tmp_path):
+    """The load-time scan (NaN, shapes) reads every page of vectors.npy; the pages are let go after it."""
+    psutil = pytest.importorskip("psutil")
+    from ragbook.vectors import VectorStore
+
+    n, d = 100_000, 384
+    vectors = np.lib.format.open_memmap(tmp_path / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    vectors[:] = 1.0 / np.sqrt(d)
+    vectors.flush()
+    del vectors
+    np.save(tmp_path / "ids.npy", np.arange(n, dtype=np.int64))
+    process = psutil.Process()
+    before = process.memory_info().rss
+    store = VectorStore.load(tmp_path, {"kind": "flat", "in_use": "flat"}, d, verify=True)
+    grown = process.memory_info().rss - before
+    assert grown < 0.3 * n * d * 4, f"{grown / 2**20:.0f} MB resident after loading {n * d * 4 / 2**20:.0f} MB of vectors"
+    assert store.scores_for(np.full(d, 1.0 / np.sqrt(d), np.float32), np.array([0, n - 1]))[1] == pytest.approx(1.0)
