@@ -29,7 +29,7 @@ from ragbook.prompt import Template, get_template, pack
 from ragbook.retrieval import Hit, Results, Retriever
 from ragbook.settings import EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
 
-__all__ = ["Assistant", "AnswerStream", "load_assistant", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
+__all__ = ["Assistant", "AnswerStream", "StagedStream", "load_assistant", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
 
 log = logging.getLogger(__name__)
 _DEFAULTS = AssistantConfig()
@@ -355,21 +355,14 @@ def load_assistant(path: str | os.PathLike[str], *, trust_llm: bool = False, **o
     return assistant
 
 
-class AnswerStream:
-    """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after.
+class StagedStream:
+    """What an answer on its way offers: iterate for its text pieces; ``stage`` says what happens meanwhile,
+    ``on_stage(stage, text)`` hears each change, ``close()`` stops it.  ``answer`` is set at the end."""
 
-    ``stage`` says what is happening now (see :meth:`Assistant.stream`); ``on_stage`` hears each change.
-    """
-
-    def __init__(self, assistant: Assistant, question: str, history: list[_Turn] | None) -> None:
-        self.assistant = assistant
-        self.stage = "waiting"
-        self.on_stage: Callable[[str, str], None] | None = None
-        self.question = assistant._check_question(question)
-        self._conversation = history  # the assistant's own history in a chat: this turn is added to it
-        self.history = list(history or [])
-        self.answer: Answer | None = None
-        self._iter = self._run()
+    _iter: Generator[str, None, None]
+    stage: str
+    on_stage: Callable[[str, str], None] | None
+    answer: Answer | None
 
     def __iter__(self) -> Iterator[str]:
         return self._iter
@@ -385,6 +378,23 @@ class AnswerStream:
         self.stage = stage
         if self.on_stage is not None:
             self.on_stage(stage, text)
+
+
+class AnswerStream(StagedStream):
+    """Iterate for the answer's text pieces as they arrive; ``.answer`` holds the whole Answer after.
+
+    ``stage`` says what is happening now (see :meth:`Assistant.stream`); ``on_stage`` hears each change.
+    """
+
+    def __init__(self, assistant: Assistant, question: str, history: list[_Turn] | None) -> None:
+        self.assistant = assistant
+        self.stage = "waiting"
+        self.on_stage: Callable[[str, str], None] | None = None
+        self.question = assistant._check_question(question)
+        self._conversation = history  # the assistant's own history in a chat: this turn is added to it
+        self.history = list(history or [])
+        self.answer = None
+        self._iter = self._run()
 
     def _finish(self, answer: Answer) -> None:
         self.answer = answer

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from ragbook._display import html_escape, html_table, shorten
 from ragbook.answer import Answer
+from ragbook.assistant import StagedStream
 from ragbook.errors import ServerError, SettingsError
 from ragbook.retrieval import Hit, Results
 
@@ -263,7 +264,7 @@ class _Dropped(Exception):
     """The event stream ended before its answer: the server went away."""
 
 
-class RemoteAnswerStream:
+class RemoteAnswerStream(StagedStream):
     """Iterate for the answer's text pieces; ``.answer`` holds the checked Answer after (like AnswerStream)."""
 
     def __init__(self, remote: RemoteAssistant, question: str, history: list[tuple[str, str]],
@@ -272,22 +273,8 @@ class RemoteAnswerStream:
         self._conversation = conversation
         self.on_stage = on_stage
         self.stage = "waiting"
-        self.answer: Answer | None = None
+        self.answer = None
         self._iter = self._run()
-
-    def __iter__(self) -> Iterator[str]:
-        return self._iter
-
-    def __next__(self) -> str:
-        return next(self._iter)
-
-    def close(self) -> None:
-        self._iter.close()
-
-    def _enter(self, stage: str, text: str) -> None:
-        self.stage = stage
-        if self.on_stage is not None:
-            self.on_stage(stage, text)
 
     def _run(self) -> Generator[str, None, None]:
         r = self.remote
