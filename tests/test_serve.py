@@ -107,6 +107,9 @@ def test_info_describes_the_assistant_with_the_documents_own_names(server, bundl
     assert info["name"] == "Biology 101" and info["extractive"] is True and info["llm"] == "extractive"
     assert sorted(info["files"]) == ["notes/photosynthesis.md", "notes/syllabus.txt", "notes/volcanoes.md"]
     assert info["chunks"] > 0 and info["max_question_chars"] == 2000 and info["no_answer"]
+    banner = server.log.read_text(encoding="utf-8")  # what the teacher sees at start: the links to share
+    assert f"{server.url}/#token={TOKEN}" in banner and f"/stats?token={ADMIN}" in banner
+    assert f"ragbook.connect('{server.url}', token='{TOKEN}')" in banner
 
 
 # -- asking ---------------------------------------------------------------------------------------

@@ -55,12 +55,14 @@ def run_serve(args: argparse.Namespace) -> int:
     need_web_stack()
     if args.open and (args.token or args.tokens):
         raise SettingsError("--open serves without a token: drop --token/--tokens, or drop --open")
+    token: str | None = None  # the one printed in the link (a tokens file's are the teacher's to hand out)
     if args.tokens:
-        tokens = Tokens.from_file(args.tokens)
+        tokens, token = Tokens.from_file(args.tokens), "TOKEN"
     elif args.open:
         tokens = Tokens()
     else:
-        tokens = Tokens({"class": args.token or os.environ.get(TOKEN_ENV) or new_token()})
+        token = args.token or os.environ.get(TOKEN_ENV) or new_token()
+        tokens = Tokens({"class": token})
     admin = args.admin_token or new_token()
     llm = "extractive" if args.extractive else args.llm
     print(f"Loading {args.file} ...", file=sys.stderr, flush=True)
@@ -71,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
                   answer_timeout=args.answer_timeout, log_path=args.log, cors_origins=tuple(args.cors or ()))
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown_host}:{args.port}"
-    first = None if args.open else _first_token(args, tokens)
+    first = token
     lines = [f"ragbook serve: {assistant.name!r} ({assistant.llm_name}, {len(assistant.index):,} passages, "
              f"{parallel} answer{'s' if parallel != 1 else ''} at a time)",
              f"  students:        {base}/" + (f"#token={first}" if first else "  (open: no token)"),
@@ -87,9 +89,3 @@ def run_serve(args: argparse.Namespace) -> int:
     serve(assistant, host=args.host, port=args.port, log_level="warning", **config)
     return 0
 
-
-def _first_token(args: argparse.Namespace, tokens: Any) -> str | None:
-    """The token to print in the link: the one given or made (a tokens file's are the teacher's to hand out)."""
-    if args.tokens:
-        return "TOKEN"
-    return str(tokens._by_label["class"].decode())
