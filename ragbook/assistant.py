@@ -389,7 +389,7 @@ class AnswerStream(StagedStream):
     def __init__(self, assistant: Assistant, question: str, history: list[_Turn] | None) -> None:
         self.assistant = assistant
         self.stage = "waiting"
-        self.on_stage: Callable[[str, str], None] | None = None
+        self.on_stage = None
         self.question = assistant._check_question(question)
         self._conversation = history  # the assistant's own history in a chat: this turn is added to it
         self.history = list(history or [])

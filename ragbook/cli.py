@@ -313,6 +313,21 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             print(f"\nragbook: {_error_line(exc)}\n(ask again, /reset, or /quit)", flush=True)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ragbook.server import default_parallel, load_for_serving, need_web_stack, serve
+    from ragbook.server.command import banner, server_config
+
+    need_web_stack()
+    config, token = server_config(args)
+    print(f"Loading {args.file} ...", file=sys.stderr, flush=True)
+    assistant = load_for_serving(args.file, llm=_assistant_llm(args), trust_llm=args.trust_llm)
+    config["parallel"] = args.parallel or default_parallel(assistant)
+    print(banner(args, assistant, config, token), file=sys.stderr, flush=True)
+    logging.getLogger("ragbook").setLevel(logging.INFO)
+    serve(assistant, host=args.host, port=args.port, log_level="warning", **config)
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from ragbook.llm import format_models, list_models
 
@@ -493,6 +508,7 @@ def _parser() -> argparse.ArgumentParser:
     for add in (_index_command, _search_command, _demo_command, _ask_and_chat_commands, _other_commands,
                 _eval_command, add_serve_command):
         add(sub)
+    sub.choices["serve"].set_defaults(func=_cmd_serve)
     for command in {id(c): c for c in sub.choices.values()}.values():  # -v after the command too (aliases once)
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log what happens; show the traceback of an error")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterator, Sequence
 from urllib.parse import parse_qs, quote, urlsplit
 
-from ragbook._display import html_escape, html_table, shorten
+from ragbook._display import html_escape, html_table
 from ragbook.answer import Answer
 from ragbook.assistant import StagedStream
 from ragbook.errors import ServerError, SettingsError
@@ -318,7 +318,3 @@ class RemoteAnswerStream(StagedStream):
                                   status=int(data.get("status") or 500), retry_after=data.get("retry_after"))
         raise _Dropped("the server closed the answer stream")
 
-
-def shown(answer: Answer) -> str:
-    """One line about an answer from a server (for logs)."""
-    return f"{answer.mode}: {shorten(answer.text, 80)}"

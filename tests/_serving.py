@@ -79,6 +79,16 @@ class Served:
         assert headers["content-type"].startswith("text/event-stream")
         return parse_events(out)
 
+    def raw_ask(self, question: str, *, timeout: float = 30, rcvbuf: int | None = None) -> socket.socket:
+        """A socket that has sent a streamed question and not read a byte: for clients that read slowly, or leave."""
+        body = json.dumps({"question": question, "stream": True}).encode()
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.sendall(f"POST /api/ask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        return s
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -150,6 +160,33 @@ class Standin:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def read_until(s: socket.socket, marker: bytes) -> bytes:
+    """Read from ``s`` until ``marker`` has come (the server must not close first)."""
+    received = b""
+    while marker not in received:
+        more = s.recv(4096)
+        assert more, received
+        received += more
+    return received
+
+
+def course_bundle(root: Path, embedder: Any) -> Path:
+    """The tests' small course (conftest.NOTES) under ``root``, as an extractive assistant saved to a file."""
+    from conftest import NOTES
+
+    from ragbook.assistant import Assistant
+    from ragbook.index import Index
+
+    for rel, text in NOTES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    index = Index(embedder)
+    index.add(root / "notes")
+    path = root / "biology.ragbook"
+    Assistant(index, name="Biology 101", llm="extractive", verify=False).save(path)
+    return path
 
 
 def until(check, seconds: float = 20.0, every: float = 0.1) -> Any:

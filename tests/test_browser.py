@@ -21,23 +21,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _chromium import chromium_browser, require_playwright
 from conftest import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
 TOKEN = "ragbook-browser-test"
 QUESTION = "How many times can I submit to the autograder?"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 WAIT_MS = 180_000  # a loaded 2-core machine needs minutes for a kernel and the model
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: .ci/run installs it with apt-get (package chromium)", pytrace=False)
-    pytest.skip("no /usr/bin/chromium: apt-get install chromium to run the browser tests", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api")
+require_playwright()
 
 
 def _free_port() -> int:
@@ -104,10 +98,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium_browser()
 
 
 def _ask_in_chat(page) -> None:

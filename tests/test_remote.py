@@ -7,8 +7,7 @@ ones); ``%ragbook use URL``, ``%%ask`` and the chat panel work with no model loa
 from __future__ import annotations
 
 import pytest
-from _serving import TOKEN, free_port, serve
-from conftest import NOTES
+from _serving import TOKEN, course_bundle, free_port, serve
 
 import ragbook
 from ragbook.answer import Answer
@@ -22,18 +21,8 @@ QUESTION = "Where does the Calvin cycle run?"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, embedder):
-    from ragbook.assistant import Assistant
-    from ragbook.index import Index
-
     root = tmp_path_factory.mktemp("remote")
-    for rel, text in NOTES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    index = Index(embedder)
-    index.add(root / "notes")
-    bundle = root / "biology.ragbook"
-    Assistant(index, name="Biology 101", llm="extractive", verify=False).save(bundle)
-    served = serve(bundle, root)
+    served = serve(course_bundle(root, embedder), root)
     yield served
     served.stop()
 

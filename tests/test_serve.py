@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _serving import ADMIN, TOKEN, Standin, free_port, parse_events, serve, until
-from conftest import NOTES
+from _serving import ADMIN, TOKEN, Standin, course_bundle, free_port, parse_events, read_until, serve, until
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -28,18 +27,7 @@ OFF_TOPIC = "Who won the football world cup in 1954?"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, embedder) -> Path:
     """A small course assistant, extractive (answers without a model), saved to a file."""
-    from ragbook.assistant import Assistant
-    from ragbook.index import Index
-
-    root = tmp_path_factory.mktemp("course")
-    for rel, text in NOTES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="utf-8")
-    index = Index(embedder)
-    index.add(root / "notes")
-    path = root / "biology.ragbook"
-    Assistant(index, name="Biology 101", llm="extractive", verify=False).save(path)
-    return path
+    return course_bundle(tmp_path_factory.mktemp("course"), embedder)
 
 
 @pytest.fixture(scope="module")
@@ -205,11 +193,7 @@ def test_unknown_routes_and_methods_answer_json(server):
 
 def test_a_slow_reader_does_not_hold_up_anyone(server):
     """A client that reads its answer one byte at a time; others are answered meanwhile."""
-    body = json.dumps({"question": QUESTION, "stream": True}).encode()
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    s.sendall(f"POST /api/ask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    s = server.raw_ask(QUESTION, rcvbuf=1024)
     got = s.recv(1)
     started = time.monotonic()
     for _ in range(3):
@@ -316,15 +300,8 @@ def test_waiting_students_see_their_place_and_a_full_line_gets_429(slow_server, 
 
 def test_a_student_who_leaves_stops_the_model_working_for_them(slow_server, standin):
     before = standin.stats()
-    body = json.dumps({"question": QUESTION, "stream": True}).encode()
-    s = socket.create_connection(("127.0.0.1", slow_server.port), timeout=30)
-    s.sendall(f"POST /api/ask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    received = b""
-    while b"event: token" not in received:
-        more = s.recv(4096)
-        assert more, received
-        received += more
+    s = slow_server.raw_ask(QUESTION)
+    read_until(s, b"event: token")
     s.close()  # mid-answer
     assert until(lambda: standin.stats()["cut"] > before["cut"], 20), standin.stats()
     after = standin.stats()
@@ -337,15 +314,8 @@ def test_a_waiting_student_who_leaves_is_taken_out_of_line(slow_server, standin)
     t = _ask_in_background(slow_server, QUESTION, first)
     assert until(lambda: standin.stats()["active"] == 1, 30)  # the first question is with the model
     started = standin.stats()["started"]
-    body = json.dumps({"question": OFF_TOPIC + " please", "stream": True}).encode()
-    s = socket.create_connection(("127.0.0.1", slow_server.port), timeout=30)
-    s.sendall(f"POST /api/ask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    received = b""
-    while b"event: queue" not in received:
-        more = s.recv(4096)
-        assert more, received
-        received += more
+    s = slow_server.raw_ask(OFF_TOPIC + " please")
+    read_until(s, b"event: queue")
     assert slow_server.json("GET", "/api/health", token=None)[1]["waiting"] == 1
     s.close()
     assert until(lambda: slow_server.json("GET", "/api/health", token=None)[1]["waiting"] == 0, 10)
@@ -433,10 +403,7 @@ def test_many_requests_leak_no_memory(server):
             server.request("POST", "/api/ask", {"question": QUESTION if i % 3 else OFF_TOPIC})
             server.request("POST", "/api/ask", raw=b"{broken")
             server.request("POST", "/api/search", {"query": "lava flows"})
-            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)  # leaves after the first byte
-            body = json.dumps({"question": QUESTION, "stream": True}).encode()
-            s.sendall(f"POST /api/ask HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                      f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            s = server.raw_ask(QUESTION, timeout=10)  # leaves after the first byte
             s.recv(1)
             s.close()
 

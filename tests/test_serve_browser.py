@@ -10,52 +10,34 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _chromium import chromium_browser, require_playwright
+from _serving import TOKEN, serve
 from conftest import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "serve"
-TOKEN = "ragbook-serve-test"
 QUESTION = "How many times can I submit to the autograder?"
 # "What is the capital of Mongolia?" is answered from a Python dictionary example in the notes; this one is not.
 OFF_TOPIC = "What is the boiling point of tungsten?"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 WAIT_MS = 120_000  # a loaded 2-core machine: the server loads the model, then answers
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: .ci/run installs it with apt-get (package chromium)", pytrace=False)
-    pytest.skip("no /usr/bin/chromium: apt-get install chromium to run the browser tests", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+require_playwright()
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    """A .ragbook file built from corpora/ with the real default embedder (sources read ``corpora/...``)."""
+def bundle(tmp_path_factory, embedder) -> Path:
+    """A .ragbook file built from corpora/ with the session's embedder (sources read ``corpora/...``)."""
     import ragbook
 
     path = tmp_path_factory.mktemp("serve") / "demo.ragbook"
     here = os.getcwd()
     os.chdir(REPO)  # relative paths in, relative source names out, as a teacher would build it
     try:
-        index = ragbook.Index()
+        index = ragbook.Index(embedder)
         index.add("corpora")
         ragbook.Assistant(index, name="Demo course", llm="extractive").save(path)
     finally:
@@ -65,46 +47,16 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(bundle):
-    """The real ``ragbook serve`` in a subprocess; yields its base URL."""
+    """The real ``ragbook serve`` in a subprocess (its log in artifacts/serve/); yields its base URL."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAGBOOK_PROGRESS": "0"}
-    log = ARTIFACTS / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "ragbook", "serve", str(bundle), "--port", str(port), "--token", TOKEN,
-                             "--llm", "extractive"], env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ragbook serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.5)
-        yield base
-    finally:
-        try:  # terminate, then kill: a server that ignores SIGTERM must not outlive the test
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
+    served = serve(bundle, ARTIFACTS, "--llm", "extractive")
+    yield served.url
+    served.stop()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium_browser()
 
 
 def _ask(page, question: str):

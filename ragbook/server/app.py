@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
 import os
 import re
 import secrets
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -251,8 +254,6 @@ class RagbookServer:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-ragbook-token", "")
         if admin:
-            import hmac
-
             admin_token = self.config.admin_token.encode()
             for given in (token, request.query_params.get("token", "")):
                 if given and hmac.compare_digest(given.encode("utf-8", "replace"), admin_token):
@@ -446,9 +447,6 @@ def _without_paths(value: Any) -> Any:
 
 def private_folders(index: Any) -> list[str]:
     """The server's folders a message might name: where the documents and the index lie, home, here."""
-    import sys
-    import tempfile
-
     folders = {str(Path.home()), os.getcwd(), tempfile.gettempdir(), sys.prefix}
     for record in (getattr(index, "files", {}) or {}).values():
         if isinstance(record, dict):

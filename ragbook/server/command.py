@@ -1,16 +1,14 @@
-"""``ragbook serve``: the command line of the server (registered by ragbook.cli)."""
+"""``ragbook serve``: the options of the server's command and what they make (ragbook.cli runs it)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from typing import Any
 
 from ragbook.errors import SettingsError
 
-__all__ = ["add_serve_command"]
+__all__ = ["add_serve_command", "server_config", "banner"]
 
 TOKEN_ENV = "RAGBOOK_SERVE_TOKEN"
 
@@ -45,17 +43,16 @@ def add_serve_command(sub: Any) -> None:
     sv.add_argument("--log", metavar="FILE", help="write each question, its outcome and cited passages to this JSONL file")
     sv.add_argument("--cors", action="append", metavar="ORIGIN",
                     help="let pages from this origin call the API (repeatable; off by default)")
-    sv.set_defaults(func=run_serve)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    from ragbook.server import default_parallel, load_for_serving, need_web_stack, serve
+def server_config(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """:class:`ServerConfig`'s fields from the options (all but ``parallel``, which depends on the model), and
+    the token to print in the link (a tokens file's are the teacher's to hand out)."""
     from ragbook.server.access import Tokens, new_token
 
-    need_web_stack()
     if args.open and (args.token or args.tokens):
         raise SettingsError("--open serves without a token: drop --token/--tokens, or drop --open")
-    token: str | None = None  # the one printed in the link (a tokens file's are the teacher's to hand out)
+    token: str | None = None
     if args.tokens:
         tokens, token = Tokens.from_file(args.tokens), "TOKEN"
     elif args.open:
@@ -63,29 +60,25 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         token = args.token or os.environ.get(TOKEN_ENV) or new_token()
         tokens = Tokens({"class": token})
-    admin = args.admin_token or new_token()
-    llm = "extractive" if args.extractive else args.llm
-    print(f"Loading {args.file} ...", file=sys.stderr, flush=True)
-    assistant = load_for_serving(args.file, llm=llm, trust_llm=args.trust_llm)
-    parallel = args.parallel or default_parallel(assistant)
-    config = dict(tokens=tokens, admin_token=admin, open_access=args.open, parallel=parallel,
+    config = dict(tokens=tokens, admin_token=args.admin_token or new_token(), open_access=args.open,
                   max_waiting=args.max_waiting, rate=args.rate, max_question_chars=args.max_question_chars,
                   answer_timeout=args.answer_timeout, log_path=args.log, cors_origins=tuple(args.cors or ()))
-    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    base = f"http://{shown_host}:{args.port}"
-    first = token
+    return config, token
+
+
+def banner(args: argparse.Namespace, assistant: Any, config: dict[str, Any], token: str | None) -> str:
+    """What the teacher reads at start: the links to share, the stats page, the notebook and OpenAI settings."""
+    parallel = config["parallel"]
+    every_address = args.host in ("0.0.0.0", "::")
+    base = f"http://{'127.0.0.1' if every_address else args.host}:{args.port}"
     lines = [f"ragbook serve: {assistant.name!r} ({assistant.llm_name}, {len(assistant.index):,} passages, "
              f"{parallel} answer{'s' if parallel != 1 else ''} at a time)",
-             f"  students:        {base}/" + (f"#token={first}" if first else "  (open: no token)"),
-             f"  teacher's stats: {base}/stats?token={admin}",
-             f"  notebooks:       ragbook.connect({base!r}" + (f", token={first!r})" if first else ")"),
-             f"  OpenAI clients:  base_url={base}/v1  api_key={first or 'any'}"]
-    if args.host in ("0.0.0.0", "::"):
+             f"  students:        {base}/" + (f"#token={token}" if token else "  (open: no token)"),
+             f"  teacher's stats: {base}/stats?token={config['admin_token']}",
+             f"  notebooks:       ragbook.connect({base!r}" + (f", token={token!r})" if token else ")"),
+             f"  OpenAI clients:  base_url={base}/v1  api_key={token or 'any'}"]
+    if every_address:
         lines.append("  (listening on every address: share this machine's own name or address instead of 127.0.0.1)")
     if args.log:
         lines.append(f"  question log:    {args.log}")
-    print("\n".join(lines), file=sys.stderr, flush=True)
-    logging.getLogger("ragbook").setLevel(logging.INFO)
-    serve(assistant, host=args.host, port=args.port, log_level="warning", **config)
-    return 0
-
+    return "\n".join(lines)
