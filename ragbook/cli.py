@@ -104,6 +104,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         if value is not None:
             settings[key] = value
     settings.update(_parse_vector(args.vector))
+    if args.engine != "local" or args.address:
+        settings.update(engine=args.engine, address=args.address)
     index = build(args.paths, out=args.out, **settings)
     report = index.last_report
     print(f"Indexed into {args.out}: {index.stats()['files']} files, {len(index.chunks)} chunks")
@@ -538,6 +540,9 @@ def _index_command(sub: Any) -> None:
     ix.add_argument("--index-type", choices=list(VECTOR_KINDS), help="vector index kind")
     ix.add_argument("--vector", action="append", metavar="KEY=N",
                     help="vector index tuning, e.g. ef_search=200, nprobe=16, hnsw_m=32, pq_m=48, refine=10 (repeatable)")
+    ix.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="who reads, chunks and embeds: this process (default), or a Ray cluster (pip install 'ragbook[ray]')")
+    ix.add_argument("--address", help="with --engine ray: the cluster to join (HOST:PORT or auto; default: start Ray here)")
     ix.add_argument("--strict", action="store_true", help="exit with status 1 if any file was skipped")
     ix.set_defaults(func=_cmd_index)
 

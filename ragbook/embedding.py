@@ -147,6 +147,7 @@ class Embedder:
         batch_size: int = 32,
         normalize: bool = True,
         backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise SettingsError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -155,6 +156,7 @@ class Embedder:
         self.batch_size = batch_size
         self.normalize = normalize
         self._requested = backend
+        self.threads = threads  # CPU threads for ONNX Runtime (None: its default, one a core)
         self._backend: str | None = None
         self._onnx: Any = None
         self._model: Any = None
@@ -216,7 +218,7 @@ class Embedder:
             from ragbook.onnx_embedding import OnnxEncoder
 
             quantize = "int8" if self.backend == "onnx-int8" else "none"
-            self._onnx = OnnxEncoder(self._target, name=self.name, quantize=quantize)
+            self._onnx = OnnxEncoder(self._target, name=self.name, quantize=quantize, threads=self.threads)
             self.device = "cpu"
         return self._onnx
 

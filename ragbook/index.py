@@ -11,10 +11,12 @@ an edit embeds only the passages whose text is new.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +39,7 @@ from ragbook.loaders.files import check_regular, digest_limited, printable
 from ragbook.progress import progress
 from ragbook.settings import INDEX_KEYS, VECTOR_KEYS, IndexConfig
 from ragbook.storage import (
+    SHARDS,
     IndexFormatError,
     SchemaError,
     anything,
@@ -69,9 +72,12 @@ log = logging.getLogger(__name__)
 # no document pay for it: OpenStax hybrid nDCG@5 is 0.922 with no context, 0.922 at 0.3 and
 # 0.914 at 0.4 (benchmarks/headings.py); one demo question sits near the abstention gate.
 CONTEXT_WEIGHT = 0.3
+# Who reads, chunks and embeds: this process, or another engine, "module:function", imported when
+# used (ragbook.cluster sits above the index: it drives Index's steps on a Ray cluster).
+ENGINES = {"local": "", "ray": "ragbook.cluster:read_on_ray"}
 
 
-def _int_id(chunk_id: str) -> int:
+def int_id(chunk_id: str) -> int:
     return int(chunk_id[:15], 16)  # 60 bits: a positive int64 for FAISS
 
 
@@ -147,7 +153,7 @@ class _Plan:
 
 
 @dataclass
-class _Update:
+class BuildUpdate:
     """What Index.add gathers while reading: new chunks and file records, and the files to drop."""
 
     report: BuildReport
@@ -155,6 +161,47 @@ class _Update:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
     removals: set[str] = field(default_factory=set)
+
+
+@dataclass
+class PendingFile:
+    """A file that changed since it was indexed (or is new): what the driver knows before reading it."""
+
+    path: str
+    root: str
+    source: str
+    digest: str
+    size: int
+    mtime_ns: int
+    old: bool
+
+
+@dataclass
+class FileResult:
+    """One file read and chunked (by this process or a worker): its chunks, or why it failed."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    documents: dict[str, Any] = field(default_factory=dict)  # doc id -> {"title", "metadata"}
+    format: str = ""
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    load_s: float = 0.0
+    chunk_s: float = 0.0
+
+
+def read_file(path: str, source: str, chunker: Chunker, load_options: dict[str, Any]) -> FileResult:
+    """Load and chunk one file; a failure is returned as ``error`` (the message a build report shows)."""
+    t0 = time.perf_counter()
+    try:
+        docs = load_file(path, source=source, **load_options)
+    except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
+        return FileResult(error=str(exc))
+    t1 = time.perf_counter()
+    chunks = [c for doc in docs for c in chunker.split(doc)]
+    return FileResult(chunks=chunks, format=docs[0].metadata.get("format", "") if docs else "",
+                      documents={d.id: {"title": d.title, "metadata": _jsonable(d.metadata)} for d in docs},
+                      warnings=[w for d in docs for w in d.warnings], load_s=t1 - t0,
+                      chunk_s=time.perf_counter() - t1)
 
 
 # How far the fingerprint (8 coordinates of a fixed text's vector) may move before an index refuses
@@ -271,14 +318,23 @@ class Index:
 
     def add(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None, *,
             include: str | list[str] | None = None, exclude: str | list[str] | None = None,
-            hidden: bool = False, **load_options: Any) -> BuildReport:
+            hidden: bool = False, engine: str = "local", address: str | None = None,
+            ray_options: dict[str, Any] | None = None, **load_options: Any) -> BuildReport:
         """Index (or re-index) files, folders or globs; returns a :class:`BuildReport`.
 
         Files whose content did not change are not read again; passages whose text is
         already indexed are not embedded again; files that disappeared from a folder that is
         indexed again are removed.  A file that fails to load is reported and skipped; if an
         earlier version of it is indexed, that version is kept.
+
+        ``engine="ray"`` reads, chunks and embeds the changed files on a Ray cluster (started on
+        this machine, or joined at ``address``; ``pip install 'ragbook[ray]'``), with the same
+        result; see :mod:`ragbook.cluster`.
         """
+        if engine not in ENGINES:
+            raise SettingsError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if engine == "local" and (address or ray_options):
+            raise SettingsError("address= and ray_options= are for engine='ray'")
         started = time.perf_counter()
         if paths is None:
             if not self.roots:
@@ -287,12 +343,18 @@ class Index:
         args = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else list(paths)
         args = [os.fsdecode(a) if isinstance(a, bytes) else a for a in args]  # b"caf\xe9" names too
         plan = self._plan(args, include, exclude, hidden)
-        update = _Update(plan.report)
+        update = BuildUpdate(plan.report)
         update.report.seconds.update(load=0.0, chunk=0.0)
-        for src in progress(plan.found, desc="Reading files", unit="file", min_total=20):
-            self._read(src, update, load_options)
+        made = None
+        if ENGINES[engine]:
+            module, function = ENGINES[engine].split(":")
+            run = getattr(importlib.import_module(module), function)
+            made = run(self, plan.found, update, load_options, address=address, **(ray_options or {}))
+        else:
+            for src in progress(plan.found, desc="Reading files", unit="file", min_total=20):
+                self._read(src, update, load_options)
         self._drop_vanished(plan, update)
-        self._apply(update.removals, update.chunks, update.report)
+        self._apply(update.removals, update.chunks, update.report, made)
         for source in update.report.removed:
             self.files.pop(source, None)
         self.files.update(update.records)
@@ -323,14 +385,21 @@ class Index:
             str(Path(a).expanduser().resolve()) for a in present if Path(a).expanduser().exists()}
         return plan
 
-    def _read(self, src: Any, update: _Update, load_options: dict[str, Any]) -> None:
+    def _read(self, src: Any, update: BuildUpdate, load_options: dict[str, Any]) -> None:
         """Read and chunk one file if it changed; a file that fails is reported, its indexed version kept."""
+        pending = self._check(src, update, load_options.get("max_file_mb", DEFAULT_MAX_FILE_MB))
+        if pending is not None:
+            self._accept(pending, read_file(pending.path, pending.source, self.chunker, load_options), update)
+            # the chunks hold copies of what they need: this file's text (maybe 200 MB) must not
+            # stay alive through embedding (returning drops it)
+
+    def _check(self, src: Any, update: BuildUpdate, max_file_mb: float) -> PendingFile | None:
+        """The file to read, or None: unchanged (by size and time, else by hash), or unreadable (reported)."""
         report = update.report
         source = self._source_key(src)
         update.found_sources.add(source)
         old = self.files.get(source)
         kept = "; the previously indexed version is kept" if old else ""
-        max_file_mb = load_options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
         try:
             # stat (following links) before anything opens the file: a pipe would block and a
             # device never end; a file over the limit is refused before it is read.  Hashing
@@ -338,44 +407,41 @@ class Index:
             stat = check_regular(src.path, max_file_mb)
             if old and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
                 report.unchanged.append(source)
-                return
+                return None
             digest = digest_limited(src.path, max_file_mb)
         except LoadError as exc:
             report.problems.append(Problem(source, f"{exc}{kept}"))
-            return
+            return None
         except OSError as exc:
             report.problems.append(Problem(source, f"cannot read file: {exc.strerror or exc}{kept}"))
-            return
+            return None
         if old and old["sha256"] == digest:
             old["mtime_ns"] = stat.st_mtime_ns
             report.unchanged.append(source)
-            return
-        t0 = time.perf_counter()
-        try:
-            docs = load_file(src.path, source=source, **load_options)
-        except Exception as exc:  # loaders raise LoadError; anything else is still one file's problem
-            report.problems.append(Problem(source, f"{exc}{kept}"))
-            return
-        report.seconds["load"] += time.perf_counter() - t0
-        chunks: list[Chunk] = []
-        with timed(report.seconds, "chunk"):
-            for doc in docs:
-                chunks.extend(self.chunker.split(doc))
-                report.problems.extend(Problem(source, w, "warning") for w in doc.warnings)
-        update.chunks.extend(chunks)
-        update.records[source] = {
-            "path": str(src.path), "root": str(src.root), "sha256": digest, "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns, "format": docs[0].metadata.get("format", "") if docs else "",
-            "chunks": len(chunks), "warnings": [w for d in docs for w in d.warnings],
-            "documents": {d.id: {"title": d.title, "metadata": _jsonable(d.metadata)} for d in docs},
-        }
-        (report.updated if old else report.added).append(source)
-        if old:
-            update.removals.add(source)
-        # the chunks hold copies of what they need: this file's text (maybe 200 MB) must not stay
-        # alive through embedding (returning drops it)
+            return None
+        return PendingFile(str(src.path), str(src.root), source, digest, stat.st_size, stat.st_mtime_ns, bool(old))
 
-    def _drop_vanished(self, plan: _Plan, update: _Update) -> None:
+    def _accept(self, pending: PendingFile, result: FileResult, update: BuildUpdate) -> None:
+        """Take one file's chunks (or its failure) into the update."""
+        report, source = update.report, pending.source
+        if result.error is not None:
+            kept = "; the previously indexed version is kept" if pending.old else ""
+            report.problems.append(Problem(source, f"{result.error}{kept}"))
+            return
+        report.seconds["load"] += result.load_s
+        report.seconds["chunk"] += result.chunk_s
+        report.problems.extend(Problem(source, w, "warning") for w in result.warnings)
+        update.chunks.extend(result.chunks)
+        update.records[source] = {
+            "path": pending.path, "root": pending.root, "sha256": pending.digest, "size": pending.size,
+            "mtime_ns": pending.mtime_ns, "format": result.format, "chunks": len(result.chunks),
+            "warnings": list(result.warnings), "documents": result.documents,
+        }
+        (report.updated if pending.old else report.added).append(source)
+        if pending.old:
+            update.removals.add(source)
+
+    def _drop_vanished(self, plan: _Plan, update: BuildUpdate) -> None:
         """Files of a scanned folder that are no longer there, and those of a root that is gone."""
         for source, rec in self.files.items():
             gone = rec["root"] in plan.gone_roots or (rec["root"] in plan.scanned_roots
@@ -417,8 +483,13 @@ class Index:
             del self.files[s]
         return len(gone)
 
-    def _apply(self, removals: set[str], new_chunks: list[Chunk], report: BuildReport) -> None:
-        """Drop the locations of ``removals``, add ``new_chunks``; embed only texts not yet stored."""
+    def _apply(self, removals: set[str], new_chunks: list[Chunk], report: BuildReport,
+               made: dict[str, np.ndarray] | None = None) -> None:
+        """Drop the locations of ``removals``, add ``new_chunks``; embed only texts not yet stored.
+
+        ``made`` holds vectors already made elsewhere (by a cluster), by chunk id: only the new
+        texts it lacks are embedded here.
+        """
         row_of = {c.id: r for r, locs in enumerate(self._locations) for c in locs[:1]}
         locations = [[c for c in locs if c.source not in removals] if removals else list(locs) for locs in self._locations]
         fresh: dict[str, list[Chunk]] = {}
@@ -438,10 +509,21 @@ class Index:
         report.reused += sum(len(locs) - 1 for locs in fresh.values())
 
         with timed(report.seconds, "embed"):
-            vectors = self._embed_with_context(new_texts, contexts)
+            if not made:
+                vectors = self._embed_with_context(new_texts, contexts)
+            else:  # made on a cluster; a passage its shard lacks (the index changed since) is embedded here
+                vectors = np.zeros((len(fresh), self._dimension or self.embedder.dimension), dtype=np.float32)
+                todo = []
+                for i, cid in enumerate(fresh):
+                    if cid in made:
+                        vectors[i] = made[cid]
+                    else:
+                        todo.append(i)
+                if todo:
+                    vectors[todo] = self._embed_with_context([new_texts[i] for i in todo], [contexts[i] for i in todo])
             report.embedded = len(new_texts)
         with timed(report.seconds, "index"):
-            new_ids = np.array([_int_id(cid) for cid in fresh], dtype=np.int64)
+            new_ids = np.array([int_id(cid) for cid in fresh], dtype=np.int64)
             self.vectors.update(keep, new_ids, vectors)
             del vectors  # the store holds its own copy; 1.5 KB a passage is too much to keep twice
             self.bm25.update(keep, new_texts, contexts)
@@ -461,25 +543,7 @@ class Index:
     # -- embeddings and the model check ----------------------------------------------------
 
     def _embed_with_context(self, texts: list[str], contexts: list[str]) -> np.ndarray:
-        """Each passage's vector, moved towards the vector of its context line (title > section).
-
-        ``normalize(v(text) + CONTEXT_WEIGHT * v(context))``: a question that names its document
-        ("in his 1937 inaugural") meets the passages of that document, while one that does not
-        is scored almost as if no context were there.  The few distinct context lines (one per
-        section) are embedded once each.  Embedding the line with the text instead
-        (``"context\ntext"``) finds named documents as well but dilutes every passage: on the demo
-        course its questions' best cosine fell from 0.602 to 0.567 (0.602 this way, at 0.3).
-        """
-        vectors = self._embed_documents(texts)
-        lines = sorted({c for c in contexts if c})
-        if not lines:
-            return vectors
-        line_vectors = self._embed_documents(lines)
-        at = {line: i for i, line in enumerate(lines)}
-        rows = [i for i, c in enumerate(contexts) if c]
-        vectors[rows] += CONTEXT_WEIGHT * line_vectors[[at[contexts[i]] for i in rows]]
-        vectors[rows] /= np.linalg.norm(vectors[rows], axis=1, keepdims=True)
-        return vectors
+        return embed_with_context(self._embed_documents, texts, contexts)
 
     def _embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:  # nothing new: no need to load (or check) the model
@@ -492,20 +556,26 @@ class Index:
         self._check_model()
         return self.embedder.encode_queries([query])[0]
 
-    def _check_model(self) -> None:
-        if self._model_checked:
+    def _check_model(self, made_by: dict[str, Any] | None = None) -> None:
+        """Record the encoder a new index is built with, or check the one in use against the index's.
+
+        ``made_by`` is the :meth:`Embedder.info` of vectors made elsewhere (a cluster's workers):
+        recorded for a new index, checked like the local model for an existing one.
+        """
+        if self._model_checked and made_by is None:
             return
         info = self._embedding_info
         if info is None:  # a new index: record the model (and the encoder) it is built with
-            self._embedding_info = self.embedder.info()
+            self._embedding_info = made_by or self.embedder.info()
             self._dimension = self._embedding_info["dimension"]
         else:
-            dim, fp = self.embedder.dimension, self.embedder.fingerprint()
+            dim, fp = ((made_by["dimension"], made_by["fingerprint"]) if made_by
+                       else (self.embedder.dimension, self.embedder.fingerprint()))
             comparable = dim == info["dimension"] and len(fp) == len(info["fingerprint"])
             drift = float(np.abs(np.subtract(fp, info["fingerprint"])).max()) if comparable else None
             if drift is None or drift > FINGERPRINT_TOLERANCE:
                 raise ModelMismatchError(self._mismatch(info, dim, drift))
-        self._model_checked = True
+        self._model_checked = self._model_checked or made_by is None
 
     def _mismatch(self, info: dict[str, Any], dim: int, drift: float | None) -> str:
         built, using = info.get("encoder", "torch"), getattr(self.embedder, "backend", None)
@@ -563,7 +633,9 @@ class Index:
                     if locs[0].context:
                         record["context"] = locs[0].context
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            return ["chunks.jsonl", *self.vectors.save(folder), *self.bm25.save(folder)]
+            names = ["chunks.jsonl", *self.vectors.save(folder), *self.bm25.save(folder)]
+            manifest["vectors"] = self.vectors.settings()  # with what building chose (an IVF's lists)
+            return names
 
         manifest = {
             "ragbook_version": __version__,
@@ -584,6 +656,7 @@ class Index:
                 log.warning("%s was saved by another process since this index was opened; this save replaces "
                             "that version with this one", target)
             write_index_folder(target, write, manifest, lock_timeout=lock_timeout)
+            shutil.rmtree(target / SHARDS, ignore_errors=True)  # a cluster build's shards: the index holds them now
             self._seen_version = (os.path.realpath(target), manifest_version(target))
         self.path = target
         return target
@@ -645,7 +718,7 @@ class Index:
             raise IndexFormatError(f"{path}: bm25.json's settings differ from the manifest's; rebuild the index")
         if not (len(index._texts) == len(index._vectors) == len(index.bm25)):
             raise IndexFormatError(f"{path}: chunks, vectors and BM25 rows disagree in number; rebuild the index")
-        expected = np.fromiter((_int_id(locs[0].id) for locs in index._locations), dtype=np.int64,
+        expected = np.fromiter((int_id(locs[0].id) for locs in index._locations), dtype=np.int64,
                                count=len(index._locations))
         if not np.array_equal(expected, index._vectors.ids):
             raise IndexFormatError(f"{path}: the vectors are not the passages' (ids.npy does not match chunks.jsonl); "
@@ -700,10 +773,10 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
     # own options such as notebook_outputs or ocr) goes to Index.add and on to the loaders
     index_keys = (set(inspect.signature(Index.__init__).parameters) | set(VECTOR_KEYS)) - {"self", "path", "vector_params"}
     add_opts = {k: settings.pop(k) for k in list(settings) if k not in index_keys}
-    unknown = sorted(set(add_opts) - {"include", "exclude", "hidden"} - LOAD_OPTIONS)
+    unknown = sorted(set(add_opts) - {"include", "exclude", "hidden", "engine", "address", "ray_options"} - LOAD_OPTIONS)
     if unknown:
         raise SettingsError(f"unknown setting {', '.join(map(repr, unknown))}; index settings: "
-                            f"{', '.join(sorted(index_keys))}; loading: include, exclude, hidden, "
+                            f"{', '.join(sorted(index_keys))}; loading: include, exclude, hidden, engine, address, "
                             f"{', '.join(sorted(LOAD_OPTIONS))}")
     missing = _missing_paths(paths)
     if out is None:
@@ -712,7 +785,7 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
         index.add(paths, **add_opts)
         return index
     manifest = Path(out) / "manifest.json"
-    fresh = None if manifest.exists() else Index(**settings)  # bad settings fail before the folder is made
+    fresh = None if manifest.exists() else Index(path=out, **settings)  # bad settings fail before the folder is made
     with index_lock(out, lock_timeout):
         if manifest.exists():  # checked again under the lock: another build may have just made it
             model = renamed(settings.pop("embedding_model", None), settings.pop("model", None), "model",
@@ -720,7 +793,7 @@ def build(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], out:
             index = Index.load(out, embedding_model=model)
             _warn_ignored(settings)
         else:
-            index = fresh or Index(**settings)
+            index = fresh or Index(path=out, **settings)
         _refuse_missing(missing, index.roots)  # a folder indexed before and deleted since is dropped, not an error
         index.add(paths, **add_opts)
         index.save(out, lock_timeout=lock_timeout)
@@ -739,6 +812,28 @@ def _refuse_missing(missing: list[str], roots: list[str]) -> None:
     if gone:
         raise NotFoundError(f"no such file or folder: {', '.join(map(repr, gone))} (relative paths start at "
                             f"{os.getcwd()}); check the path")
+
+
+def embed_with_context(encode: Any, texts: list[str], contexts: list[str]) -> np.ndarray:
+    """Each passage's vector, moved towards the vector of its context line (title > section).
+
+    ``normalize(v(text) + CONTEXT_WEIGHT * v(context))``: a question that names its document
+    ("in his 1937 inaugural") meets the passages of that document, while one that does not
+    is scored almost as if no context were there.  The few distinct context lines (one per
+    section) are embedded once each.  Embedding the line with the text instead
+    (``"context\ntext"``) finds named documents as well but dilutes every passage: on the demo
+    course its questions' best cosine fell from 0.602 to 0.567 (0.602 this way, at 0.3).
+    """
+    vectors = encode(texts)
+    lines = sorted({c for c in contexts if c})
+    if not lines:
+        return vectors
+    line_vectors = encode(lines)
+    at = {line: i for i, line in enumerate(lines)}
+    rows = [i for i, c in enumerate(contexts) if c]
+    vectors[rows] += CONTEXT_WEIGHT * line_vectors[[at[contexts[i]] for i in rows]]
+    vectors[rows] /= np.linalg.norm(vectors[rows], axis=1, keepdims=True)
+    return vectors
 
 
 def open_index(path: str | os.PathLike[str], **kwargs: Any) -> Index:

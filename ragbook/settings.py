@@ -80,7 +80,8 @@ class IndexConfig:
     chunk_size: int = _doc("chunk size, in the embedding model's tokens", 200, kind=int, low=8, high=100_000)
     overlap: int = _doc("tokens shared by neighbouring chunks", 32, kind=int, low=0, high=100_000)
     context: bool = _doc("index each chunk with its document title and section path", True, kind=bool)
-    index_type: IndexType = _doc("the vector index: auto (exact search, HNSW above `threshold` chunks), flat, hnsw, "
+    index_type: IndexType = _doc("the vector index: auto (exact search, HNSW above `threshold` chunks, IVF-PQ above "
+                                 "2M), flat, hnsw, "
                                  "ivf, or pq, hnsw-pq, ivf-pq for compressed vectors", "auto", kind=str,
                                  choices=INDEX_TYPES)
     threshold: int = _doc("chunks above which auto leaves exact search for HNSW", 100_000, kind=int, low=1,

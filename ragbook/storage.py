@@ -61,6 +61,7 @@ FORMAT = "ragbook-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
+SHARDS = ".shards"  # a cluster build's per-file results, kept until a save holds them (ragbook.cluster)
 _GENERATION = re.compile(r"^data-([0-9]{6,})$")
 _TMP_DATA = ".tmp-data-"
 # A data file's name: no separators, no "..", no leading dot, nothing a file system treats specially.
@@ -189,7 +190,7 @@ def _is_index_folder(root: Path) -> bool:
     """True for an index, an empty folder, or one holding only what ragbook's own saves leave."""
     if (root / MANIFEST).exists() or _generations(root):
         return True
-    return all(entry.name == LOCK_FILE or _is_leftover(entry.name) for entry in root.iterdir())
+    return all(entry.name in (LOCK_FILE, SHARDS) or _is_leftover(entry.name) for entry in root.iterdir())
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -685,7 +686,7 @@ MANIFEST_SCHEMA = record({
         "kind": string(choices=_KINDS), "in_use": string(choices=_KINDS[1:]), "hnsw_m": integer(2, 1024),
         "ef_construction": integer(1), "ef_search": integer(1), "nprobe": nullable(integer(1)),
         "threshold": _count, "pq_m": integer(1, 65_536), "refine": integer(1, 10_000),
-    }),
+    }, optional={"dtype": string(choices=["float32", "float16"]), "nlist": integer(1), "nprobe_in_use": integer(1)}),
     "bm25": BM25_SETTINGS,
     "counts": record({"files": _count, "documents": _count, "chunks": _count, "unique_chunks": _count,
                       "index_type": string()}),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any, Callable, Generator, Sequence
 
 import numpy as np
@@ -37,8 +38,9 @@ class HashEmbedder:
     name = "test/hash-embedder"
     normalize = True
 
-    def __init__(self, dimension: int = 32) -> None:
+    def __init__(self, dimension: int = 32, *, delay: float = 0.0) -> None:
         self.dimension = dimension
+        self.delay = delay  # seconds a text: a slow model, for tests that stop a build midway
         self.tokenizer = None  # chunking counts words
         self.max_tokens = 10_000
         self.calls = 0  # how many times documents were embedded, and how many texts in all
@@ -54,6 +56,8 @@ class HashEmbedder:
     def encode_documents(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         self.calls += 1
         self.embedded += len(texts)
+        if self.delay:
+            time.sleep(self.delay * len(texts))
         return np.stack([self._vec(t) for t in texts]) if len(texts) else np.zeros((0, self.dimension), np.float32)
 
     def encode_queries(self, texts: Sequence[str] | str) -> np.ndarray:

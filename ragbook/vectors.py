@@ -7,11 +7,16 @@ rebuilt without re-embedding, and lets MMR and filtered search read vectors dire
 
 Index kinds (``kind``): ``"flat"`` (exact inner product), ``"hnsw"`` (graph, fast, no removal
 in place: rebuilt from the stored vectors), ``"ivf"`` (inverted lists, trained on the data),
-and ``"auto"``: flat below ``AUTO_THRESHOLD`` vectors, HNSW above.  ``"pq"``, ``"hnsw-pq"`` and
-``"ivf-pq"`` are the same three with product-quantised codes (``pq_m`` bytes a vector instead of
-4 x dimension: 32x smaller for 384 dimensions) for collections whose vectors do not fit in
-memory: the FAISS index finds ``refine`` x n candidates from the codes, and their exact scores
-come from the memory-mapped float matrix, so the scores ragbook reports stay exact cosines.
+and ``"auto"``: flat below ``AUTO_THRESHOLD`` vectors, HNSW above, IVF-PQ above
+``AUTO_PQ_THRESHOLD``.  ``"pq"``, ``"hnsw-pq"`` and ``"ivf-pq"`` are the same three with
+product-quantised codes (``pq_m`` bytes a vector instead of 4 x dimension: 32x smaller for 384
+dimensions) for collections whose vectors do not fit in memory: the FAISS index finds
+``refine`` x n candidates (at least ``MIN_CANDIDATES``) from the codes, and their scores come
+from the memory-mapped matrix, so the scores ragbook reports stay cosines.  The PQ kinds keep
+that matrix in float16 (half the disk, half the pages a re-rank reads): at 1M vectors recall@10
+is the same as with float32 (0.994 and 0.994 from the same candidates) and the scores move by
+less than 0.0001 (``benchmarks/scale_10m.py -n 1000000``).  A matrix larger than memory is
+given with :meth:`VectorStore.from_arrays` and added to FAISS a block at a time.
 """
 
 from __future__ import annotations
@@ -33,8 +38,29 @@ __all__ = ["VectorStore", "AUTO_THRESHOLD", "KINDS", "top_n"]
 # laptop (less than encoding the query) and stays exact and editable in place; beyond it HNSW
 # keeps recall@10 >= 0.99 (efSearch 96) at ~0.2 ms.
 AUTO_THRESHOLD: int = IndexConfig.threshold
+# HNSW keeps every float32 vector and its links in memory, ~1.8 KB a vector (1.82 GB at 1M,
+# benchmarks/scale.py): past 2M it outgrows a 4 GB budget, while IVF-PQ holds ~60 bytes a vector
+# and maps the rest (10M: recall@10 and latency in benchmarks/results/scale-10m.json).
+AUTO_PQ_THRESHOLD = 2_000_000
 KINDS = INDEX_TYPES
 PQ_KINDS = ("pq", "hnsw-pq", "ivf-pq")
+# Inverted lists: at most this many (4 x sqrt(n) would be 12,649 at 10M vectors, whose k-means
+# costs hours on 2 cores; 8,192 lists of ~1,200 vectors search 10M in a few ms), trained on at
+# most this many sampled vectors (FAISS asks for 39 to 256 per list).
+MAX_NLIST = 8192
+MAX_TRAIN = 1 << 20
+BLOCK = 65_536  # rows converted to float32 at a time when a large matrix is added or scanned
+# Rows read from a memory-mapped matrix stay resident until let go, and a page fault maps more
+# than the row: neighbouring cached pages, or the whole large folio the row lies in (~280 KB a
+# row at 10M vectors).  Every this many rows the pages go back to the OS's cache (0.02 ms), so a
+# long-running process stays ~0.6 GB above the index's own size at 10M vectors (0.1 GB at 200k),
+# not the whole matrix (7.7 GB).
+RELEASE_EVERY = 2_048
+# The PQ kinds re-rank at least this many candidates (refine x k, if more).  At 10M vectors the
+# true top 10 is often ranked past 100th by its codes: IVF-PQ recall@10 was 0.943 with 100
+# candidates, 0.981 with 200 and 0.997 with 400, at 6.9 / 7.2 / 8.8 ms (nprobe did not matter:
+# 256 to 1,024 lists gave the same recall; benchmarks/scale_10m.py).
+MIN_CANDIDATES = 400
 
 
 def _faiss() -> Any:
@@ -63,11 +89,27 @@ class VectorStore:
         if dimension % self.pq_m:
             raise SettingsError(f"pq_m={self.pq_m} must divide the dimension {dimension}")
         self.refine = max(1, int(refine))
-        self.vectors = np.zeros((0, dimension), dtype=np.float32)
         self.ids = np.zeros(0, dtype=np.int64)
+        self.vectors = np.zeros((0, dimension), dtype=self.dtype)
         self._index: Any = None
         self._built_kind: str | None = None
-        self._row_of: dict[int, int] | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # ids sorted, and their rows
+        self._rows_read = 0  # from a memory-mapped matrix, since its pages were last let go
+
+    @classmethod
+    def from_arrays(cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto", **params: Any) -> VectorStore:
+        """A store over existing arrays (a memory-mapped matrix larger than memory, say), not copied.
+
+        The FAISS structure is built on first search or save, adding the rows in blocks, so a
+        matrix on disk is never held in memory as a whole.
+        """
+        store = cls(vectors.shape[1], kind, **params)
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) != len(vectors) or (len(ids) and len(np.unique(ids)) != len(ids)):
+            raise SettingsError(f"{len(vectors)} vectors need as many distinct ids, got {len(ids)}")
+        store.ids = ids
+        store.vectors = vectors if vectors.dtype == store.dtype else np.asarray(vectors, dtype=store.dtype)
+        return store
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,12 +121,23 @@ class VectorStore:
     def kind_in_use(self) -> str:
         if self.kind != "auto":
             return self.kind
-        return "flat" if len(self) < self.threshold else "hnsw"
+        n = len(self)
+        return "flat" if n < self.threshold else "hnsw" if n < max(self.threshold, AUTO_PQ_THRESHOLD) else "ivf-pq"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored matrix's type: float16 where it only re-ranks PQ candidates, float32 where FAISS reads it."""
+        return np.dtype(np.float16 if self.kind_in_use in PQ_KINDS else np.float32)
 
     def settings(self) -> dict[str, Any]:
-        return {"kind": self.kind, "in_use": self.kind_in_use, "hnsw_m": self.hnsw_m,
-                "ef_construction": self.ef_construction, "ef_search": self.ef_search,
-                "nprobe": self.nprobe, "threshold": self.threshold, "pq_m": self.pq_m, "refine": self.refine}
+        """What the manifest records: the settings, and what a built IVF index chose (lists, lists searched)."""
+        out = {"kind": self.kind, "in_use": self.kind_in_use, "hnsw_m": self.hnsw_m,
+               "ef_construction": self.ef_construction, "ef_search": self.ef_search,
+               "nprobe": self.nprobe, "threshold": self.threshold, "pq_m": self.pq_m, "refine": self.refine,
+               "dtype": self.dtype.name}
+        if self._index is not None and self._built_kind in ("ivf", "ivf-pq"):
+            out.update(nlist=int(self._index.nlist), nprobe_in_use=int(self._index.nprobe))
+        return out
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -94,9 +147,9 @@ class VectorStore:
         removed = self.ids[~keep]
         new_vectors = np.ascontiguousarray(new_vectors, dtype=np.float32).reshape(-1, self.dimension)
         new_ids = np.asarray(new_ids, dtype=np.int64)
-        self.vectors = np.concatenate([np.asarray(self.vectors)[keep], new_vectors])
         self.ids = np.concatenate([self.ids[keep], new_ids])
-        self._row_of = None
+        self.vectors = np.concatenate([np.asarray(self.vectors)[keep], new_vectors]).astype(self.dtype, copy=False)
+        self._sorted = None
         index = self._index
         if index is None or self._built_kind != self.kind_in_use:
             self._index = None  # built lazily on the next search or save
@@ -121,11 +174,11 @@ class VectorStore:
         faiss = _faiss()
         kind = self.kind_in_use
         d = self.dimension
-        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        n = len(self.vectors)
         ip = faiss.METRIC_INNER_PRODUCT
-        nlist = max(1, min(int(4 * math.sqrt(max(len(vectors), 1))), max(len(vectors) // 39, 1)))
+        nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1), MAX_NLIST))
         # 8-bit codes need 256 training points per sub-quantiser; tiny collections use fewer bits
-        nbits = max(1, min(8, int(math.log2(max(len(vectors), 2))) - 2))
+        nbits = max(1, min(8, int(math.log2(max(n, 2))) - 2))
         if kind == "flat":
             inner = faiss.IndexFlatIP(d)
         elif kind in ("hnsw", "hnsw-pq"):
@@ -143,23 +196,28 @@ class VectorStore:
         if kind in ("ivf", "ivf-pq"):
             # recall@10 0.989 at 10k, 0.988 at 100k, >= 0.995 at 1M vectors for ivf (benchmarks/scale.py)
             inner.nprobe = self.nprobe or min(nlist, max(16, nlist // 32))
-        if not inner.is_trained and len(vectors):
-            sample = vectors
-            if len(vectors) > 256 * max(nlist, 256):
-                pick = np.random.default_rng(0).choice(len(vectors), 256 * max(nlist, 256), replace=False)
-                sample = vectors[np.sort(pick)]
-            inner.train(sample)
+        if not inner.is_trained and n:
+            want = min(256 * max(nlist, 256), MAX_TRAIN)
+            rows = np.sort(np.random.default_rng(0).choice(n, want, replace=False)) if n > want else slice(None)
+            inner.train(np.ascontiguousarray(self.vectors[rows], dtype=np.float32))
         # IVF lists carry the ids themselves; the others get an id map around them
         index = inner if kind in ("ivf", "ivf-pq") else faiss.IndexIDMap2(inner)
-        if len(vectors):
-            index.add_with_ids(vectors, self.ids)
+        for lo in range(0, n, BLOCK):  # in blocks: the matrix may be on disk, and float16
+            index.add_with_ids(np.ascontiguousarray(self.vectors[lo : lo + BLOCK], dtype=np.float32),
+                               self.ids[lo : lo + BLOCK])
         self._built_kind = kind
         return index
 
     def row_of(self, ids: np.ndarray) -> np.ndarray:
-        if self._row_of is None:
-            self._row_of = {int(i): r for r, i in enumerate(self.ids.tolist())}
-        return np.fromiter((self._row_of.get(int(i), -1) for i in ids), dtype=np.int64, count=len(ids))
+        """The rows of ``ids``; -1 for an id the store does not hold."""
+        if self._sorted is None:  # two arrays (16 bytes a vector), not a dict (~100): 10M ids fit
+            order = np.argsort(self.ids, kind="stable")
+            self._sorted = (self.ids[order], order)
+        keys, rows = self._sorted
+        ids = np.asarray(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, ids), max(len(keys) - 1, 0))
+        found = (keys[at] == ids) if len(keys) else np.zeros(len(ids), dtype=bool)
+        return np.where(found, rows[at] if len(keys) else -1, -1).astype(np.int64)
 
     # -- search ----------------------------------------------------------------------------
 
@@ -171,7 +229,7 @@ class VectorStore:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if allowed is not None:
             rows = np.flatnonzero(allowed)
-            scores = np.asarray(self.vectors[rows] @ q[0], dtype=np.float32)
+            scores = self.scores_for(q, rows)
             top = top_n(scores, n)
             return rows[top], scores[top]
         n = min(n, total)
@@ -182,7 +240,7 @@ class VectorStore:
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         pq = self._built_kind in PQ_KINDS
-        want = min(total, n * self.refine) if pq else n
+        want = min(total, max(n * self.refine, MIN_CANDIDATES)) if pq else n
         if self._built_kind == "hnsw-pq":
             # a graph walked by code distances needs a wider beam: recall@10 0.90 -> 0.95 at 20k (scale.py)
             _faiss().downcast_index(index.index).hnsw.efSearch = max(self.ef_search, 2 * want)
@@ -201,16 +259,23 @@ class VectorStore:
 
     def scores_for(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Exact similarity of ``query`` to the given rows."""
-        if len(rows) == 0:
-            return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.vectors[np.asarray(rows)] @ np.asarray(query, dtype=np.float32).reshape(-1), dtype=np.float32)
+        rows = np.asarray(rows)
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        self._rows_read += len(rows)
+        if self._rows_read > RELEASE_EVERY:
+            release_pages(self.vectors)
+            self._rows_read = len(rows)
+        if len(rows) <= BLOCK:
+            return np.asarray(np.asarray(self.vectors[rows], dtype=np.float32) @ q, dtype=np.float32)
+        return np.concatenate([np.asarray(self.vectors[rows[lo : lo + BLOCK]], dtype=np.float32) @ q
+                               for lo in range(0, len(rows), BLOCK)]).astype(np.float32, copy=False)
 
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, folder: Path) -> list[str]:
         """Write the vectors, their ids and (not for flat search, which is rebuilt from the vectors on load)
         the FAISS index; the names of the files written."""
-        np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
+        np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=self.dtype), allow_pickle=False)
         np.save(folder / "ids.npy", self.ids, allow_pickle=False)
         if self.kind_in_use == "flat":  # the FAISS file would be a second copy of vectors.npy
             return [name for name in FILES if name not in OPTIONAL_FILES]
@@ -246,10 +311,11 @@ class VectorStore:
             ids = np.load(folder / "ids.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{folder}: vectors.npy or ids.npy cannot be read ({exc}); rebuild the index") from None
-        problem = _arrays_problem(vectors, ids, dimension, verify)
+        # the manifest names the matrix's type; one saved before it did holds float32
+        problem = _arrays_problem(vectors, ids, dimension, verify, np.dtype(settings.get("dtype", "float32")))
         if problem:
             raise IndexFormatError(f"{folder}: {problem}; rebuild the index")
-        release_pages(vectors)  # the check read them all; a search reads its own rows
+        release_pages(vectors, random_access=True)  # the check read them all; a search reads its own rows
         store.vectors, store.ids = vectors, ids
         in_use = settings.get("in_use", store.kind_in_use)
         if in_use != store.kind_in_use:
@@ -281,19 +347,21 @@ FILES = ("vectors.npy", "ids.npy", "dense.faiss")
 OPTIONAL_FILES = ("dense.faiss",)  # written only for the kinds that are not rebuilt from vectors.npy
 
 
-def _arrays_problem(vectors: Any, ids: Any, dimension: int, verify: bool) -> str | None:
-    """What is wrong with a loaded vector matrix and its ids, or None."""
+def _arrays_problem(vectors: Any, ids: Any, dimension: int, verify: bool, dtype: np.dtype) -> str | None:
+    """What is wrong with a loaded vector matrix (of type ``dtype``) and its ids, or None."""
     if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.ndim != 1:
         return f"ids.npy holds {getattr(ids, 'dtype', '?')} values, not a list of int64 ids"
-    if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32 or vectors.shape != (len(ids), dimension):
+    if not isinstance(vectors, np.ndarray) or vectors.dtype != dtype or vectors.shape != (len(ids), dimension):
         return (f"vectors.npy holds {getattr(vectors, 'dtype', '?')} values of shape {getattr(vectors, 'shape', '?')}, "
-                f"expected float32 of shape ({len(ids)}, {dimension})")
+                f"expected {dtype.name} of shape ({len(ids)}, {dimension})")
     if len(ids) and (ids.min() < 0 or len(np.unique(ids)) != len(ids)):
         return "ids.npy holds negative or repeated ids"
     if verify:
-        for lo in range(0, len(vectors), 65_536):  # in blocks: the matrix may be larger than memory
-            if not np.all(np.isfinite(vectors[lo : lo + 65_536])):
+        for lo in range(0, len(vectors), BLOCK):  # in blocks: the matrix may be larger than memory
+            if not np.all(np.isfinite(vectors[lo : lo + BLOCK])):
                 return "vectors.npy holds a vector that is not finite (NaN or infinity)"
+            if lo % (16 * BLOCK) == 15 * BLOCK:
+                release_pages(vectors)  # a 10M-vector matrix (7.7 GB) is read, never all resident
     return None
 
 

@@ -588,7 +588,7 @@ def test_an_hnsw_graph_is_saved_without_its_vectors_and_joined_again(tmp_path):
     loaded = VectorStore.load(tmp_path, store.settings(), 64)
     for got, want in zip((loaded.search(x[i], 10) for i in range(0, 1500, 50)), before):
         assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1])
-    loaded.update(np.ones(1500, bool), np.array([7], dtype=np.int64), -x[:1])  # still grows in place
+    loaded.update(np.ones(1500, bool), np.array([8], dtype=np.int64), -x[:1])  # still grows in place
     assert loaded.search(-x[0], 1)[0][0] == 1500
     faiss.write_index(store.index, str(tmp_path / "dense.faiss"))  # as saved before: graph and vectors together
     old = VectorStore.load(tmp_path, store.settings(), 64)
