@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", default=None, help="llama.cpp preset (default: ragbook's default model)")
     parser.add_argument("--threads", default=None, help="thread counts to compare, e.g. 1,2 (default: ragbook's)")
+    parser.add_argument("--passage-tokens", default="", help="also with each passage focused to N tokens, e.g. 96,128")
     args = parser.parse_args(argv)
     name = args.llm or default_model()
     rep = Report("first_answer", argv if argv is not None else sys.argv[1:], llm=name, question=DEMO_QUESTION,
@@ -97,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
                 bot.ask(q)
             rows[f"kept-k{k}{tag}"] = row = answer(bot, DEMO_QUESTION)
             show(rep, f"kept-k{k}{tag}", row, before)
+        for budget in [int(b) for b in args.passage_tokens.split(",") if b]:
+            bot = ragbook.Assistant(index, llm=warm, passage_tokens=budget)
+            for q in WARM_UP:
+                bot.ask(q)
+            key = f"kept-k{ANSWER_PASSAGES}-p{budget}{tag}"
+            rows[key] = row = answer(bot, DEMO_QUESTION)
+            show(rep, key, row, before)
         warm.close()
     tag = f"@{threads[-1]}t" if threads[-1] else ""  # the figures checked: the last thread count's
     rep.section("a fresh process's first question, the kept start read from disk")

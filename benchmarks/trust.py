@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from types import SimpleNamespace
 
@@ -82,13 +83,15 @@ def _place(hit) -> dict:
 
 
 def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None, resume: bool = False,
-               k: int | None = None) -> list[dict]:
+               k: int | None = None, passage_tokens: int | None = None) -> list[dict]:
     from ragbook.assistant import Assistant
 
     index = index_for(set_name)
     qa = questions_for(set_name, limit)
-    template = strategy.split("-k")[0]
-    extra = {"k": k} if k else {}
+    template = re.split(r"-[kp]\d", strategy)[0]
+    extra: dict = {"k": k} if k else {}
+    if passage_tokens:
+        extra["passage_tokens"] = passage_tokens
     bot = Assistant(index, llm=llm, template=template, verify=False, **extra)  # checks are replayed by --review
     bot.llm  # loaded before the clock starts
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -274,6 +277,8 @@ def main() -> None:
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
     parser.add_argument("--k", type=int, default=None,
                         help="passages per answer (default: the assistant's); scored as STRATEGY-kN")
+    parser.add_argument("--passage-tokens", type=int, default=None,
+                        help="each passage cut to its sentences closest to the question, up to N tokens (suffix -pN)")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
     parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
     parser.add_argument("--review", choices=("rules", "verify"), default=None,
@@ -290,6 +295,8 @@ def main() -> None:
         for strategy in args.strategy.split(","):
             if args.k:
                 strategy = f"{strategy}-k{args.k}"
+            if args.passage_tokens:
+                strategy = f"{strategy}-p{args.passage_tokens}"
             if args.terms_gate:
                 entry = with_terms_gate(set_name, results["results"][f"{set_name}/{strategy}"])
                 entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -302,7 +309,8 @@ def main() -> None:
                 strategy = f"{strategy}-{args.review}"
             else:
                 records = (load_cached(set_name, strategy) if args.rescore
-                           else answer_all(set_name, strategy, args.limit, args.llm, args.resume, args.k))
+                           else answer_all(set_name, strategy, args.limit, args.llm, args.resume, args.k,
+                                           args.passage_tokens))
             entry = score(set_name, strategy, records, args.limit)
             entry["machine"] = machine()
             entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

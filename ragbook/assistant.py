@@ -57,20 +57,21 @@ class Assistant:
                  min_relevance: float | None = _DEFAULTS.min_relevance, max_answer_tokens: int = _DEFAULTS.max_answer_tokens,
                  temperature: float = _DEFAULTS.temperature, history_turns: int = _DEFAULTS.history_turns,
                  verify: bool = _DEFAULTS.verify, abstain_unknown_terms: bool = _DEFAULTS.abstain_unknown_terms,
-                 **retrieval: Any) -> None:
+                 passage_tokens: int | None = _DEFAULTS.passage_tokens, **retrieval: Any) -> None:
         """Each setting is described in :class:`ragbook.settings.AssistantConfig` (and ``RetrievalConfig`` for
         the retrieval ones: ``k``, ``mode``, ``filters``...), which checks them."""
         self.template = get_template(template)
         reference = llm if llm is None or isinstance(llm, (str, dict)) else None  # a model object is not data
         AssistantConfig(name=name, llm=reference, template=self.template.to_dict(), min_relevance=min_relevance,
                         max_answer_tokens=max_answer_tokens, temperature=temperature, history_turns=history_turns,
-                        verify=verify, abstain_unknown_terms=abstain_unknown_terms)
+                        verify=verify, abstain_unknown_terms=abstain_unknown_terms, passage_tokens=passage_tokens)
         self.index = index
         self.name = name
         self.min_relevance = min_relevance
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
         self.history_turns = history_turns
+        self.passage_tokens = passage_tokens  # the model reads each passage's best sentences up to this many tokens
         # put to the model what the citation rules cannot settle (ragbook.grounding.review): fewer cited wrong
         # answers for some lost good ones; the trade is measured in benchmarks/README.md (trust.py)
         self.verify = verify
@@ -257,7 +258,7 @@ class Assistant:
                         template=self.template, min_relevance=self.min_relevance,
                         max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
                         history_turns=self.history_turns, verify=self.verify,
-                        abstain_unknown_terms=self.abstain_unknown_terms)
+                        abstain_unknown_terms=self.abstain_unknown_terms, passage_tokens=self.passage_tokens)
         unknown = set(changes) - set(settings)
         if unknown:
             raise SettingsError(f"unknown setting(s) {', '.join(sorted(unknown))}; they are {', '.join(settings)}")
@@ -273,7 +274,8 @@ class Assistant:
         return AssistantConfig(name=self.name, llm=self._llm_reference(), template=template,
                                min_relevance=self.min_relevance, max_answer_tokens=self.max_answer_tokens,
                                temperature=self.temperature, history_turns=self.history_turns, verify=self.verify,
-                               abstain_unknown_terms=self.abstain_unknown_terms, retrieval=self.retriever.config)
+                               abstain_unknown_terms=self.abstain_unknown_terms, passage_tokens=self.passage_tokens,
+                               retrieval=self.retriever.config)
 
     def settings(self) -> dict[str, Any]:
         """The settings as JSON-ready data (``config.to_dict()``)."""
@@ -458,8 +460,14 @@ class AnswerStream(StagedStream):
         llm = a.llm
         history = [m for t in self.history[-a.history_turns:] for m in (
             {"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer})]
-        packed = pack(a.template, self.question, hits, render=llm.render, count_tokens=llm.count_tokens,
+        views: list[Any] = list(hits)
+        if a.passage_tokens:  # the model reads each passage's sentences closest to the question
+            from ragbook.extractive import focus
+
+            views = list(focus(self.question, hits, a.index.embedder, a.passage_tokens, llm.count_tokens))
+        packed = pack(a.template, self.question, views, render=llm.render, count_tokens=llm.count_tokens,
                       context_window=llm.context_window, answer_tokens=a.max_answer_tokens, history=history)
+        packed.passages, packed.dropped = hits[:len(packed.passages)], hits[len(packed.passages):]  # the hits they show
         t2 = time.perf_counter()
         pieces: list[str] = []
         first = None

@@ -58,9 +58,10 @@ __all__ = ["read_on_ray", "RayPlan"]
 
 log = logging.getLogger(__name__)
 
-# Files per read task and per embedding call.  Measured on 2 cores (benchmarks/cluster.py): the
-# model's own batches (32 passages) set the speed; a call of ~8 files keeps its length-sorting
-# useful without holding one slow file's neighbours back.
+# Files per read task and per call of an embedding actor.  On a CPU, ONNX Runtime embeds one text
+# at a time, so these only set how finely work is dealt out (small enough that two actors finish
+# together, large enough that Ray's per-batch cost stays far below the model's); on a GPU the
+# actor's model batches its passages GPU_BATCH at a time (not measured: no GPU was lent yet).
 FILES_PER_TASK = 4
 FILES_PER_BATCH = 8
 GPU_BATCH = 256  # passages per forward pass on a GPU actor

@@ -202,6 +202,9 @@ class AssistantConfig:
     verify: bool = _doc("put to the model what the citation rules cannot settle (ragbook.grounding)", True, kind=bool)
     abstain_unknown_terms: bool = _doc("say it doesn't know when the question is about a term no document uses "
                                        "(ragbook.coverage)", True, kind=bool)
+    passage_tokens: int | None = _doc("keep at most this many tokens of each passage in the prompt: its sentences "
+                                      "closest to the question (None: whole passages)", None, kind=int, optional=True,
+                                      low=16, high=100_000)
     retrieval: RetrievalConfig = field(default_factory=lambda: RetrievalConfig(k=ANSWER_PASSAGES),
                                        metadata={"doc": f"how passages are found (k={ANSWER_PASSAGES} passages a prompt)"})
 
