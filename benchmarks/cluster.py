@@ -1,7 +1,8 @@
 """The Ray engine against an in-process build: the same files, the same 2 cores, one run.
 
-Files: the three shared corpora (OpenStax, Gutenberg, inaugural addresses: ~2.2 MB of text in
-~250 files), else the demo corpus.  Model: the default (all-MiniLM-L6-v2, the default encoder).
+Files: the three shared corpora (OpenStax, Gutenberg, inaugural addresses: 2.2 MB of text) and
+the real-world documents (``realdocs``: PDFs, some hostile, Word, HTML, notebooks: 18 MB), else
+the demo corpus.  Model: the default (all-MiniLM-L6-v2, the default encoder).
 
 1. A Ray head is started here (``ray start --head --num-cpus=N``: a cluster that is already
    running, as a lab's would be; its start is timed apart).
@@ -46,7 +47,8 @@ def files(quick: bool) -> list[Path]:
     corpora = SHARED_DATA / "corpora"
     if quick or not corpora.is_dir():
         return [DEMO_CORPUS]
-    return [corpora / "openstax-intro-python" / "markdown", corpora / "gutenberg", corpora / "inaugural"]
+    return [corpora / "openstax-intro-python" / "markdown", corpora / "gutenberg", corpora / "inaugural",
+            SHARED_DATA / "realdocs"]
 
 
 def start_head(cpus: int, temp: Path) -> tuple[str, float]:

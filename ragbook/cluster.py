@@ -58,14 +58,15 @@ __all__ = ["read_on_ray", "RayPlan"]
 
 log = logging.getLogger(__name__)
 
-# Files per read task and per call of an embedding actor.  On a CPU, ONNX Runtime embeds one text
-# at a time, so these only set how finely work is dealt out (small enough that two actors finish
-# together, large enough that Ray's per-batch cost stays far below the model's); on a GPU the
-# actor's model batches its passages GPU_BATCH at a time (not measured: no GPU was lent yet).
+# Files per read task, passages per part and parts per call of an embedding actor.  On a CPU,
+# ONNX Runtime embeds one text at a time, so these only set how finely work is dealt out (small
+# enough that the actors finish together, large enough that Ray's per-batch cost stays far below
+# the model's); on a GPU the actor's model batches GPU_BATCH passages at a time (not measured:
+# no GPU was lent yet).
 FILES_PER_TASK = 4
-FILES_PER_BATCH = 8
+PART = 64  # new passages a row: a large file's are spread over the actors
+PARTS_PER_BATCH = 4
 GPU_BATCH = 256  # passages per forward pass on a GPU actor
-READ_RETRIES = 3  # a read task whose worker dies is run again (actors are restarted without limit)
 
 
 @dataclass
@@ -83,8 +84,8 @@ class RayPlan:
         """One actor a GPU; else one single-threaded actor a CPU, each asking Ray for a share that leaves room to read.
 
         ONNX Runtime embeds one text at a time (see ragbook.onnx_embedding), which splits poorly
-        over threads: on 2 cores, 3,168 passages took 28.8 s with two actors of one thread and
-        34.7 s with one actor of two (benchmarks/cluster.py).  Actors holding every CPU would
+        over threads: on 2 cores, 6,723 passages took 68.8 s with two actors of one thread and
+        84.2 s with one actor of two (benchmarks/cluster.py).  Actors holding every CPU would
         starve the read tasks, so they ask for (CPUs - 1/8 of them) between them.
         """
         if gpus >= 1:
@@ -134,10 +135,15 @@ def _portable(embedder: EmbeddingModel, device: str | None, batch_size: int, thr
 
 
 def _read_files(batch: dict[str, np.ndarray], job: _Job) -> dict[str, list[Any]]:
-    """A read task: load, chunk and describe each file of the batch (one JSON string a file)."""
-    from ragbook.index import read_file
+    """A read task: load and chunk each file of the batch; its new passages go on in parts.
 
-    out: dict[str, list[Any]] = {"source": [], "result": []}
+    A row a part, at most ``PART`` passages each, so that a 600-page PDF is embedded by every
+    actor, not by one while the others wait.  The file's result (JSON) rides in its first part;
+    every part says how many parts the file has, for the driver to put them together.
+    """
+    from ragbook.index import int_id, read_file
+
+    out: dict[str, list[Any]] = {"source": [], "result": [], "part": [], "parts": [], "texts": []}
     for pending_json in batch["pending"]:
         pending = json.loads(pending_json)
         max_mb = job.load_options.get("max_file_mb", DEFAULT_MAX_FILE_MB)
@@ -150,8 +156,18 @@ def _read_files(batch: dict[str, np.ndarray], job: _Job) -> dict[str, list[Any]]
         except OSError as exc:
             result = _failed(f"cannot read file on worker {os.uname().nodename}: {exc.strerror or exc} "
                              "(the cluster's workers must see the files at the driver's paths)")
-        out["source"].append(pending["source"])
-        out["result"].append(json.dumps(_result_to_json(result), ensure_ascii=False))
+        new: dict[str, tuple[str, str]] = {}  # the passages to embed: not in the index, once each
+        for c in result.chunks:
+            if c.id not in new and not _holds(job.known, int_id(c.id)):
+                new[c.id] = (c.text, c.context)
+        items = [[cid, text, context] for cid, (text, context) in new.items()]
+        parts = max(1, -(-len(items) // PART))
+        for k in range(parts):
+            out["source"].append(pending["source"])
+            out["result"].append(json.dumps(_result_to_json(result), ensure_ascii=False) if k == 0 else "")
+            out["part"].append(k)
+            out["parts"].append(parts)
+            out["texts"].append(json.dumps(items[k * PART:(k + 1) * PART], ensure_ascii=False))
     return out
 
 
@@ -162,7 +178,7 @@ def _failed(reason: str) -> FileResult:
 
 
 class _EmbedActor:
-    """An actor of the pool: loads the model once, then embeds the new passages of each batch of files."""
+    """An actor of the pool: loads the model once, then embeds the passages of each batch of parts."""
 
     def __init__(self, job: _Job) -> None:
         self.job = job
@@ -174,49 +190,32 @@ class _EmbedActor:
             sys.modules["torch"].set_num_threads(job.threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from ragbook.index import embed_with_context, int_id
+        from ragbook.index import embed_with_context
 
-        results = [json.loads(r) for r in batch["result"]]
-        wanted: list[list[str]] = []  # per file: the ids of its passages to embed
-        texts: list[str] = []
-        contexts: list[str] = []
-        seen: set[str] = set()
-        known = self.job.known
-        for res in results:
-            ids = []
-            for c in res.get("chunks", []):
-                cid = _chunk_id(c)
-                if cid in seen or _holds(known, int_id(cid)):
-                    continue
-                seen.add(cid)
-                ids.append(cid)
-                texts.append(c["text"])
-                contexts.append(c.get("context", ""))
-            wanted.append(ids)
+        parts = [json.loads(t) for t in batch["texts"]]
+        texts = [text for items in parts for _, text, _ in items]
+        contexts = [context for items in parts for _, _, context in items]
         started = time.perf_counter()
         emb = self.job.embedder
         vectors = (embed_with_context(lambda t: emb.encode_documents(t, show_progress=False), texts, contexts)
                    if texts else np.zeros((0, 1), dtype=np.float32))
         seconds = time.perf_counter() - started
-        out: dict[str, list[Any]] = {"source": list(batch["source"]), "result": list(batch["result"]), "ids": [],
-                                     "vectors": [], "info": [], "embed_s": []}
-        at = {cid: i for i, cid in enumerate(cid for ids in wanted for cid in ids)}
-        for ids in wanted:
-            rows = np.asarray(vectors[[at[c] for c in ids]] if ids else np.zeros((0, vectors.shape[1])), dtype=np.float32)
-            out["ids"].append(json.dumps(ids))
+        out: dict[str, list[Any]] = {key: list(batch[key]) for key in ("source", "result", "part", "parts")}
+        out.update(ids=[], vectors=[], info=[], embed_s=[])
+        at = 0
+        for items in parts:
+            rows = np.asarray(vectors[at:at + len(items)], dtype=np.float32)
+            at += len(items)
+            out["ids"].append(json.dumps([cid for cid, _, _ in items]))
             out["vectors"].append(_npy_bytes(rows))
             out["info"].append(self.info)
-            out["embed_s"].append(seconds * len(ids) / max(len(texts), 1))
+            out["embed_s"].append(seconds * len(items) / max(len(texts), 1))
         return out
 
 
 def _holds(known: np.ndarray, value: int) -> bool:
     at = int(np.searchsorted(known, value))
     return at < len(known) and int(known[at]) == value
-
-
-def _chunk_id(data: dict[str, Any]) -> str:
-    return Chunk.from_dict(data["text"], data).id
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -403,24 +402,38 @@ def read_on_ray(index: Index, found: list[Any], update: BuildUpdate, load_option
                        prefer=(info or {}).get("encoder"))
             rows = [{"pending": json.dumps(p.__dict__)} for p in todo]
             ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // FILES_PER_TASK, 10_000)))
-            # read tasks of their own (a slow PDF never holds a model), run again if their worker dies;
-            # remote arguments unlike the actors' also keep Ray Data from fusing reading into them
+            # Read tasks of their own (a slow PDF never holds a model; Ray runs a task again if its
+            # worker dies).  They ask for the memory a file at the size limit may take, text and all,
+            # which also keeps Ray Data from running them inside the actors (unlike resources: no fusing).
+            read_memory = min(4 * float(max_mb), 2048.0) * 2**20  # Ray saw 337 MiB in one over the real documents
             ds = ds.map_batches(_read_files, fn_kwargs={"job": job}, batch_size=FILES_PER_TASK, batch_format="numpy",
-                                num_cpus=plan.read_cpus, max_retries=READ_RETRIES)
-            ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"job": job}, batch_size=FILES_PER_BATCH,
-                                batch_format="numpy", compute=ActorPoolStrategy(size=plan.actors),
+                                num_cpus=plan.read_cpus, memory=read_memory)
+            actors = max(1, min(plan.actors, -(-len(todo) // PARTS_PER_BATCH)))  # no idle actors for a small update
+            ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"job": job}, batch_size=PARTS_PER_BATCH,
+                                batch_format="numpy", compute=ActorPoolStrategy(size=actors),
                                 num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor or None)
             by_source = {p.source: p for p in todo}
+            pieces: dict[str, dict[int, tuple[str, list[str], np.ndarray]]] = {}
             bar = progress(total=len(todo), desc="Indexing on Ray", unit="file", min_total=20)
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for source, result_json, ids_json, vec, info_json, secs in zip(
-                        batch["source"], batch["result"], batch["ids"], batch["vectors"], batch["info"], batch["embed_s"]):
-                    data, ids, made_by = json.loads(result_json), json.loads(ids_json), json.loads(info_json)
-                    if "error" not in data:  # a failure is tried again next time (it may have been the worker's)
-                        store.put(by_source[source], data, ids, bytes(vec), made_by)
-                    results[source] = (_result_from_json(data), ids, _npy_array(bytes(vec)))
-                    infos.append(made_by)
+                for source, result_json, part, parts, ids_json, vec, info_json, secs in zip(
+                        batch["source"], batch["result"], batch["part"], batch["parts"], batch["ids"], batch["vectors"],
+                        batch["info"], batch["embed_s"]):
+                    got = pieces.setdefault(str(source), {})
+                    got[int(part)] = (str(result_json), json.loads(ids_json), _npy_array(bytes(vec)))
                     embed_s += float(secs)
+                    if len(got) < int(parts):
+                        continue  # the file's other parts are still on their way
+                    del pieces[str(source)]
+                    ordered = [got[k] for k in range(int(parts))]
+                    data, made_by = json.loads(ordered[0][0]), json.loads(info_json)
+                    ids = [cid for _, part_ids, _ in ordered for cid in part_ids]
+                    vectors = np.concatenate([v.reshape(len(i), -1) for _, i, v in ordered]) if ids else \
+                        np.zeros((0, 1), dtype=np.float32)
+                    if "error" not in data:  # a failure is tried again next time (it may have been the worker's)
+                        store.put(by_source[str(source)], data, ids, _npy_bytes(vectors), made_by)
+                    results[str(source)] = (_result_from_json(data), ids, vectors)
+                    infos.append(made_by)
                     bar.update(1)
             bar.close()
         update.report.seconds["cluster"] = time.perf_counter() - cluster_started

@@ -274,3 +274,19 @@ def test_a_damaged_shard_is_ignored(tmp_path):
     assert store.get(p) is None
     next(tmp_path.glob("*.json")).write_text("{not json", encoding="utf-8")
     assert store.get(p) is None
+
+
+def test_a_large_file_is_embedded_in_parts_and_put_back_together(cluster, tmp_path):
+    from ragbook.cluster import PART
+
+    rng = np.random.default_rng(3)
+    big = tmp_path / "lib" / "big.md"
+    big.parent.mkdir()
+    paras = [" ".join(rng.choice(WORDS, size=30)) + f" paragraph {i}." for i in range(3 * PART + 10)]
+    big.write_text("# A long book\n\n" + "\n\n".join(paras) + "\n", encoding="utf-8")
+    (tmp_path / "lib" / "small.txt").write_text("One short note about a volcano.\n", encoding="utf-8")
+    got = build(tmp_path / "lib", embedding_model=HashEmbedder(), chunk_size=40, overlap=0, engine="ray",
+                address=cluster)
+    want = build(tmp_path / "lib", embedding_model=HashEmbedder(), chunk_size=40, overlap=0)
+    assert len(want) > 3 * PART  # four parts, spread over the two actors
+    _same_index(want, got, atol=1e-6)
