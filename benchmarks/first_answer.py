@@ -5,7 +5,8 @@ question.  "Before" is how every answer was read until now: the whole prompt fro
 context (``prefix_cache="off"``) with 5 passages (the assistant's default until then; 3 now).
 Then the same answer with the fixed start
 of the prompt (system message and worked example) kept between questions, learnt from two
-other questions first, with 5, 4, 3 and 2 passages; and the first question of a fresh process
+other questions first, with 5, 4, 3 and 2 passages (the passages after the best focused to
+``PASSAGE_TOKENS``, the default), 3 whole passages, and the first question of a fresh process
 that finds the kept start on disk.  Each answer is compared with the "before" one, word for
 word, and its citations are listed.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from _common import REPO, Report, versions  # noqa: E402  (offline environment first)
 
 from ragbook.cli import DEMO_QUESTION  # noqa: E402
-from ragbook.settings import ANSWER_PASSAGES  # noqa: E402
+from ragbook.settings import ANSWER_PASSAGES, PASSAGE_TOKENS  # noqa: E402
 
 TTFT_TARGET, TOTAL_TARGET = 0.4, 0.5
 WARM_UP = ["How many grace days do students get?", "What is the late policy for labs?"]
@@ -75,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", default=None, help="llama.cpp preset (default: ragbook's default model)")
     parser.add_argument("--threads", default=None, help="thread counts to compare, e.g. 1,2 (default: ragbook's)")
-    parser.add_argument("--passage-tokens", default="", help="also with each passage focused to N tokens, e.g. 96,128")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="times the checked answers (before, and today's default) are timed; medians are checked")
+    parser.add_argument("--passage-tokens", default="",
+                        help="also with the passages after the best focused to N tokens, e.g. 96,128 "
+                             f"(the default, {PASSAGE_TOKENS}, is the kept-kN rows; whole passages are measured too)")
     args = parser.parse_args(argv)
     name = args.llm or default_model()
     rep = Report("first_answer", argv if argv is not None else sys.argv[1:], llm=name, question=DEMO_QUESTION,
@@ -88,21 +93,35 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"@{n_threads}t" if n_threads else ""
         cold = LlamaCppLLM(name, prefix_cache="off", n_threads=n_threads)
         rep.section(f"{name}{tag}: the demo question, prompt read whole (before)")
-        rows["before" + tag] = before = answer(ragbook.Assistant(index, llm=cold, k=5), DEMO_QUESTION)
+        rows["before" + tag] = before = answer(ragbook.Assistant(index, llm=cold, k=5, passage_tokens=None),
+                                               DEMO_QUESTION)
         show(rep, "before" + tag, before, before)
         cold.close()
+        for _ in range(args.repeat - 1):  # this shared machine's speed drifts: a cold model again, timed again
+            again = LlamaCppLLM(name, prefix_cache="off", n_threads=n_threads)
+            res = answer(ragbook.Assistant(index, llm=again, k=5, passage_tokens=None), DEMO_QUESTION)
+            before.setdefault("firsts", [before["first"]]).append(res["first"])
+            before.setdefault("totals", [before["total"]]).append(res["total"])
+            again.close()
         warm = LlamaCppLLM(name, prefix_cache="memory", n_threads=n_threads)
         for k in (5, 4, 3, 2):
             bot = ragbook.Assistant(index, llm=warm, k=k)
             for q in WARM_UP:
                 bot.ask(q)
             rows[f"kept-k{k}{tag}"] = row = answer(bot, DEMO_QUESTION)
+            for _ in range(args.repeat - 1 if k == ANSWER_PASSAGES else 0):  # as the first time: nothing of it kept
+                warm.prefix_cache.clear()  # (a question asked again is answered from its own kept start)
+                for q in WARM_UP:
+                    bot.ask(q)
+                again = answer(bot, DEMO_QUESTION)
+                row.setdefault("firsts", [row["first"]]).append(again["first"])
+                row.setdefault("totals", [row["total"]]).append(again["total"])
             show(rep, f"kept-k{k}{tag}", row, before)
-        for budget in [int(b) for b in args.passage_tokens.split(",") if b]:
+        for budget in [None, *(int(b) for b in args.passage_tokens.split(",") if b)]:
             bot = ragbook.Assistant(index, llm=warm, passage_tokens=budget)
             for q in WARM_UP:
                 bot.ask(q)
-            key = f"kept-k{ANSWER_PASSAGES}-p{budget}{tag}"
+            key = f"kept-k{ANSWER_PASSAGES}-{f'p{budget}' if budget else 'whole'}{tag}"
             rows[key] = row = answer(bot, DEMO_QUESTION)
             show(rep, key, row, before)
         warm.close()
@@ -121,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     before = rows["before" + tag]
     best = min((r for key, r in rows.items() if key.startswith("kept-") and key.endswith(tag) and r["same_words"]),
                key=lambda r: r["first"], default=None)
-    for key in (f"kept-k{ANSWER_PASSAGES}{tag}", fresh_key, f"kept-k5{tag}"):  # today's defaults, then 5 as before
+    for key in (f"kept-k5{tag}", f"kept-k{ANSWER_PASSAGES}-whole{tag}"):  # 5 passages as before, and 3 whole: figures
+        r = rows[key]
+        rep.info(f"{key}_ratios", {"first_token": round(r["first"] / before["first"], 3),
+                                   "total": round(r["total"] / before["total"], 3), "same_words": r["same_words"]})
+    for r in rows.values():  # the checked rows were timed --repeat times: their medians are the figures
+        if "firsts" in r:
+            r["first_single"], r["first"] = r["first"], sorted(r["firsts"])[len(r["firsts"]) // 2]
+        if "totals" in r:
+            r["total_single"], r["total"] = r["total"], sorted(r["totals"])[len(r["totals"]) // 2]
+    for key in (f"kept-k{ANSWER_PASSAGES}{tag}", fresh_key):  # today's defaults: the targets
         r = rows[key]
         rep.check(f"{key}_first_token_ratio", round(r["first"] / before["first"], 3), f"<= {TTFT_TARGET}",
                   r["first"] / before["first"] <= TTFT_TARGET and r["same_words"],

@@ -71,7 +71,7 @@ class Assistant:
         self.max_answer_tokens = max_answer_tokens
         self.temperature = temperature
         self.history_turns = history_turns
-        self.passage_tokens = passage_tokens  # the model reads each passage's best sentences up to this many tokens
+        self.passage_tokens = passage_tokens  # of each passage after the best, its best sentences up to this many tokens
         # put to the model what the citation rules cannot settle (ragbook.grounding.review): fewer cited wrong
         # answers for some lost good ones; the trade is measured in benchmarks/README.md (trust.py)
         self.verify = verify
@@ -461,10 +461,10 @@ class AnswerStream(StagedStream):
         history = [m for t in self.history[-a.history_turns:] for m in (
             {"role": "user", "content": t.question}, {"role": "assistant", "content": t.answer})]
         views: list[Any] = list(hits)
-        if a.passage_tokens:  # the model reads each passage's sentences closest to the question
+        if a.passage_tokens and len(hits) > 1:  # the best passage whole; of the others, the sentences closest to it
             from ragbook.extractive import focus
 
-            views = list(focus(self.question, hits, a.index.embedder, a.passage_tokens, llm.count_tokens))
+            views = [hits[0], *focus(self.question, hits[1:], a.index.embedder, a.passage_tokens, llm.count_tokens)]
         packed = pack(a.template, self.question, views, render=llm.render, count_tokens=llm.count_tokens,
                       context_window=llm.context_window, answer_tokens=a.max_answer_tokens, history=history)
         packed.passages, packed.dropped = hits[:len(packed.passages)], hits[len(packed.passages):]  # the hits they show

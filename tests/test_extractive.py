@@ -43,7 +43,7 @@ def test_a_passage_that_fits_is_kept_whole_and_a_huge_best_sentence_is_kept_anyw
     assert "office hours are on Tuesdays" in text and "Unrelated" not in text
 
 
-def test_an_assistant_with_passage_tokens_prompts_with_focused_passages_and_cites_the_whole_hits(notes_dir):
+def test_an_assistant_with_passage_tokens_reads_the_best_passage_whole_and_the_others_focused(notes_dir):
     index = ragbook.build(notes_dir, embedding_model=HashEmbedder(), chunk_size=200, overlap=0)
     llm = FakeLLM()
     whole = ragbook.Assistant(index, llm=llm, min_relevance=None).ask("Where does the Calvin cycle run?")
@@ -51,6 +51,8 @@ def test_an_assistant_with_passage_tokens_prompts_with_focused_passages_and_cite
     focused = focused_bot.ask("Where does the Calvin cycle run?")
     assert focused.tokens["prompt"] < whole.tokens["prompt"]
     assert "\u2026" in focused.prompt and "\u2026" not in whole.prompt
+    best = focused.passages[0].chunk.text.split("\n")
+    assert all(line.strip() in focused.prompt for line in best if line.strip())  # the best passage is read whole
     assert [h.chunk.id for h in focused.passages] == [h.chunk.id for h in whole.passages]  # citations: the real hits
     assert focused.citations and focused.citations[0].hit is focused.passages[0]
     assert focused_bot.config.passage_tokens == 16 and focused_bot.settings()["passage_tokens"] == 16

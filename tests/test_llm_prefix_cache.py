@@ -100,6 +100,25 @@ def test_the_kept_start_is_read_once(smol, monkeypatch):
 
 
 @needs_smol
+def test_a_repeated_question_is_read_on_from_the_kept_start_and_the_next_time_not_at_all(smol, monkeypatch):
+    """Asked again, a question's own longer start is learnt by reading on from the kept fixed start
+    (not from an empty context: that read the fixed start twice); asked a third time, almost nothing is read."""
+    smol.prefix_cache.clear()
+    for q in QUESTIONS[:2]:
+        smol.chat(rag_messages(q), max_tokens=1)  # the fixed start is learnt
+    fixed = len(smol.prefix_cache.prefixes[-1])
+    reads = counting_evals(smol, monkeypatch)
+    smol.chat(rag_messages(QUESTIONS[0]), max_tokens=1)  # again: its own start is learnt on top of the fixed one
+    again = smol.chat(rag_messages(QUESTIONS[0]), max_tokens=1)
+    learnt = len(smol.prefix_cache.prefixes[-1])
+    assert learnt > fixed and learnt % ALIGN == 0
+    assert sum(reads) == again.prompt_tokens - fixed + again.prompt_tokens - learnt  # the fixed start never again
+    assert reads[-1] == again.prompt_tokens - learnt < ALIGN + 8
+    answer = smol.chat(rag_messages(QUESTIONS[0]), max_tokens=N).text  # from the learnt state
+    assert smol.prefix_cache.stats.last_reused == learnt and answer == cold(smol, rag_messages(QUESTIONS[0]))
+
+
+@needs_smol
 def test_states_are_bounded_least_recently_used_first(smol):
     cache = PrefixCache(smol.llama, max_states=2)
     systems = [f"You are assistant number {i}. " + "Answer briefly and cite the passage you use. " * 4 for i in range(3)]

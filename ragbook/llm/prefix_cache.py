@@ -149,7 +149,7 @@ class PrefixCache:
         self._recent.append(prompt)
         self.stats.last_reused = 0
         if stable > (len(state.tokens) if state else 0):
-            self._read_and_keep(prompt[:stable])  # the context now holds it, read the way a kept one is
+            self._read_and_keep(prompt[:stable], state)  # the context now holds it, read the way a kept one is
             return stable
         if state is None or not self._restore(state):
             self.llama.reset()
@@ -185,12 +185,21 @@ class PrefixCache:
                 return end if end >= self.min_tokens else 0
         return 0
 
-    def _read_and_keep(self, start: np.ndarray) -> _State:
-        """Read ``start`` from an empty context in one go and keep its state (in memory, and on disk)."""
+    def _read_and_keep(self, start: np.ndarray, base: _State | None = None) -> _State:
+        """Read ``start`` and keep its state (in memory, and on disk).
+
+        From ``base``, a kept state it begins with, when there is one: both end at a multiple of
+        :data:`ALIGN`, so the tokens after it sit where a read from an empty context puts them, and
+        only those are read.  (Reading it all again made a repeated question 1.6x slower than a new
+        one: 9.9 s against 6.2 s to the first token on the demo, Qwen 1.5B, 2 cores.)
+        """
         llama = self.llama
-        llama.reset()
-        llama._ctx.kv_cache_seq_rm(0, 0, -1)
-        llama.eval(start.tolist())
+        if base is not None and self._restore(base):
+            llama.eval(start[len(base.tokens):].tolist())
+        else:
+            llama.reset()
+            llama._ctx.kv_cache_seq_rm(0, 0, -1)
+            llama.eval(start.tolist())
         state = _State(tuple(int(t) for t in start), self._state_bytes())
         self._states[state.tokens] = state
         self._trim()
