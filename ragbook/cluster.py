@@ -36,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -46,13 +46,20 @@ from ragbook.chunking import Chunker
 from ragbook.documents import Chunk
 from ragbook.embedding import Embedder, EmbeddingModel
 from ragbook.errors import LoadError, MissingDependencyError, SettingsError
+from ragbook.index import (
+    CONTEXT_WEIGHT,
+    BuildUpdate,
+    FileResult,
+    Index,
+    PendingFile,
+    embed_with_context,
+    int_id,
+    read_file,
+)
 from ragbook.loaders import DEFAULT_MAX_FILE_MB
 from ragbook.loaders.files import digest_limited
 from ragbook.progress import progress
 from ragbook.storage import SHARDS
-
-if TYPE_CHECKING:
-    from ragbook.index import BuildUpdate, FileResult, Index, PendingFile
 
 __all__ = ["read_on_ray", "RayPlan"]
 
@@ -108,8 +115,6 @@ class _Job:
     load_options: dict[str, Any]
     known: np.ndarray  # int ids of the passages the index holds already (sorted): not embedded again
     threads: int = 1
-    device: str | None = None
-    batch_size: int = 32
     prefer: str | None = None  # the encoder an existing index was built with
     _chunker: Any = field(default=None, repr=False)
 
@@ -141,8 +146,6 @@ def _read_files(batch: dict[str, np.ndarray], job: _Job) -> dict[str, list[Any]]
     actor, not by one while the others wait.  The file's result (JSON) rides in its first part;
     every part says how many parts the file has, for the driver to put them together.
     """
-    from ragbook.index import int_id, read_file
-
     out: dict[str, list[Any]] = {"source": [], "result": [], "part": [], "parts": [], "texts": []}
     for pending_json in batch["pending"]:
         pending = json.loads(pending_json)
@@ -152,9 +155,9 @@ def _read_files(batch: dict[str, np.ndarray], job: _Job) -> dict[str, list[Any]]
                 raise LoadError("the file changed while it was being indexed; index it again")
             result = read_file(pending["path"], pending["source"], job.chunker(), job.load_options)
         except LoadError as exc:
-            result = _failed(str(exc))
+            result = FileResult(error=str(exc))
         except OSError as exc:
-            result = _failed(f"cannot read file on worker {os.uname().nodename}: {exc.strerror or exc} "
+            result = FileResult(error=f"cannot read file on worker {os.uname().nodename}: {exc.strerror or exc} "
                              "(the cluster's workers must see the files at the driver's paths)")
         new: dict[str, tuple[str, str]] = {}  # the passages to embed: not in the index, once each
         for c in result.chunks:
@@ -171,12 +174,6 @@ def _read_files(batch: dict[str, np.ndarray], job: _Job) -> dict[str, list[Any]]
     return out
 
 
-def _failed(reason: str) -> FileResult:
-    from ragbook.index import FileResult
-
-    return FileResult(error=reason)
-
-
 class _EmbedActor:
     """An actor of the pool: loads the model once, then embeds the passages of each batch of parts."""
 
@@ -190,8 +187,6 @@ class _EmbedActor:
             sys.modules["torch"].set_num_threads(job.threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from ragbook.index import embed_with_context
-
         parts = [json.loads(t) for t in batch["texts"]]
         texts = [text for items in parts for _, text, _ in items]
         contexts = [context for items in parts for _, _, context in items]
@@ -247,8 +242,6 @@ def _result_to_json(result: FileResult) -> dict[str, Any]:
 
 
 def _result_from_json(data: dict[str, Any]) -> FileResult:
-    from ragbook.index import FileResult
-
     if "error" in data:
         return FileResult(error=str(data["error"]))
     docs = data["documents"]
@@ -365,7 +358,7 @@ def read_on_ray(index: Index, found: list[Any], update: BuildUpdate, load_option
     info = index._embedding_info
     settings = {"chunking": index.chunker.settings(), "model": index.embedder.name,
                 "encoder": (info or {}).get("encoder", getattr(index.embedder, "_requested", "")),
-                "load_options": load_options, "context_weight": _context_weight()}
+                "load_options": load_options, "context_weight": CONTEXT_WEIGHT}
     temp = None
     if shards is None and index.path is None:
         temp = tempfile.TemporaryDirectory(prefix="ragbook-shards-")
@@ -398,8 +391,7 @@ def read_on_ray(index: Index, found: list[Any], update: BuildUpdate, load_option
             known = np.sort(index.vectors.ids) if len(index) else np.zeros(0, dtype=np.int64)
             job = _Job(embedder=_portable(index.embedder, device, GPU_BATCH if device else 32, plan.threads),
                        chunking={"chunk_size": index.chunk_size, "overlap": index.overlap, "context": index.context},
-                       load_options=load_options, known=known, threads=plan.threads, device=device,
-                       prefer=(info or {}).get("encoder"))
+                       load_options=load_options, known=known, threads=plan.threads, prefer=(info or {}).get("encoder"))
             rows = [{"pending": json.dumps(p.__dict__)} for p in todo]
             ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // FILES_PER_TASK, 10_000)))
             # Read tasks of their own (a slow PDF never holds a model; Ray runs a task again if its
@@ -408,9 +400,9 @@ def read_on_ray(index: Index, found: list[Any], update: BuildUpdate, load_option
             read_memory = min(4 * float(max_mb), 2048.0) * 2**20  # Ray saw 337 MiB in one over the real documents
             ds = ds.map_batches(_read_files, fn_kwargs={"job": job}, batch_size=FILES_PER_TASK, batch_format="numpy",
                                 num_cpus=plan.read_cpus, memory=read_memory)
-            actors = max(1, min(plan.actors, -(-len(todo) // PARTS_PER_BATCH)))  # no idle actors for a small update
+            pool = max(1, min(plan.actors, -(-len(todo) // PARTS_PER_BATCH)))  # no idle actors for a small update
             ds = ds.map_batches(_EmbedActor, fn_constructor_kwargs={"job": job}, batch_size=PARTS_PER_BATCH,
-                                batch_format="numpy", compute=ActorPoolStrategy(size=actors),
+                                batch_format="numpy", compute=ActorPoolStrategy(size=pool),
                                 num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor or None)
             by_source = {p.source: p for p in todo}
             pieces: dict[str, dict[int, tuple[str, list[str], np.ndarray]]] = {}
@@ -449,8 +441,3 @@ def read_on_ray(index: Index, found: list[Any], update: BuildUpdate, load_option
         temp.cleanup()
     return made
 
-
-def _context_weight() -> float:
-    from ragbook.index import CONTEXT_WEIGHT
-
-    return CONTEXT_WEIGHT
