@@ -39,6 +39,7 @@ import json
 import re
 import time
 from types import SimpleNamespace
+from typing import Any
 
 from _common import BENCH, OPENSTAX, RESULTS, SHARED_DATA, machine, versions
 
@@ -50,6 +51,17 @@ CACHE = BENCH / ".cache" / "trust"
 INDEXES = BENCH / ".cache" / "indexes"
 FIGURES = ("correct", "contains", "confidently_wrong", "wrong", "flagged_wrong", "abstention_recall",
            "false_abstentions", "cited", "citation_precision", "f1", "seconds_per_question")
+
+
+# Template variants measured against the built-in ones: ``--variant NAME`` answers with the template's fields
+# changed as below (scored as STRATEGY+NAME).
+VARIANTS = {
+    "words": {"user": ("Course material:\n\n{passages}\n\nStudent question: {question}\n\n"
+                       "Answer the question in one to three short sentences, using only the course material above "
+                       "and keeping its own words. End each sentence "
+                       "with the number of the passage it comes from, in square brackets, like [1]. If the material "
+                       "does not answer the question, say: {no_answer}")},
+}
 
 
 def index_for(name: str):
@@ -88,12 +100,16 @@ def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None,
 
     index = index_for(set_name)
     qa = questions_for(set_name, limit)
-    template = re.split(r"-[kp]\d", strategy)[0]
+    template: Any = re.split(r"-[kp]\d|\+", strategy)[0]
+    if "+" in strategy:
+        from ragbook.prompt import get_template
+
+        template = get_template(template).edit(**VARIANTS[strategy.split("+", 1)[1]])
     extra: dict = {"k": k} if k else {}
     if passage_tokens:
         extra["passage_tokens"] = passage_tokens
     bot = Assistant(index, llm=llm, template=template, verify=False, **extra)  # checks are replayed by --review
-    bot.llm  # loaded before the clock starts
+    _ = bot.llm  # loaded before the clock starts
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"{set_name}-{strategy}.jsonl"
     records = load_cached(set_name, strategy) if resume and out.is_file() else []
@@ -122,7 +138,7 @@ def review_all(set_name: str, strategy: str, mode: str, llm: str | None) -> list
     from ragbook.grounding import model_verdict, review
     from ragbook.prompt import get_template
 
-    template = get_template(strategy)
+    template = get_template(re.split(r"-[kp]\d|\+", strategy)[0])
     ask = None
     if mode == "verify":
         from ragbook.llm import default_model, load_llm
@@ -142,7 +158,8 @@ def review_all(set_name: str, strategy: str, mode: str, llm: str | None) -> list
             t0 = time.perf_counter()
             r = review(data["raw_text"], passages, data["question"], template, ask)
             seconds = time.perf_counter() - t0
-            answer = {**data, "text": r.text, "withheld": r.withheld, "model_checks": r.model_checks,
+            answer = {**data, "text": r.text, "withheld": r.withheld, "withheld_reason": r.why_withheld,
+                      "model_checks": r.model_checks,
                       "grounding": r.grounding.to_dict() if r.grounding is not None else None,
                       "citations": [{"n": c.n, "valid": c.valid} for c in r.citations],
                       "checks": [{"sentence": c.sentence, "cites": c.cites, "flag": c.flag, "verified": c.verified}
@@ -279,6 +296,8 @@ def main() -> None:
                         help="passages per answer (default: the assistant's); scored as STRATEGY-kN")
     parser.add_argument("--passage-tokens", type=int, default=None,
                         help="each passage cut to its sentences closest to the question, up to N tokens (suffix -pN)")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default=None,
+                        help="answer with a variant of the template (VARIANTS; scored as STRATEGY+NAME)")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
     parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
     parser.add_argument("--review", choices=("rules", "verify"), default=None,
@@ -297,6 +316,8 @@ def main() -> None:
                 strategy = f"{strategy}-k{args.k}"
             if args.passage_tokens:
                 strategy = f"{strategy}-p{args.passage_tokens}"
+            if args.variant:
+                strategy = f"{strategy}+{args.variant}"
             if args.terms_gate:
                 entry = with_terms_gate(set_name, results["results"][f"{set_name}/{strategy}"])
                 entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -20,8 +20,7 @@ from ragbook.polarity import CITATION_MARK
 from ragbook.retrieval import Hit
 
 __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
-           "check_answer", "declines", "find_evidence",
-           "split_sentences", "without_citations"]
+           "content_terms", "check_answer", "declines", "find_evidence", "split_sentences", "without_citations"]
 
 _MARK = CITATION_MARK
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
@@ -186,8 +185,12 @@ def _copy_key(sentence: str) -> str:
     return " ".join(_MARK.sub(" ", sentence).lower().split()).rstrip(".!?")
 
 
-def _terms(text: str) -> set[str]:
+def content_terms(text: str) -> set[str]:
+    """The stemmed content words of ``text``, its ``[n]`` markers left out: what support is counted in."""
     return set(_ANALYZER(_MARK.sub(" ", text)))
+
+
+_terms = content_terms
 
 
 def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: AbstractSet[str] = frozenset(),
@@ -303,13 +306,17 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
     ("0.1 is not stored exactly" against "Storing the float 0.1 ... is not exactly equal"): see
     benchmarks/trust.py.
     """
-    from ragbook.polarity import conflicts, opposites, other_numbers
+    from ragbook.polarity import conflicts, opposites, other_numbers, other_result
 
     for n, (start, end, support) in found.items():
         quote = passages[n - 1].text[start:end]
         if support >= _CONTRADICTION_SUPPORT and (conflicts(sentence, quote) or opposites(sentence, quote)
                                                   or other_numbers(sentence, quote)):
             return Flag.contradicts(n), quote
+    for n in found:  # "math.floor(-7.4) → -7" where the passage's table says "math.floor(-7.4) → -8"
+        stated = other_result(sentence, passages[n - 1].text)
+        if stated is not None:
+            return Flag.contradicts(n), passages[n - 1].text[stated[0]:stated[1]]
     return "", ""
 
 
@@ -342,6 +349,7 @@ class Answer:
     grounding: Any = None  # quote-then-answer templates: the model's quote and how it was checked (ragbook.grounding)
     model_checks: int = 0  # how many sentences were put to the model as a verifier (ragbook.grounding)
     withheld: str = ""  # the model's answer when ragbook showed another (the passage's sentence, or "I don't know")
+    withheld_reason: str = ""  # why it was withheld, in words (ragbook.grounding.review)
     unknown_terms: list[str] = field(default_factory=list)  # abstained: the question's terms no document uses
 
     @property
@@ -392,7 +400,8 @@ class Answer:
             notes.append((COPIED_HINT, True))
         g = self.grounding
         if self.withheld and (g is None or not g.fallback):
-            why = ("asked again, the model judged that the sentence it rests on does not answer the question"
+            why = (self.withheld_reason if self.withheld_reason
+                   else "asked again, the model judged that the sentence it rests on does not answer the question"
                    if CLOSEST in self.text
                    else "it repeats the template's worked example instead of answering" if not self.citations
                    else "it says the opposite of its passage")
@@ -441,7 +450,8 @@ class Answer:
             "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
             "incomplete": self.incomplete, "incomplete_reason": self.incomplete_reason,
             "grounding": self.grounding.to_dict() if self.grounding is not None else None,
-            "model_checks": self.model_checks, "withheld": self.withheld, "unknown_terms": self.unknown_terms,
+            "model_checks": self.model_checks, "withheld": self.withheld, "withheld_reason": self.withheld_reason,
+            "unknown_terms": self.unknown_terms,
         }
 
     @classmethod
@@ -468,7 +478,8 @@ class Answer:
                    mode=mode, query=str(data.get("query") or ""), timings=dict(data.get("timings") or {}),
                    tokens=dict(data.get("tokens") or {}), incomplete=bool(data.get("incomplete")),
                    incomplete_reason=str(data.get("incomplete_reason") or ""), model_checks=int(data.get("model_checks") or 0),
-                   withheld=str(data.get("withheld") or ""), unknown_terms=list(data.get("unknown_terms") or []))
+                   withheld=str(data.get("withheld") or ""), withheld_reason=str(data.get("withheld_reason") or ""),
+                   unknown_terms=list(data.get("unknown_terms") or []))
 
     def _repr_html_(self) -> str:
         evidence = self.evidence

@@ -56,7 +56,8 @@ class Assistant:
                  template: str | Template | dict[str, Any] = _DEFAULTS.template,
                  min_relevance: float | None = _DEFAULTS.min_relevance, max_answer_tokens: int = _DEFAULTS.max_answer_tokens,
                  temperature: float = _DEFAULTS.temperature, history_turns: int = _DEFAULTS.history_turns,
-                 verify: bool = _DEFAULTS.verify, abstain_unknown_terms: bool = _DEFAULTS.abstain_unknown_terms,
+                 verify: bool = _DEFAULTS.verify, require_support: bool = _DEFAULTS.require_support,
+                 abstain_unknown_terms: bool = _DEFAULTS.abstain_unknown_terms,
                  passage_tokens: int | None = _DEFAULTS.passage_tokens, **retrieval: Any) -> None:
         """Each setting is described in :class:`ragbook.settings.AssistantConfig` (and ``RetrievalConfig`` for
         the retrieval ones: ``k``, ``mode``, ``filters``...), which checks them."""
@@ -64,7 +65,8 @@ class Assistant:
         reference = llm if llm is None or isinstance(llm, (str, dict)) else None  # a model object is not data
         AssistantConfig(name=name, llm=reference, template=self.template.to_dict(), min_relevance=min_relevance,
                         max_answer_tokens=max_answer_tokens, temperature=temperature, history_turns=history_turns,
-                        verify=verify, abstain_unknown_terms=abstain_unknown_terms, passage_tokens=passage_tokens)
+                        verify=verify, require_support=require_support, abstain_unknown_terms=abstain_unknown_terms,
+                        passage_tokens=passage_tokens)
         self.index = index
         self.name = name
         self.min_relevance = min_relevance
@@ -75,6 +77,8 @@ class Assistant:
         # put to the model what the citation rules cannot settle (ragbook.grounding.review): fewer cited wrong
         # answers for some lost good ones; the trade is measured in benchmarks/README.md (trust.py)
         self.verify = verify
+        # an answer no passage it cites backs is withheld ("I don't know" and the closest sentence; ragbook.grounding)
+        self.require_support = require_support
         # say "I don't know" before any model runs when the question is about a term no document uses (ragbook.coverage)
         self.abstain_unknown_terms = abstain_unknown_terms
         if "config" not in retrieval:  # fewer passages than a search shows (settings.ANSWER_PASSAGES)
@@ -257,7 +261,7 @@ class Assistant:
         settings.update(name=self.name, llm=self._llm if self._llm is not None else self._llm_spec,
                         template=self.template, min_relevance=self.min_relevance,
                         max_answer_tokens=self.max_answer_tokens, temperature=self.temperature,
-                        history_turns=self.history_turns, verify=self.verify,
+                        history_turns=self.history_turns, verify=self.verify, require_support=self.require_support,
                         abstain_unknown_terms=self.abstain_unknown_terms, passage_tokens=self.passage_tokens)
         unknown = set(changes) - set(settings)
         if unknown:
@@ -274,8 +278,8 @@ class Assistant:
         return AssistantConfig(name=self.name, llm=self._llm_reference(), template=template,
                                min_relevance=self.min_relevance, max_answer_tokens=self.max_answer_tokens,
                                temperature=self.temperature, history_turns=self.history_turns, verify=self.verify,
-                               abstain_unknown_terms=self.abstain_unknown_terms, passage_tokens=self.passage_tokens,
-                               retrieval=self.retriever.config)
+                               require_support=self.require_support, abstain_unknown_terms=self.abstain_unknown_terms,
+                               passage_tokens=self.passage_tokens, retrieval=self.retriever.config)
 
     def settings(self) -> dict[str, Any]:
         """The settings as JSON-ready data (``config.to_dict()``)."""
@@ -487,7 +491,8 @@ class AnswerStream(StagedStream):
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
         self._enter("checking", "checking the answer against the passages\u2026")
-        r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None)
+        r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None,
+                   require_support=a.require_support)
         if answer_part is not None and not answer_part.started:
             yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
         timings["total"] = time.perf_counter() - self._t0
@@ -497,6 +502,7 @@ class AnswerStream(StagedStream):
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
                             grounding=r.grounding, model_checks=r.model_checks, withheld=r.withheld,
+                            withheld_reason=r.why_withheld,
                             **{**self._base, "llm": llm.name}))
 
 

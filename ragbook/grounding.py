@@ -25,10 +25,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ragbook.answer import CLOSEST, Flag, check_answer, declines, find_evidence, repair_citations, without_citations
+from ragbook.answer import (
+    CLOSEST,
+    Flag,
+    check_answer,
+    content_terms,
+    declines,
+    find_evidence,
+    repair_citations,
+    split_sentences,
+    without_citations,
+)
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
-           "verify_checks", "unsure", "model_verdict", "YES_NO_PROMPT", "CLAIM_PROMPT", "ANSWERS_PROMPT"]
+           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "closest", "YES_NO_PROMPT",
+           "CLAIM_PROMPT", "ANSWERS_PROMPT"]
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +300,48 @@ ANSWERS_PROMPT = ("Sentence from a document:\n\"{quote}\"\n\nQuestion: {question
                   "Does the sentence above answer the question? Answer with one word: Yes or No.")
 
 
+def grounded(checks: Sequence[Any], passages: Sequence[Any]) -> bool:
+    """Whether an answer rests on its passages: some sentence of it cites a passage that holds at least half
+    of its content words (all of them, for a sentence of one or two: "The error is an OverflowError [2]."),
+    and says nothing its passage says the opposite of."""
+    for c in checks:
+        if c.flag or not c.cites:
+            continue
+        words = content_terms(c.sentence)
+        if len(words) >= 3:
+            return True
+        held = set().union(*(content_terms(_text(passages[n - 1])) for n in c.cites if 1 <= n <= len(passages)))
+        if words and words <= held:
+            return True
+    return False
+
+
+def addresses(answer: str, question: str) -> bool:
+    """Whether an answer to a yes/no question takes it up: it opens with yes or no, or its first sentence
+    restates the question (two of its content words, or half of them), as "you cannot change a tuple's
+    elements" does; "The value of each expression is [3]." to "Is bool("") True?" does not."""
+    first = split_sentences(answer)[:1]
+    if not first or yes_or_no(without_citations(first[0])):
+        return True
+    asked = content_terms(question)
+    return len(asked & content_terms(first[0])) >= min(2, len(asked) / 2)
+
+
+def closest(question: str, passages: Sequence[Any]) -> tuple[int, str] | None:
+    """``(n, sentence)``: the passage sentence holding most of the question's words, or None when none holds any."""
+    best = None
+    for n, passage in enumerate(passages, start=1):
+        text = _text(passage)
+        start, end, support = find_evidence(question, text)
+        if support and (best is None or support > best[0]):
+            best = (support, n, text[start:end])
+    return (best[1], " ".join(best[2].split())) if best else None
+
+
+UNGROUNDED = "no sentence of it is backed by a passage it cites"
+UNADDRESSED = "it says neither yes nor no to the question"
+
+
 @dataclass
 class Reviewed:
     """A model's raw answer after ragbook's checks: the text to show, its citations and checks, and why."""
@@ -299,10 +352,11 @@ class Reviewed:
     grounding: Grounding | None = None
     model_checks: int = 0
     withheld: str = ""  # the model's answer, when ragbook showed "I don't know" instead (see review)
+    why_withheld: str = ""
 
 
 def review(raw: str, passages: Sequence[Any], question: str, template: Any,
-           ask: Callable[[str], str | None] | None = None) -> Reviewed:
+           ask: Callable[[str], str | None] | None = None, *, require_support: bool = True) -> Reviewed:
     """Check a model's raw answer against its passages and decide what to show.
 
     1. A quote-then-answer output is settled (:func:`settle`); a plain one is taken as it is.
@@ -315,6 +369,13 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
        :func:`verify_checks` looks at yes/no answers and the claims the rules are unsure of.
     4. A template that answers only with what the passages state (``strict``, and the quote form)
        replaces a contradicted answer by the passage's own sentences.
+
+    With ``require_support`` (the default) an answer that does not rest on its passages is withheld
+    before any model check: "I don't know", with the passage sentence closest to the question, when
+    no sentence of it is :func:`grounded`, or when it does not take up a yes/no question
+    (:func:`addresses`).  A small model answering from what it knows, or echoing the question as
+    "Yes, <the question>", writes exactly such answers; a teacher forgives "I don't know" sooner
+    than a confident wrong answer with a citation.
     """
     no_answer = template.no_answer
     passages = list(passages)
@@ -329,6 +390,14 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
         none_cited, none_checked = check_answer(no_answer, passages, no_answer=no_answer)
         return Reviewed(no_answer, none_cited, none_checked, grounding, made, withheld=text)
+    if require_support and not declines(text, no_answer):
+        why = (UNGROUNDED if not grounded(checks, passages)
+               else UNADDRESSED if is_yes_no_question(question) and not addresses(text, question) else "")
+        if why:
+            near = closest(question, passages)
+            shown = f"{no_answer} ({CLOSEST}, in [{near[0]}]: \u201c{near[1]}\u201d)" if near else no_answer
+            citations, checks = check_answer(shown, passages, no_answer=no_answer)
+            return Reviewed(shown, citations, checks, grounding, made, withheld=text, why_withheld=why)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
@@ -339,7 +408,9 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         # backs best: "6 times [1]. After the sixth run, uploads are graded by hand." rests on the first
         lead = next((c.evidence for c in checks if c.evidence is not None), None)
         n, quote = (lead.n, lead.quote) if lead is not None else (None, "")
-    if quote:
+    # not for a yes/no question: the model reads "does this sentence answer it?" as "does it say yes?" (on the
+    # OpenStax set it withheld 5 right "No, ..." answers that way); its yes/no reading below is the check there
+    if quote and not is_yes_no_question(question):
         verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1
         if grounding is not None:
@@ -347,7 +418,9 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         if verdict == "no":
             shown = f"{no_answer} ({CLOSEST}, in [{n}]: \u201c{quote}\u201d)"
             citations, checks = check_answer(shown, passages, no_answer=no_answer)
-            return Reviewed(shown, citations, checks, grounding, made, withheld=text)
+            return Reviewed(shown, citations, checks, grounding, made, withheld=text,
+                            why_withheld="asked again, the model judged that the sentence it rests on does not "
+                                         "answer the question")
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
 

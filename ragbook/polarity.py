@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "SCOPE", "CITATION_MARK"]
+__all__ = ["polarity_terms", "conflicts", "opposites", "other_numbers", "other_result", "SCOPE", "CITATION_MARK"]
 
 SCOPE = 2  # words after a cue that it negates: "not including index", "cannot be changed" (the verb, not its object)
 _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", "excluding", "except", "none",
@@ -22,8 +22,9 @@ _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", 
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b")
 _WORD = re.compile(r"[a-z0-9_]+(?:'t)?")
 _ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\b[\s,.:;!-]*", re.IGNORECASE)
-# a citation marker: [1], [2, 3], [1-3], [4 and 5] (ragbook.answer reads the numbers from its group)
-CITATION_MARK = re.compile(r"\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
+# a citation marker: [1], [2, 3], [1-3], [4 and 5], [1][2] (ragbook.answer reads the numbers from its group); right
+# after a name, a closing parenthesis or a backtick it is code, not a citation: "word[0] = 'J'", "f(x)[1]", "`x`[1]"
+CITATION_MARK = re.compile(r"(?<![\w)`])\[(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\]")
 _MARK = CITATION_MARK
 
 
@@ -167,3 +168,36 @@ def other_numbers(claim: str, passage_sentence: str) -> set[str]:
     if said_years - says_numbers and says_years - said_years:
         found |= said_years - says_numbers
     return found
+
+
+# "math.floor(-7.4) → -8", "int(5.9) produces 5", "7 // 4 evaluates to 1": an expression and the value it gives
+_EXPRESSION = r"(?:[A-Za-z_][\w.]*\([^()\n]*\)|-?[\w.]+(?:\s*(?:\*\*|//|[-+*/%])\s*-?[\w.]+)+)"
+_RESULT = re.compile(r"`?(" + _EXPRESSION + r")`?\s*(?:→|->|=>|==|returns|gives|evaluates to|produces|is|=)\s*`?"
+                     r"(-?\d+(?:\.\d+)?|True|False|None)(?!\.?\d|\w)`?")
+
+
+def _results(text: str) -> dict[str, list[tuple[str, int, int]]]:
+    """Each expression's stated values, with where the statement is: ``{"math.floor(-7.4)": [("-8", start, end)]}``."""
+    found: dict[str, list[tuple[str, int, int]]] = {}
+    for m in _RESULT.finditer(text):
+        found.setdefault(re.sub(r"\s+", "", m.group(1)), []).append((m.group(2), m.start(), m.end()))
+    return found
+
+
+def _same_value(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
+
+
+def other_result(claim: str, passage: str) -> tuple[int, int] | None:
+    """Where ``passage`` gives another value for an expression whose value ``claim`` states: the claim
+    "math.floor(-7.4) → -7" against a passage's "math.floor(-7.4) → -8".  A value the model computed for an
+    expression the passage does not show is not judged here (the passage has nothing to say about it)."""
+    says = _results(passage)
+    for expression, values in _results(claim).items():
+        stated = says.get(expression, [])
+        if stated and not any(_same_value(v, s) for v, _, _ in values for s, _, _ in stated):
+            return stated[0][1], stated[0][2]
+    return None

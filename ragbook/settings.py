@@ -207,6 +207,9 @@ class AssistantConfig:
     temperature: float = _doc("sampling temperature; 0 is greedy and repeatable", 0.0, kind=float, low=0.0, high=5.0)
     history_turns: int = _doc("how many earlier turns a chat keeps in the prompt", 2, kind=int, low=0, high=100)
     verify: bool = _doc("put to the model what the citation rules cannot settle (ragbook.grounding)", True, kind=bool)
+    require_support: bool = _doc("say it doesn't know, with the passage sentence closest to the question, when no "
+                                 "sentence of the model's answer is backed by a passage it cites (its words stay in "
+                                 "answer.withheld)", True, kind=bool)
     abstain_unknown_terms: bool = _doc("say it doesn't know when the question is about a term no document uses "
                                        "(ragbook.coverage)", True, kind=bool)
     passage_tokens: int | None = _doc("the model reads the best passage whole and, of each other one, its sentences "

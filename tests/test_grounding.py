@@ -130,13 +130,13 @@ def test_the_quote_template_checks_its_answer_end_to_end(slices):
     answer = stream.answer
     assert "Quote" not in streamed and streamed.startswith("Yes, s[2:5]")  # the quote is checked, not streamed
     assert answer.text == f"The passage says: \u201c{QUOTE}\u201d [1]" and answer.raw_text == reply
-    assert answer.grounding.fallback and answer.model_checks == 2 and len(llm.asked) == 2  # yes/no, answers it?
+    assert answer.grounding.fallback and answer.model_checks == 1 and len(llm.asked) == 1  # its yes/no reading
     assert answer.ok and answer.citations[0].valid
     assert "the passage's sentence is shown instead" in str(answer)
     assert "the passage&#x27;s sentence is shown instead" in answer._repr_html_() or \
         "the passage's sentence is shown instead" in answer._repr_html_()
     data = answer.to_dict()
-    assert data["grounding"]["fallback"] is True and data["grounding"]["quote"] == QUOTE and data["model_checks"] == 2
+    assert data["grounding"]["fallback"] is True and data["grounding"]["quote"] == QUOTE and data["model_checks"] == 1
 
 
 def test_the_quote_template_streams_an_answer_that_has_no_answer_line(slices):
@@ -151,7 +151,7 @@ def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
     answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
     check = answer.checks[0]
     assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
-    assert answer.flagged == [wrong] and answer.model_checks == 2
+    assert answer.flagged == [wrong] and answer.model_checks == 1  # a yes/no question: its yes/no reading only
     assert answer.to_dict()["checks"][0]["verified"] is False
     # the same answer, verifier off: the rules pass it
     quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)
@@ -187,18 +187,24 @@ def test_verify_is_a_saved_setting(slices, tmp_path):
 
 
 def test_an_answer_whose_sentence_does_not_answer_the_question_is_withheld(slices):
-    made_up = "Yes, s[2:5] is a slice of s that starts at index 2 [1]."
+    made_up = "The slice s[2:5] starts at index 2 [1]."
     llm = Scripted(made_up, answers="No")
-    answer = Assistant(slices, llm=llm, min_relevance=None).ask("Is slicing faster than a loop?")
+    answer = Assistant(slices, llm=llm, min_relevance=None).ask("How much faster is slicing than a loop?")
     assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text and answer.withheld == made_up
     assert answer.raw_text == made_up and answer.model_checks == 1
     assert "ragbook withheld the model's answer" in str(answer) and answer.to_dict()["withheld"] == made_up
+    assert "the model judged that the sentence it rests on does not answer" in answer.withheld_reason
     from ragbook.answer_metrics import is_abstention
 
     assert is_abstention(answer, NO_ANSWER)
-    kept = Assistant(slices, llm=Scripted(made_up, answers="Yes", yes_no="Yes"), min_relevance=None).ask(
-        "Is s[2:5] a slice that starts at index 2?")
-    assert kept.text == made_up and not kept.withheld and kept.model_checks == 2
+    kept = Assistant(slices, llm=Scripted(made_up, answers="Yes"), min_relevance=None).ask("Where does s[2:5] start?")
+    assert kept.text == made_up and not kept.withheld and kept.model_checks == 1
+    # a yes/no question is not put to it this way (the model reads "does it answer?" as "does it say yes?"):
+    # its yes/no reading of the sentence is the check
+    yes = "Yes, s[2:5] starts at index 2 [1]."
+    asked = Scripted(yes, answers="No", yes_no="Yes")
+    kept = Assistant(slices, llm=asked, min_relevance=None).ask("Does s[2:5] start at index 2?")
+    assert kept.text == yes and kept.model_checks == 1 and not any("answer the question?" in p for p in asked.asked)
 
 
 def test_verifier_prompts_defuse_document_text_and_keep_it_on_one_line():
@@ -254,3 +260,92 @@ def test_an_answer_that_only_repeats_the_worked_example_is_withheld(slices):
     from ragbook.answer_metrics import is_abstention
 
     assert is_abstention(answer, NO_ANSWER)
+
+
+# -- answers that do not rest on their passages (require_support) --------------------------------------
+
+RANGE = ("Loops\nThe range() function generates a sequence of integers. The sequence is inclusive of the start and "
+         "exclusive of the end: range(1, 10) gives 1 to 9.")
+
+
+@pytest.mark.parametrize("reply, why", [
+    # the question echoed with a yes: what a small model writes for "does it reach 10?"
+    ("Yes, if you loop over range(1, 10), it will actually reach 10 [1].", "no sentence of it is backed"),
+    # the model's own knowledge, uncited and in no passage
+    ("A generator function uses the yield keyword to pause and resume. It returns a generator object.",
+     "no sentence of it is backed"),
+    # cited, but the passage holds few of its words
+    ("You can raise the recursion limit with sys.setrecursionlimit(5000) [1].", "no sentence of it is backed"),
+    # grounded, but it takes up neither yes nor no
+    ("The range() function generates a sequence of integers [1].", "neither yes nor no"),
+])
+def test_an_answer_no_passage_backs_is_withheld_with_the_closest_sentence(reply, why):
+    from ragbook.grounding import review
+
+    question = "if I loop over range(1, 10) does it actually reach 10?"
+    r = review(reply, passages(RANGE), question, TEMPLATES["tutor"])
+    assert r.withheld == reply and why in r.why_withheld
+    assert r.text.startswith(NO_ANSWER) and "exclusive of the end: range(1, 10) gives 1 to 9." in r.text
+    kept = review(reply, passages(RANGE), question, TEMPLATES["tutor"], require_support=False)
+    assert kept.text.startswith(reply.split(" [")[0].rstrip(".")) and not kept.withheld
+
+
+@pytest.mark.parametrize("reply", [
+    "No, range(1, 10) gives 1 to 9: the sequence is exclusive of the end [1].",
+    "range(1, 10) stops at 9: the sequence is exclusive of the end [1].",  # a restatement, no "no"
+    "The loop never reaches 10, because range() is exclusive of the end [1]. That is a common surprise.",
+])
+def test_an_answer_a_cited_passage_backs_is_kept(reply):
+    from ragbook.grounding import review
+
+    r = review(reply, passages(RANGE), "Does range(1, 10) reach 10?", TEMPLATES["tutor"])
+    assert r.text == reply and not r.withheld and not r.why_withheld
+
+
+def test_short_answers_are_grounded_when_the_passage_holds_every_word():
+    from ragbook.grounding import review
+
+    text = "Errors\nComputing 2.0 ** 10000 raises an OverflowError: the result is too large."
+    kept = review("The error is an OverflowError [1].", passages(text), "What error does 2.0 ** 10000 give?",
+                  TEMPLATES["tutor"])
+    assert not kept.withheld
+    made_up = review("The error is a ZeroDivisionError [1].", passages(text), "What error does 2.0 ** 10000 give?",
+                     TEMPLATES["tutor"])
+    assert made_up.withheld and made_up.text.startswith(NO_ANSWER)
+
+
+def test_a_withheld_answer_says_why_in_text_html_and_its_dict(slices):
+    from ragbook.answer import Answer
+    from ragbook.answer_metrics import is_abstention
+
+    echo = "Yes, s[2:5] includes the character at index 5 [1]."
+    answer = Assistant(slices, llm=Scripted(echo), min_relevance=None, verify=False).ask(
+        "Does s[2:5] include the character at index 5?")
+    assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text and is_abstention(answer, NO_ANSWER)
+    assert answer.withheld == echo and answer.withheld_reason.startswith("no sentence of it is backed")
+    assert "no sentence of it is backed by a passage it cites" in str(answer)
+    html = answer._repr_html_()
+    assert "no sentence of it is backed" in html and "s[2:5] includes the character" in html
+    again = Answer.from_dict(answer.to_dict())
+    assert again.withheld_reason == answer.withheld_reason and again.withheld == echo
+    shown = Assistant(slices, llm=Scripted(echo), min_relevance=None, verify=False, require_support=False).ask(
+        "Does s[2:5] include the character at index 5?")
+    assert shown.text == echo and shown.checks[0].flag == "contradicts [1]"  # shown, and flagged
+
+
+def test_require_support_is_a_saved_setting(slices, tmp_path):
+    from ragbook.assistant import load_assistant
+
+    bot = Assistant(slices, llm="extractive", require_support=False)
+    assert bot.config.require_support is False and bot.copy().require_support is False
+    saved = bot.save(tmp_path / "a.ragbook")
+    assert load_assistant(saved, llm=EchoLLM(), embedding_model=HashEmbedder()).require_support is False
+    assert Assistant(slices, llm="extractive").require_support is True
+
+
+def test_code_indexing_is_not_a_citation():
+    reply = "No, you can't change one letter of a string by doing word[0] = 'J' [1]."
+    citations, checks = check_answer(reply, passages("Strings are immutable: a letter of a string cannot change."))
+    assert [c.n for c in citations] == [1] and checks[0].cites == [1]
+    citations, _ = check_answer("Use f(x)[2] or `s`[3]; see [1][2].", passages("a", "b"))
+    assert [c.n for c in citations] == [1, 2]

@@ -50,3 +50,36 @@ def test_a_swapped_number_or_opposite_word_is_flagged_as_a_contradiction():
         assert "contradicts [1]" in flags, (claim, flags)
     _, checks = check_answer("The original ASCII could represent 128 characters [1].", [passage])
     assert [c.flag for c in checks] == [""]
+
+
+TABLE = ("Function Description Examples Number-theoretic math.ceil(x) The ceiling of x. math.ceil(7.4) → 8 "
+         "math.ceil(-7.4) → -7 math.floor(x) The floor of x. math.floor(7.4) → 7 math.floor(-7.4) → -8 Power")
+
+
+@pytest.mark.parametrize("claim, passage, stated", [
+    ("math.floor(-7.4) → -7 [1]", TABLE, "math.floor(-7.4) → -8"),   # the table's own row, another value
+    ("`math.floor(-7.4)` returns `-7`.", TABLE, "math.floor(-7.4) → -8"),
+    ("int(5.9) produces 6.", "Ex: `int(5.9)` produces `5`.", "`int(5.9)` produces `5`"),
+    ("7 // 4 evaluates to 2.", "Ex: 7 // 4 is 1.", "7 // 4 is 1"),
+    ("math.floor(-7.4) returns -8.", TABLE, None),                   # the same value
+    ("math.floor(-7.4) returns -8.0.", TABLE, None),                 # the same number written otherwise
+    ("math.ceil(-7.4) gives -7.", TABLE, None),
+    ("round(2.451, 2) gives 2.45.", TABLE, None),                    # an expression the passage does not show
+    ("math.floor(-7.4) is less than -7.", TABLE, None),              # no value stated
+])
+def test_another_value_for_the_same_expression(claim, passage, stated):
+    from ragbook.polarity import other_result
+
+    found = other_result(claim, passage)
+    assert (passage[found[0]:found[1]] if found else None) == stated
+
+
+def test_a_wrong_value_from_a_passages_table_is_flagged_with_the_row():
+    from types import SimpleNamespace
+
+    from ragbook.answer import check_answer
+
+    _, checks = check_answer("math.floor(-7.4) → -7 [1]", [SimpleNamespace(text=TABLE)])
+    assert checks[0].flag == "contradicts [1]" and checks[0].quote == "math.floor(-7.4) → -8"
+    _, checks = check_answer("math.floor(-7.4) → -8 [1]", [SimpleNamespace(text=TABLE)])
+    assert checks[0].flag == ""
