@@ -81,9 +81,11 @@ def index_for(name: str):
     return index
 
 
-def questions_for(name: str, limit: int | None) -> QASet:
+def questions_for(name: str, limit: int | None, kind: str | None = None) -> QASet:
     if name == "openstax":
         qa = load_qa(TEACHER)
+        if kind:
+            qa = QASet([q for q in qa if q.metadata.get("kind") == kind], name=qa.name)
         return qa.sample(limit, 0) if limit else qa
     return load_qa(SQUAD).sample(limit or 100, 0)
 
@@ -95,12 +97,12 @@ def _place(hit) -> dict:
 
 
 def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None, resume: bool = False,
-               k: int | None = None, passage_tokens: int | None = None) -> list[dict]:
+               k: int | None = None, passage_tokens: int | None = None, kind: str | None = None) -> list[dict]:
     from ragbook.assistant import Assistant
 
     index = index_for(set_name)
-    qa = questions_for(set_name, limit)
-    template: Any = re.split(r"-[kp]\d|\+", strategy)[0]
+    qa = questions_for(set_name, limit, kind)
+    template: Any = re.split(r"-[kp]\d|\+|@", strategy)[0]
     if "+" in strategy:
         from ragbook.prompt import get_template
 
@@ -138,7 +140,7 @@ def review_all(set_name: str, strategy: str, mode: str, llm: str | None) -> list
     from ragbook.grounding import model_verdict, review
     from ragbook.prompt import get_template
 
-    template = get_template(re.split(r"-[kp]\d|\+", strategy)[0])
+    template = get_template(re.split(r"-[kp]\d|\+|@", strategy)[0])
     ask = None
     if mode == "verify":
         from ragbook.llm import default_model, load_llm
@@ -298,6 +300,8 @@ def main() -> None:
                         help="each passage cut to its sentences closest to the question, up to N tokens (suffix -pN)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default=None,
                         help="answer with a variant of the template (VARIANTS; scored as STRATEGY+NAME)")
+    parser.add_argument("--kind", default=None,
+                        help="OpenStax: only the questions of this kind (yes/no, numeric...; scored as STRATEGY@KIND)")
     parser.add_argument("--rescore", action="store_true", help="score the cached answers again, no model")
     parser.add_argument("--resume", action="store_true", help="keep the cached answers and answer only the rest")
     parser.add_argument("--review", choices=("rules", "verify"), default=None,
@@ -318,6 +322,8 @@ def main() -> None:
                 strategy = f"{strategy}-p{args.passage_tokens}"
             if args.variant:
                 strategy = f"{strategy}+{args.variant}"
+            if args.kind:
+                strategy = f"{strategy}@{args.kind.replace('/', '')}"
             if args.terms_gate:
                 entry = with_terms_gate(set_name, results["results"][f"{set_name}/{strategy}"])
                 entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -331,7 +337,7 @@ def main() -> None:
             else:
                 records = (load_cached(set_name, strategy) if args.rescore
                            else answer_all(set_name, strategy, args.limit, args.llm, args.resume, args.k,
-                                           args.passage_tokens))
+                                           args.passage_tokens, args.kind))
             entry = score(set_name, strategy, records, args.limit)
             entry["machine"] = machine()
             entry["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

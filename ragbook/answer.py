@@ -131,13 +131,15 @@ def repair_citations(text: str, passages: list[Hit], *, min_support: float = 0.6
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
         words = _terms(sentence)
-        if len(words) < 3 or not passage_terms:
+        cites = _cites(sentence)
+        # a short sentence ("The error is an OverflowError [2].") is re-cited only to a passage holding all its words
+        short = len(words) < 3
+        if not words or not passage_terms or (short and not cites):
             continue
         support = [len(words & terms) / len(words) for terms in passage_terms]
         best = max(range(len(support)), key=lambda i: (support[i], -i))
-        if support[best] < min_support:
+        if support[best] < (1.0 if short else min_support):
             continue
-        cites = _cites(sentence)
         if not cites:
             end = m.start() + len(sentence.rstrip())
             out.append(text[pos:end] + f" [{best + 1}]")
@@ -145,7 +147,7 @@ def repair_citations(text: str, passages: list[Hit], *, min_support: float = 0.6
             added.add(sentence.strip())
             continue
         valid = [n for n in cites if 1 <= n <= len(passages)]
-        if best + 1 in cites or _support(words, passage_terms, valid) >= _SUPPORTED:
+        if best + 1 in cites or _support(words, passage_terms, valid) >= (1.0 if short else _SUPPORTED):
             continue
         first = next(_MARK.finditer(sentence))  # the sentence cites, so it holds a mark
         fixed = (sentence[:first.start()] + f"[{best + 1}]"

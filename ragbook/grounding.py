@@ -47,7 +47,7 @@ _QUOTE_LINE = re.compile(r"^[\s>*_-]*quote\s*(?:\[(\d+)\])?[*_]*\s*:?[*_\s]*(.*)
 ANSWER_LINE = re.compile(r"^[\s>*_-]*answer[*_]*\s*:[*_ \t]*", re.IGNORECASE | re.MULTILINE)
 _QUOTE_CHARS = "\"'“”‘’«»"
 _YES_NO_START = re.compile(
-    r"^\s*(?:is|isn't|are|aren't|was|wasn't|were|do|does|doesn't|don't|did|didn't|can|can't|could|will|won't|"
+    r"^\s*(?:am|is|isn't|are|aren't|was|wasn't|were|do|does|doesn't|don't|did|didn't|can|can't|could|will|won't|"
     r"would|should|shall|has|hasn't|have|haven't|had|may|might|must)\b", re.IGNORECASE)
 _WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 _AUX_SUBJECT = re.compile(
@@ -151,8 +151,9 @@ def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
 
 
 def is_yes_no_question(question: str) -> bool:
-    """"Is ...?", "Does ...?", "Can I ...?", "if I loop over it, does it reach 10?": answered by yes or no."""
-    if _YES_NO_START.match(question):
+    """"Is ...?", "Does ...?", "Can I ...?", "if I loop over it, does it reach 10?", "If my function has no return,
+    does calling it give a value?": answered by yes or no."""
+    if any(_YES_NO_START.match(clause) for clause in re.split(r"[,;:]", question)):
         return True
     return not _WH.search(question) and bool(_AUX_SUBJECT.search(question))
 

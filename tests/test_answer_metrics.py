@@ -90,7 +90,8 @@ class ScriptedLLM(EchoLLM):
 
 REPLIES = {
     "Where does the Calvin cycle run?": "It runs in the stroma [1].",               # F1 0.4, citation right
-    "What share of the grade is the final exam?": "45 percent [2].",                 # EM 1, citation wrong
+    # EM 1, citation wrong: ragbook re-cites it to the syllabus, the one passage holding both its words
+    "What share of the grade is the final exam?": "45 percent [2].",
     "What is the capital of Australia?": "I don't know: my documents don't cover that.",  # right abstention
     "Which volcanoes are explosive?": "I don't know.",                               # false abstention
     "When did Mount Fuji last erupt?": "Mount Fuji is steep and explosive [1].",     # should have abstained
@@ -124,7 +125,7 @@ def test_rows_scored_by_hand(report):
     assert calvin["f1"] == pytest.approx(0.4)  # "it runs in stroma" vs "stroma"
     assert calvin["retrieved"] is True
     exam = rows["exam"]
-    assert (exam["em"], exam["f1"], exam["correct_citations"]) == (1.0, 1.0, 0)  # passage [2] is not the syllabus
+    assert (exam["em"], exam["f1"], exam["correct_citations"]) == (1.0, 1.0, 1)  # [2] corrected to the syllabus
     assert rows["capital"]["abstained"] and rows["capital"]["em"] == 1.0 and rows["capital"]["correct_citations"] is None
     assert rows["strato"]["abstained"] and rows["strato"]["f1"] == 0.0 and rows["strato"]["contains"] is False
     assert not rows["fuji"]["abstained"] and rows["fuji"]["em"] == 0.0 and rows["fuji"]["contains"] is None
@@ -138,7 +139,7 @@ def test_summary_by_hand(report):
     assert s["contains"] == pytest.approx(2 / 3)
     assert s["overall_em"] == pytest.approx(2 / 5)  # calvin 0, exam 1, capital 1, strato 0, fuji 0
     assert s["overall_f1"] == pytest.approx((0.4 + 1 + 1) / 5)
-    assert s["citation_precision"] == pytest.approx(0.5)  # calvin 1/1, exam 0/1
+    assert s["citation_precision"] == pytest.approx(1.0)  # calvin 1/1, exam 1/1 (its citation corrected)
     assert s["cited"] == 1.0
     assert s["abstention_recall"] == 0.5  # capital yes, fuji no
     assert s["abstention_precision"] == 0.5  # abstained on capital (right) and strato (wrong)
@@ -197,7 +198,7 @@ def test_abstention_is_right_only_when_unanswerable():
 
 
 def test_report_display_and_pandas(report):
-    assert repr(report) == ("AnswerReport(questions=5, model='echo', em=0.3333, f1=0.4667, citation_precision=0.5, "
+    assert repr(report) == ("AnswerReport(questions=5, model='echo', em=0.3333, f1=0.4667, citation_precision=1.0, "
                             "abstention_recall=0.5, false_abstentions=0.3333)")
     html = report._repr_html_()
     assert "<b>set</b>" not in html and "&lt;b&gt;set&lt;/b&gt;" in html and "(unanswerable)" in html
@@ -243,3 +244,18 @@ def test_a_sample_and_a_file(make_index, notes_dir, tmp_path):
 ])
 def test_a_negation_counts_only_next_to_the_phrasing(said, answers, right):
     assert is_correct(said, answers) is right
+
+
+def test_a_citation_of_a_passage_without_the_answer_is_scored_wrong():
+    from types import SimpleNamespace
+
+    from ragbook.answer_metrics import score_answer
+    from ragbook.documents import Chunk
+
+    item = QAItem("What share of the grade is the final exam?", "exam", sources=("syllabus.txt",),
+                  answers=("45 percent",))
+    other = SimpleNamespace(chunk=Chunk(text="Homework is due on Fridays.", source="homework.md"), also_in=())
+    answer = SimpleNamespace(text="45 percent [1].", mode="llm", checks=[], passages=[other],
+                             citations=[SimpleNamespace(n=1, valid=True, hit=other, text=other.chunk.text)])
+    row = score_answer(item, answer)
+    assert row["correct_citations"] == 0 and row["citations"] == 1 and row["correct"] and not row["confidently_wrong"]

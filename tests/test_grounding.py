@@ -80,6 +80,9 @@ def test_a_quote_is_found_verbatim_up_to_spacing_case_and_quoting_marks():
     ("Does s[2:5] include index 5?", True), ("Can I change a tuple?", True), ("is 10 included", True),
     ("if I loop over range(1, 10) does it actually reach 10?", True),
     ("Will 8 / 2 give me an int since it divides evenly?", True),
+    ("If my function has no return statement, does calling it still give back a value?", True),
+    ("For a long statement, should I break lines with a backslash or with parentheses?", True),
+    ("In Python, what does 7 // 2 give?", False),
     ("What does 7 // 2 give?", False), ("How do I add an item to a list?", False),
     ("Why does the loop stop at 9?", False), ("Explain slicing", False),
 ])
@@ -349,3 +352,17 @@ def test_code_indexing_is_not_a_citation():
     assert [c.n for c in citations] == [1] and checks[0].cites == [1]
     citations, _ = check_answer("Use f(x)[2] or `s`[3]; see [1][2].", passages("a", "b"))
     assert [c.n for c in citations] == [1, 2]
+
+
+def test_a_short_answer_citing_the_wrong_passage_is_re_cited_to_the_one_holding_all_its_words():
+    from ragbook.answer import repair_citations
+    from ragbook.grounding import review
+
+    found = passages("Overflow error. Computing 3.0**1024 raises an OverflowError.",
+                     "Types of errors: for each program below, what type of error will occur?")
+    text, added = repair_citations("The error is an OverflowError [2].", found)
+    assert text == "The error is an OverflowError [1]." and added
+    r = review("The error is an OverflowError [2].", found, "What error does 3.0**1024 give?", TEMPLATES["tutor"])
+    assert not r.withheld and r.text == "The error is an OverflowError [1]."
+    kept, _ = repair_citations("The error is a ValueError [2].", found)  # no passage holds it all: left alone
+    assert kept == "The error is a ValueError [2]."
