@@ -2,7 +2,11 @@
 
 Two question sets, each answered by the default model (``ragbook.llm.default_model()``:
 Qwen2.5-Coder-1.5B-Instruct Q4_K_M through llama.cpp, greedy) with the assistant's defaults
-(hybrid search, k=5, abstention below relevance 0.3):
+(hybrid search, k=3 with the passages after the best focused to 64 tokens, abstention below
+relevance 0.3); the model's own words are cached (``raw_text``, answered without the model's
+checks) and ``--review`` replays ragbook's checks on them as the assistant does (``rules``:
+citations, support, contradictions and ``require_support``; ``verify``: the model's checks too,
+the default):
 
 * ``openstax``: ``benchmarks/data/openstax-teacher.jsonl``, questions students ask about the
   OpenStax *Introduction to Python Programming* book (``../shared/data/corpora``): yes/no,
