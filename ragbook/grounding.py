@@ -341,6 +341,7 @@ def closest(question: str, passages: Sequence[Any]) -> tuple[int, str] | None:
 
 UNGROUNDED = "no sentence of it is backed by a passage it cites"
 UNADDRESSED = "it says neither yes nor no to the question"
+CONTRADICTED = "it says otherwise than its passage"
 
 
 @dataclass
@@ -395,10 +396,11 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         why = (UNGROUNDED if not grounded(checks, passages)
                else UNADDRESSED if is_yes_no_question(question) and not addresses(text, question) else "")
         if why:
-            near = closest(question, passages)
-            shown = f"{no_answer} ({CLOSEST}, in [{near[0]}]: \u201c{near[1]}\u201d)" if near else no_answer
-            citations, checks = check_answer(shown, passages, no_answer=no_answer)
-            return Reviewed(shown, citations, checks, grounding, made, withheld=text, why_withheld=why)
+            # a sentence its passage says otherwise: that passage's own words are the closest ("→ -8" for "→ -7")
+            said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
+            near = (_flagged_n(said.flag), " ".join(said.quote.split())) if said else closest(question, passages)
+            why = CONTRADICTED if said and why == UNGROUNDED else why
+            return _withheld(text, near, passages, no_answer, grounding, made, why)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
@@ -416,14 +418,25 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         made += 1
         if grounding is not None:
             grounding.verdicts["answers_question"] = verdict
-        if verdict == "no":
-            shown = f"{no_answer} ({CLOSEST}, in [{n}]: \u201c{quote}\u201d)"
-            citations, checks = check_answer(shown, passages, no_answer=no_answer)
-            return Reviewed(shown, citations, checks, grounding, made, withheld=text,
-                            why_withheld="asked again, the model judged that the sentence it rests on does not "
-                                         "answer the question")
+        if verdict == "no" and n is not None:
+            return _withheld(text, (n, quote), passages, no_answer, grounding, made,
+                             "asked again, the model judged that the sentence it rests on does not answer the question")
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+
+
+def _flagged_n(flag: str) -> int:
+    return int(re.findall(r"\d+", flag)[-1])  # "contradicts [2]" -> 2
+
+
+def _withheld(text: str, near: tuple[int, str] | None, passages: list[Any], no_answer: str, grounding: Any, made: int,
+              why: str) -> Reviewed:
+    """"I don't know", with the passage sentence ``near`` as the closest the documents come; the model's
+    ``text`` is kept.  Only the "I don't know" is checked: the quoted sentence is the passage's own."""
+    shown = f"{no_answer} ({CLOSEST}, in [{near[0]}]: \u201c{near[1]}\u201d)" if near else no_answer
+    citations, _ = check_answer(shown, passages, no_answer=no_answer)
+    _, checks = check_answer(no_answer, passages, no_answer=no_answer)
+    return Reviewed(shown, citations, checks, grounding, made, withheld=text, why_withheld=why)
 
 
 def _fallback(r: Reviewed, passages: list[Any], template: Any) -> Reviewed:

@@ -289,6 +289,7 @@ def test_an_answer_no_passage_backs_is_withheld_with_the_closest_sentence(reply,
     r = review(reply, passages(RANGE), question, TEMPLATES["tutor"])
     assert r.withheld == reply and why in r.why_withheld
     assert r.text.startswith(NO_ANSWER) and "exclusive of the end: range(1, 10) gives 1 to 9." in r.text
+    assert [c.flag for c in r.checks] == [""]  # ragbook's "I don't know" is checked, not the passage's quoted words
     kept = review(reply, passages(RANGE), question, TEMPLATES["tutor"], require_support=False)
     assert kept.text.startswith(reply.split(" [")[0].rstrip(".")) and not kept.withheld
 
@@ -325,10 +326,12 @@ def test_a_withheld_answer_says_why_in_text_html_and_its_dict(slices):
     answer = Assistant(slices, llm=Scripted(echo), min_relevance=None, verify=False).ask(
         "Does s[2:5] include the character at index 5?")
     assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text and is_abstention(answer, NO_ANSWER)
-    assert answer.withheld == echo and answer.withheld_reason.startswith("no sentence of it is backed")
-    assert "no sentence of it is backed by a passage it cites" in str(answer)
+    # its one sentence says the opposite of the passage ("includes" / "not including"): that sentence is shown
+    assert answer.withheld == echo and answer.withheld_reason == "it says otherwise than its passage"
+    assert f"in [1]: \u201c{QUOTE}\u201d" in answer.text and [c.flag for c in answer.checks] == [""]
+    assert "it says otherwise than its passage" in str(answer) and "no citation" not in str(answer)
     html = answer._repr_html_()
-    assert "no sentence of it is backed" in html and "s[2:5] includes the character" in html
+    assert "it says otherwise than its passage" in html and "s[2:5] includes the character" in html
     again = Answer.from_dict(answer.to_dict())
     assert again.withheld_reason == answer.withheld_reason and again.withheld == echo
     shown = Assistant(slices, llm=Scripted(echo), min_relevance=None, verify=False, require_support=False).ask(
@@ -366,3 +369,12 @@ def test_a_short_answer_citing_the_wrong_passage_is_re_cited_to_the_one_holding_
     assert not r.withheld and r.text == "The error is an OverflowError [1]."
     kept, _ = repair_citations("The error is a ValueError [2].", found)  # no passage holds it all: left alone
     assert kept == "The error is a ValueError [2]."
+
+
+def test_a_withheld_answer_is_escaped_in_html(slices):
+    hostile = "Yes, <img src=x onerror=alert(1)> is <b>how</b> it works [1]."
+    answer = Assistant(slices, llm=Scripted(hostile), min_relevance=None, verify=False).ask(
+        "Does s[2:5] include index 5?")
+    assert answer.withheld == hostile
+    html = answer._repr_html_()
+    assert "<img" not in html and "<b>how" not in html and "&lt;img" in html

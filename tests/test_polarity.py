@@ -83,3 +83,15 @@ def test_a_wrong_value_from_a_passages_table_is_flagged_with_the_row():
     assert checks[0].flag == "contradicts [1]" and checks[0].quote == "math.floor(-7.4) → -8"
     _, checks = check_answer("math.floor(-7.4) → -8 [1]", [SimpleNamespace(text=TABLE)])
     assert checks[0].flag == ""
+
+
+def test_a_withheld_wrong_value_shows_the_passages_own_row():
+    from types import SimpleNamespace
+
+    from ragbook.grounding import review
+    from ragbook.prompt import TEMPLATES
+
+    r = review("math.floor(-7.4) → -7 [1]", [SimpleNamespace(text=TABLE)], "What does math.floor(-7.4) return?",
+               TEMPLATES["tutor"])
+    assert r.withheld and r.why_withheld == "it says otherwise than its passage"
+    assert r.text.endswith("in [1]: \u201cmath.floor(-7.4) → -8\u201d)")
