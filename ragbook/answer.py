@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Literal
+from typing import AbstractSet, Any, Literal, Sequence
 
 from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
@@ -20,7 +20,8 @@ from ragbook.polarity import CITATION_MARK
 from ragbook.retrieval import Hit
 
 __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
-           "content_terms", "check_answer", "declines", "find_evidence", "split_sentences", "without_citations"]
+           "content_terms", "check_answer", "declines", "find_evidence", "best_evidence", "split_sentences",
+           "without_citations"]
 
 _MARK = CITATION_MARK
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
@@ -288,6 +289,13 @@ def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
         if both > best[2] and both > max(support(first), support(second)):
             best = (a, b, both)
     return best[0], best[1], round(best[2], 3) if best[2] else 0.0
+
+
+def best_evidence(text: str, passages: Sequence[Any]) -> Evidence | None:
+    """The sentence of any of ``passages`` holding most of ``text``'s content words (the lower passage
+    number on a tie), or None when none holds any: what a withheld answer shows as the closest."""
+    found = {n: find_evidence(text, p.text) for n, p in enumerate(passages, start=1)}
+    return _best_evidence(text, list(passages), found)
 
 
 def _best_evidence(sentence: str, passages: list[Hit], found: dict[int, tuple[int, int, float]]) -> Evidence | None:

@@ -27,6 +27,7 @@ driver's; a file it cannot read, or that changed, is reported like any other unr
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -214,16 +215,12 @@ def _holds(known: np.ndarray, value: int) -> bool:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 
 def _npy_array(data: bytes) -> np.ndarray:
-    import io
-
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 

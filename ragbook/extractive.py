@@ -44,9 +44,9 @@ def _sentences(text: str) -> list[str]:
     return [p for p in parts if len(p) >= 25 and len(p.split()) >= 5]
 
 
-def _scores(question: str, texts: list[str], embedder: Any, q: np.ndarray | None = None) -> np.ndarray:
+def _scores(question: str, texts: list[str], embedder: Any) -> np.ndarray:
     """How well each text answers the question: cosine to it, plus a bonus for sharing its words."""
-    q = embedder.encode_queries([question])[0] if q is None else q
+    q = embedder.encode_queries([question])[0]
     dense = embedder.encode_documents(texts, show_progress=False) @ q
     q_terms = set(_ANALYZER(question))
     overlap = np.array([len(q_terms & set(_ANALYZER(t))) / max(len(q_terms), 1) for t in texts])

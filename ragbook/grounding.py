@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 from ragbook.answer import (
     CLOSEST,
     Flag,
+    best_evidence,
     check_answer,
     content_terms,
     declines,
@@ -38,7 +39,7 @@ from ragbook.answer import (
 )
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
-           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "closest", "YES_NO_PROMPT",
+           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "YES_NO_PROMPT",
            "CLAIM_PROMPT", "ANSWERS_PROMPT"]
 
 log = logging.getLogger(__name__)
@@ -328,17 +329,6 @@ def addresses(answer: str, question: str) -> bool:
     return len(asked & content_terms(first[0])) >= min(2, len(asked) / 2)
 
 
-def closest(question: str, passages: Sequence[Any]) -> tuple[int, str] | None:
-    """``(n, sentence)``: the passage sentence holding most of the question's words, or None when none holds any."""
-    best = None
-    for n, passage in enumerate(passages, start=1):
-        text = _text(passage)
-        start, end, support = find_evidence(question, text)
-        if support and (best is None or support > best[0]):
-            best = (support, n, text[start:end])
-    return (best[1], " ".join(best[2].split())) if best else None
-
-
 UNGROUNDED = "no sentence of it is backed by a passage it cites"
 UNADDRESSED = "it says neither yes nor no to the question"
 CONTRADICTED = "it says otherwise than its passage"
@@ -390,15 +380,17 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)
     if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
-        none_cited, none_checked = check_answer(no_answer, passages, no_answer=no_answer)
-        return Reviewed(no_answer, none_cited, none_checked, grounding, made, withheld=text)
+        return _withheld(text, None, passages, no_answer, grounding, made,
+                         "it repeats the template's worked example instead of answering")
     if require_support and not declines(text, no_answer):
         why = (UNGROUNDED if not grounded(checks, passages)
                else UNADDRESSED if is_yes_no_question(question) and not addresses(text, question) else "")
         if why:
             # a sentence its passage says otherwise: that passage's own words are the closest ("→ -8" for "→ -7")
             said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
-            near = (_flagged_n(said.flag), " ".join(said.quote.split())) if said else closest(question, passages)
+            closest = None if said else best_evidence(question, passages)
+            near = ((_flagged_n(said.flag), " ".join(said.quote.split())) if said
+                    else (closest.n, " ".join(closest.quote.split())) if closest else None)
             why = CONTRADICTED if said and why == UNGROUNDED else why
             return _withheld(text, near, passages, no_answer, grounding, made, why)
     if ask is None or declines(text, no_answer):

@@ -215,9 +215,10 @@ class VectorStore:
             self._sorted = (self.ids[order], order)
         keys, rows = self._sorted
         ids = np.asarray(ids, dtype=np.int64)
-        at = np.minimum(np.searchsorted(keys, ids), max(len(keys) - 1, 0))
-        found = (keys[at] == ids) if len(keys) else np.zeros(len(ids), dtype=bool)
-        return np.where(found, rows[at] if len(keys) else -1, -1).astype(np.int64)
+        if not len(keys):
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+        return np.where(keys[at] == ids, rows[at], -1).astype(np.int64)
 
     # -- search ----------------------------------------------------------------------------
 
@@ -265,10 +266,8 @@ class VectorStore:
         if self._rows_read > RELEASE_EVERY:
             release_pages(self.vectors)
             self._rows_read = len(rows)
-        if len(rows) <= BLOCK:
-            return np.asarray(np.asarray(self.vectors[rows], dtype=np.float32) @ q, dtype=np.float32)
         return np.concatenate([np.asarray(self.vectors[rows[lo : lo + BLOCK]], dtype=np.float32) @ q
-                               for lo in range(0, len(rows), BLOCK)]).astype(np.float32, copy=False)
+                               for lo in range(0, max(len(rows), 1), BLOCK)]).astype(np.float32, copy=False)
 
     # -- persistence -------------------------------------------------------------------------
 
