@@ -8,7 +8,7 @@ import pytest
 from fakes import EchoLLM, HashEmbedder
 
 from ragbook._display import html_escape
-from ragbook.answer import check_answer, repair_citations
+from ragbook.answer import check_answer, repair_citations, split_sentences
 from ragbook.assistant import Assistant, load_assistant
 from ragbook.documents import Document
 from ragbook.errors import BundleError
@@ -174,6 +174,22 @@ def test_attribution_keeps_numbers_and_file_names_whole():
     assert len(added) == 2
     _, checks = check_answer(text, passages)
     assert [c.cites for c in checks] == [[1], [2]] and not any(c.flag for c in checks)
+
+
+def test_a_sentence_does_not_end_inside_inline_code():
+    passages = [SimpleNamespace(text="The input() function shows a prompt and reads the name typed on the keyboard."),
+                SimpleNamespace(text="The with statement opens the file and closes the file when its block ends.")]
+    reply = ("Call `name = input('Your name? ')` to show a prompt and read the name typed. "
+             "The `with open(...) as f:` statement closes the file when its block ends.")
+    assert split_sentences(reply) == ["Call `name = input('Your name? ')` to show a prompt and read the name typed.",
+                                      "The `with open(...) as f:` statement closes the file when its block ends."]
+    text, _ = repair_citations(reply, passages)
+    assert text == reply.replace("typed. ", "typed. [1] ") + " [2]"  # each citation after its sentence, none in code
+    _, checks = check_answer(text, passages)
+    assert [c.cites for c in checks] == [[1], [2]] and not any(c.flag for c in checks)
+    # a line break inside code leaves a stray backtick on each line: it does not swallow the next sentence end
+    passage = 'Given `"Hello my fellow\n classmates"` and a greeting, print the 5th character. Change `"Hi"` to `"hello"`.'
+    assert split_sentences(passage)[-1] == 'Change `"Hi"` to `"hello"`.'
 
 
 def test_an_answer_that_repeats_the_worked_example_is_flagged(course):
