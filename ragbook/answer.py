@@ -51,7 +51,8 @@ class Flag:
 # "notes.md") does not end it, so a citation is never added in the middle of a number; nor does one inside inline
 # code ("`with open(...) as f:`", "`a?b`"), so a citation never lands in the middle of code (a span holding ". C"
 # is taken for two stray backticks around a sentence end, as a line break inside code leaves them).
-_SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?=\w))+(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+_SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?=\w))+"
+                       r"(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
 _ANALYZER = Analyzer()
 _SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
 # A polarity conflict counts only against a passage sentence holding this much of the claim: at 0.5, 3 of
