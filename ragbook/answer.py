@@ -130,11 +130,11 @@ def repair_citations(text: str, passages: list[Hit], *, min_support: float = 0.6
     :func:`check_answer` sees them, markers removed); the model's own words stay in
     ``Answer.raw_text``.
     """
-    passage_terms = [_terms(h.text) for h in passages]
+    passage_terms = [content_terms(h.text) for h in passages]
     out, pos, added = [], 0, set()
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
-        words = _terms(sentence)
+        words = content_terms(sentence)
         cites = _cites(sentence)
         # a short sentence ("The error is an OverflowError [2].") is re-cited only to a passage holding all its words
         short = len(words) < 3
@@ -196,9 +196,6 @@ def content_terms(text: str) -> set[str]:
     return set(_ANALYZER(_MARK.sub(" ", text)))
 
 
-_terms = content_terms
-
-
 def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: AbstractSet[str] = frozenset(),
                  example: str = "") -> tuple[list[Citation], list[SentenceCheck]]:
     """Resolve every ``[n]`` and check each sentence against what it cites.
@@ -212,10 +209,10 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
         for n in _numbers(m.group(1)):
             if n not in cited:
                 cited[n] = Citation(n, passages[n - 1] if 1 <= n <= len(passages) else None)
-    passage_terms = [_terms(h.text) for h in passages]
+    passage_terms = [content_terms(h.text) for h in passages]
     checks = []
     for sentence in split_sentences(text):
-        words = _terms(sentence)
+        words = content_terms(sentence)
         cites = _cites(sentence)
         valid = [n for n in cites if 1 <= n <= len(passages)]
         if _copy_key(sentence) in copied:
@@ -272,13 +269,13 @@ def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     carbon. It runs in the stroma." for "The Calvin cycle runs in the stroma").  ``support`` is
     0.0 when no sentence shares a word.
     """
-    words = _terms(sentence)
+    words = content_terms(sentence)
     spans = []
     for m in _SENTENCE.finditer(text):
         quote = m.group()
         start, end = m.start() + len(quote) - len(quote.lstrip()), m.start() + len(quote.rstrip())
         if end > start and not _HEADING.match(text, start):  # a title states nothing: it backs no claim
-            spans.append((start, end, _terms(quote)))
+            spans.append((start, end, content_terms(quote)))
     if not words or not spans:
         return 0, 0, 0.0
 
@@ -334,6 +331,9 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
 
 
 CLOSEST = "The closest the documents come"  # how a withheld answer shows the sentence it rested on (grounding)
+# why an answer was withheld (ragbook.grounding.review), also read back for answers saved before the reason was kept
+NOT_ANSWERING = "asked again, the model judged that the sentence it rests on does not answer the question"
+REPEATS_EXAMPLE = "it repeats the template's worked example instead of answering"
 COPIED_HINT = ("the model repeated the template's worked example instead of answering: it is too small to tell "
                "the example from the question; use a larger model, or a template without it (template.edit(example=None))")
 
@@ -413,11 +413,9 @@ class Answer:
             notes.append((COPIED_HINT, True))
         g = self.grounding
         if self.withheld and (g is None or not g.fallback):
-            why = (self.withheld_reason if self.withheld_reason
-                   else "asked again, the model judged that the sentence it rests on does not answer the question"
-                   if CLOSEST in self.text
-                   else "it repeats the template's worked example instead of answering" if not self.citations
-                   else "it says the opposite of its passage")
+            why = self.withheld_reason or (NOT_ANSWERING if CLOSEST in self.text
+                                           else REPEATS_EXAMPLE if not self.citations
+                                           else "it says the opposite of its passage")
             notes.append((f"ragbook withheld the model's answer \u201c{shorten(self.withheld, 160)}\u201d: {why}", True))
         if g is not None and g.fallback:
             notes.append((f"the model answered \u201c{shorten(g.answer, 120)}\u201d, but {g.reason}: the passage's "

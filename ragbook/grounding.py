@@ -27,6 +27,8 @@ from typing import Any, Callable, Sequence
 
 from ragbook.answer import (
     CLOSEST,
+    NOT_ANSWERING,
+    REPEATS_EXAMPLE,
     Flag,
     best_evidence,
     check_answer,
@@ -380,18 +382,19 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)
     if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
-        return _withheld(text, None, passages, no_answer, grounding, made,
-                         "it repeats the template's worked example instead of answering")
+        return _withheld(text, None, passages, no_answer, grounding, made, REPEATS_EXAMPLE)
     if require_support and not declines(text, no_answer):
         why = (UNGROUNDED if not grounded(checks, passages)
                else UNADDRESSED if is_yes_no_question(question) and not addresses(text, question) else "")
         if why:
             # a sentence its passage says otherwise: that passage's own words are the closest ("→ -8" for "→ -7")
             said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
-            closest = None if said else best_evidence(question, passages)
-            near = ((_flagged_n(said.flag), " ".join(said.quote.split())) if said
-                    else (closest.n, " ".join(closest.quote.split())) if closest else None)
-            why = CONTRADICTED if said and why == UNGROUNDED else why
+            if said is not None:
+                near: tuple[int, str] | None = (_flagged_n(said.flag), " ".join(said.quote.split()))
+                why = CONTRADICTED if why == UNGROUNDED else why
+            else:
+                closest = best_evidence(question, passages)
+                near = (closest.n, " ".join(closest.quote.split())) if closest else None
             return _withheld(text, near, passages, no_answer, grounding, made, why)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
@@ -411,8 +414,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         if grounding is not None:
             grounding.verdicts["answers_question"] = verdict
         if verdict == "no" and n is not None:
-            return _withheld(text, (n, quote), passages, no_answer, grounding, made,
-                             "asked again, the model judged that the sentence it rests on does not answer the question")
+            return _withheld(text, (n, quote), passages, no_answer, grounding, made, NOT_ANSWERING)
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
 
