@@ -45,6 +45,11 @@ class Flag:
         return f"{Flag.CONTRADICTS} [{n}]"
 
     @staticmethod
+    def contradicted(flag: str) -> int:
+        """The passage number a :meth:`contradicts` flag names: ``"contradicts [2]"`` -> 2."""
+        return int(flag[len(Flag.CONTRADICTS):].strip(" []"))
+
+    @staticmethod
     def is_warning(flag: str) -> bool:
         return flag in Flag.WARNINGS or flag.startswith(Flag.CONTRADICTS)
 # A sentence ends at . ! ? or a line break; a point inside a word or number ("16.91", "Python 3.11",

@@ -390,7 +390,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
             # a sentence its passage says otherwise: that passage's own words are the closest ("→ -8" for "→ -7")
             said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
             if said is not None:
-                near: tuple[int, str] | None = (_flagged_n(said.flag), " ".join(said.quote.split()))
+                near: tuple[int, str] | None = (Flag.contradicted(said.flag), " ".join(said.quote.split()))
                 why = CONTRADICTED if why == UNGROUNDED else why
             else:
                 closest = best_evidence(question, passages)
@@ -419,10 +419,6 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
 
 
-def _flagged_n(flag: str) -> int:
-    return int(re.findall(r"\d+", flag)[-1])  # "contradicts [2]" -> 2
-
-
 def _withheld(text: str, near: tuple[int, str] | None, passages: list[Any], no_answer: str, grounding: Any, made: int,
               why: str) -> Reviewed:
     """"I don't know", with the passage sentence ``near`` as the closest the documents come; the model's
@@ -437,6 +433,6 @@ def _fallback(r: Reviewed, passages: list[Any], template: Any) -> Reviewed:
     contradicted = [c for c in r.checks if c.flag.startswith(Flag.CONTRADICTS)]
     if contradicted and (template.name == "strict" or template.form == "quote"):
         r.withheld = r.text
-        r.text = " ".join(f"The passage says: \u201c{c.quote}\u201d {c.flag.split()[-1]}" for c in contradicted)
+        r.text = " ".join(f"The passage says: \u201c{c.quote}\u201d [{Flag.contradicted(c.flag)}]" for c in contradicted)
         r.citations, r.checks = check_answer(r.text, passages, no_answer=template.no_answer)
     return r
