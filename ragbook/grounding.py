@@ -41,7 +41,7 @@ from ragbook.answer import (
 )
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
-           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "YES_NO_PROMPT",
+           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "restates", "YES_NO_PROMPT",
            "CLAIM_PROMPT", "ANSWERS_PROMPT"]
 
 log = logging.getLogger(__name__)
@@ -331,9 +331,32 @@ def addresses(answer: str, question: str) -> bool:
     return len(asked & content_terms(first[0])) >= min(2, len(asked) / 2)
 
 
+# Words any answer may add to the question's without saying anything ("You can ...", "it does ...").
+_ANSWER_WORDS = content_terms("you your yours can could may might do does did will would should shall must need "
+                              "i me my we our it its they them their this that these those there here how what "
+                              "which when where why who whom whose use using used way has have had is are was were")
+
+
+_CHOICE = re.compile(r"\b(?:or|vs|versus|whether)\b", re.IGNORECASE)
+
+
+def restates(answer: str, question: str) -> bool:
+    """Whether an answer adds no word to its question's but the ones any answer uses: "You can print
+    12345678 as 12,345,678 with an f-string [1]." to "How do I print 12345678 as 12,345,678 with an
+    f-string?" says nothing.  Never for a question that offers a choice ("Which is immutable, a list or
+    a tuple?": "A tuple is immutable [1]." picks one); a yes/no question is not asked about at all (a
+    restatement with its yes or no is an answer)."""
+    if _CHOICE.search(question):
+        return False
+    said = content_terms(without_citations(answer))
+    return bool(said) and not said - content_terms(question) - _ANSWER_WORDS
+
+
 UNGROUNDED = "no sentence of it is backed by a passage it cites"
 UNADDRESSED = "it says neither yes nor no to the question"
 CONTRADICTED = "it says otherwise than its passage"
+RESTATES = "it only restates the question"
+UNCONFIRMED = "asked about each sentence, the model found none that its passages back"
 
 
 @dataclass
@@ -366,10 +389,12 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
 
     With ``require_support`` (the default) an answer that does not rest on its passages is withheld
     before any model check: "I don't know", with the passage sentence closest to the question, when
-    no sentence of it is :func:`grounded`, or when it does not take up a yes/no question
-    (:func:`addresses`).  A small model answering from what it knows, or echoing the question as
-    "Yes, <the question>", writes exactly such answers; a teacher forgives "I don't know" sooner
-    than a confident wrong answer with a citation.
+    no sentence of it is :func:`grounded`, when it does not take up a yes/no question
+    (:func:`addresses`), or when it only :func:`restates` any other question.  A small model answering
+    from what it knows, or echoing the question as "Yes, <the question>" or "You can <the question>",
+    writes exactly such answers; a teacher forgives "I don't know" sooner than a confident wrong
+    answer with a citation.  After the model's checks it is withheld too when they leave no sentence
+    grounded, or when the model reads the passage behind a yes/no answer as the opposite yes or no.
     """
     no_answer = template.no_answer
     passages = list(passages)
@@ -382,20 +407,14 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     citations, checks = check_answer(text, passages, no_answer=no_answer, attributed=added, example=example)
     made = int(grounding is not None and grounding.yes_no is not None)
     if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
-        return _withheld(text, None, passages, no_answer, grounding, made, REPEATS_EXAMPLE)
+        return _withheld(text, None, REPEATS_EXAMPLE, passages, no_answer, grounding, made)
+    yes_no = is_yes_no_question(question)
     if require_support and not declines(text, no_answer):
         why = (UNGROUNDED if not grounded(checks, passages)
-               else UNADDRESSED if is_yes_no_question(question) and not addresses(text, question) else "")
+               else UNADDRESSED if yes_no and not addresses(text, question)
+               else RESTATES if not yes_no and restates(text, question) else "")
         if why:
-            # a sentence its passage says otherwise: that passage's own words are the closest ("→ -8" for "→ -7")
-            said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
-            if said is not None:
-                near: tuple[int, str] | None = (Flag.contradicted(said.flag), " ".join(said.quote.split()))
-                why = CONTRADICTED if why == UNGROUNDED else why
-            else:
-                closest = best_evidence(question, passages)
-                near = (closest.n, " ".join(closest.quote.split())) if closest else None
-            return _withheld(text, near, passages, no_answer, grounding, made, why)
+            return _withheld(text, *_closest(checks, passages, question, why), passages, no_answer, grounding, made)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
@@ -408,19 +427,39 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         n, quote = (lead.n, lead.quote) if lead is not None else (None, "")
     # not for a yes/no question: the model reads "does this sentence answer it?" as "does it say yes?" (on the
     # OpenStax set it withheld 5 right "No, ..." answers that way); its yes/no reading below is the check there
-    if quote and not is_yes_no_question(question):
+    if quote and not yes_no:
         verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1
         if grounding is not None:
             grounding.verdicts["answers_question"] = verdict
         if verdict == "no" and n is not None:
-            return _withheld(text, (n, quote), passages, no_answer, grounding, made, NOT_ANSWERING)
+            return _withheld(text, (n, quote), NOT_ANSWERING, passages, no_answer, grounding, made)
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
-    return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+    r = _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
+    read = next((c for c in checks if c.evidence is not None), None)  # the sentence verify_checks read for yes/no
+    overturned = yes_no and read is not None and read.verified is False and read.flag.startswith(Flag.CONTRADICTS)
+    if require_support and not r.withheld and (overturned or not grounded(checks, passages)):
+        # the model read the passage as the opposite yes or no, or flagged every sentence the rules let through:
+        # the answer no longer rests on its passages ("Yes, `Total` and `total` are the same variable [1]" against
+        # "letter case matters", its other sentences only around it)
+        return _withheld(text, *_closest(checks, passages, question, UNCONFIRMED), passages, no_answer, grounding, made)
+    return r
 
 
-def _withheld(text: str, near: tuple[int, str] | None, passages: list[Any], no_answer: str, grounding: Any, made: int,
-              why: str) -> Reviewed:
+def _closest(checks: Sequence[Any], passages: list[Any], question: str, why: str) -> tuple[tuple[int, str] | None, str]:
+    """What a withheld answer shows as the closest the documents come, and why it is withheld: the passage's
+    own words where a sentence contradicts its passage ("→ -8" for "→ -7"), else the passage sentence holding
+    most of the question's words."""
+    said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
+    if said is not None:
+        why = CONTRADICTED if why in (UNGROUNDED, UNCONFIRMED) else why
+        return (Flag.contradicted(said.flag), " ".join(said.quote.split())), why
+    closest = best_evidence(question, passages)
+    return ((closest.n, " ".join(closest.quote.split())) if closest else None), why
+
+
+def _withheld(text: str, near: tuple[int, str] | None, why: str, passages: list[Any], no_answer: str, grounding: Any,
+              made: int) -> Reviewed:
     """"I don't know", with the passage sentence ``near`` as the closest the documents come; the model's
     ``text`` is kept.  Only the "I don't know" is checked: the quoted sentence is the passage's own."""
     shown = f"{no_answer} ({CLOSEST}, in [{near[0]}]: \u201c{near[1]}\u201d)" if near else no_answer

@@ -76,7 +76,7 @@ class FakeLLM(LLM):
 
     ``reply``: the answer to every question, or a function of the messages that returns it.
     With none, it answers with the first sentence of the passage marked ``[cite]`` in the
-    prompt, cited, as a model that follows the instructions would; ``"I don't know."`` when
+    prompt (past its headings), cited, as a model that follows the instructions would; ``"I don't know."`` when
     there is no such passage.  Every call's messages are kept in ``calls``.  Tokens are words.
     """
 
@@ -108,8 +108,10 @@ class FakeLLM(LLM):
         marker = f"[{self.cite}] "
         if marker not in question:
             return "I don't know."
-        passage = question.split(marker, 1)[1].split("\n", 2)[1].removeprefix("> ")  # passages are quoted
-        return passage.split(". ")[0].rstrip(".") + f". [{self.cite}]"
+        lines = question.split(marker, 1)[1].split("\n")[1:]  # the passage's lines, each quoted with "> "
+        quoted = [line.removeprefix(">").strip() for line in lines if line.startswith(">")]
+        passage = next((line for line in quoted if line and not line.startswith("#")), quoted[0] if quoted else "")
+        return passage.split(". ")[0].rstrip(".") + f". [{self.cite}]"  # its first sentence, past any heading
 
     def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:
         self.calls.append(messages)

@@ -12,6 +12,7 @@ from ragbook.assistant import Assistant
 from ragbook.errors import TemplateError
 from ragbook.grounding import (
     CLAIM_PROMPT,
+    CONTRADICTED,
     YES_NO_PROMPT,
     is_yes_no_question,
     locate,
@@ -148,14 +149,17 @@ def test_the_quote_template_streams_an_answer_that_has_no_answer_line(slices):
     assert "".join(stream).strip() == NO_ANSWER and stream.answer.text == NO_ANSWER
 
 
-def test_the_verifier_flags_a_yes_the_passage_sentence_reads_as_no(slices):
+def test_an_answer_whose_yes_the_passage_sentence_reads_as_no_is_withheld(slices):
     wrong = "Yes, s[2:5] goes up to index 5 [1]."  # no negation word: the polarity rule cannot see it
     llm = Scripted(wrong, yes_no="No")
     answer = Assistant(slices, llm=llm, min_relevance=None).ask("Does s[2:5] include index 5?")
-    check = answer.checks[0]
-    assert check.flag == "contradicts [1]" and check.quote == QUOTE and check.verified is False
-    assert answer.flagged == [wrong] and answer.model_checks == 1  # a yes/no question: its yes/no reading only
-    assert answer.to_dict()["checks"][0]["verified"] is False
+    assert answer.withheld == wrong and answer.withheld_reason == CONTRADICTED and answer.model_checks == 1
+    assert answer.text.startswith(NO_ANSWER) and QUOTE in answer.text  # the passage's own sentence, on view
+    # a sentence after it that a passage backs does not save an answer whose yes or no is overturned
+    caveat = " Strings are immutable [1]."
+    answer = Assistant(slices, llm=Scripted(wrong + caveat, yes_no="No"), min_relevance=None).ask(
+        "Does s[2:5] include index 5?")
+    assert answer.withheld == wrong + caveat and answer.withheld_reason == CONTRADICTED and QUOTE in answer.text
     # the same answer, verifier off: the rules pass it
     quiet = Assistant(slices, llm=Scripted(wrong, yes_no="No"), min_relevance=None, verify=False)
     answer = quiet.ask("Does s[2:5] include index 5?")
@@ -378,3 +382,62 @@ def test_a_withheld_answer_is_escaped_in_html(slices):
     assert answer.withheld == hostile
     html = answer._repr_html_()
     assert "<img" not in html and "<b>how" not in html and "&lt;img" in html
+
+
+FORMATS = ("Formatting\nThe format specifier ,d prints an integer with comma separators: f\"{12345678:,d}\" gives "
+           "'12,345,678'.")
+
+
+@pytest.mark.parametrize("answer, question, expected", [
+    ("You can print 12345678 as 12,345,678 with an f-string [1].",
+     "how do i print 12345678 as 12,345,678 with an f-string?", True),
+    ("You can fill the NaN gaps in your DataFrame column with the column's average [1].",
+     "My DataFrame column has NaN gaps. How do I fill them in with the column's average?", True),
+    ("Use the ,d format specifier [1].", "how do i print 12345678 as 12,345,678 with an f-string?", False),
+    ("math.log(8, 2) gives 3.0 [2].", "what does math.log(8, 2) give?", False),  # the number is the answer
+    ("It is the remainder [1].", "What does the % operator compute?", False),
+    ("A tuple is immutable [1].", "Which is immutable, a list or a tuple?", False),  # it picks one of the two
+    ("Tuples are faster than lists [1].", "tuples vs lists, which is faster?", False),
+])
+def test_an_answer_restates_its_question_when_it_adds_no_word_of_its_own(answer, question, expected):
+    from ragbook.grounding import restates
+
+    assert restates(answer, question) is expected
+
+
+def test_an_answer_that_only_restates_the_question_is_withheld_with_the_closest_sentence():
+    from ragbook.grounding import RESTATES, review
+
+    question = "how do i print 12345678 as 12,345,678 with an f-string?"
+    echo = "You can print 12345678 as 12,345,678 with an f-string [1]."
+    r = review(echo, passages(FORMATS), question, TEMPLATES["tutor"])
+    assert r.withheld == echo and r.why_withheld == RESTATES
+    assert r.text.startswith(NO_ANSWER) and "prints an integer with comma separators" in r.text
+    answer = "Use the ,d format specifier, which prints an integer with comma separators [1]."
+    assert review(answer, passages(FORMATS), question, TEMPLATES["tutor"]).text == answer
+    # to a yes/no question the same restatement with its yes is an answer
+    said = "Yes, you can print 12345678 as 12,345,678 with an f-string [1]."
+    assert not review(said, passages(FORMATS), "Can I print 12345678 as 12,345,678 with an f-string?",
+                      TEMPLATES["tutor"]).withheld
+
+
+def test_an_answer_whose_every_sentence_the_model_rejects_is_withheld():
+    from ragbook.grounding import UNCONFIRMED, review
+
+    reply = "The slice s[2:5] holds 7 characters [1]."  # the rules pass it (most words are there), unsure of the 7
+    question = "How many characters does s[2:5] hold?"
+    rejected = review(reply, passages(SLICES), question, TEMPLATES["tutor"],
+                      lambda prompt: "no" if "Claim:" in prompt else "yes")
+    assert rejected.withheld == reply and rejected.why_withheld == UNCONFIRMED and rejected.model_checks == 2
+    assert rejected.text.startswith(NO_ANSWER) and "up to but not including index 5" in rejected.text
+    confirmed = review(reply, passages(SLICES), question, TEMPLATES["tutor"], lambda prompt: "yes")
+    assert confirmed.text == reply and not confirmed.withheld
+    # one sentence the model confirms keeps the answer (the rejected one stays flagged in it)
+    two = reply + " It starts at index 2 and goes up to but not including index 5 [1]."
+    kept = review(two, passages(SLICES), question, TEMPLATES["tutor"],
+                  lambda prompt: "no" if "7 characters" in prompt else "yes")
+    assert not kept.withheld and [c.flag for c in kept.checks] == ["unsupported", ""]
+    # without require_support the rejected answer is shown, flagged
+    shown = review(reply, passages(SLICES), question, TEMPLATES["tutor"],
+                   lambda prompt: "no" if "Claim:" in prompt else "yes", require_support=False)
+    assert not shown.withheld and shown.checks[0].flag == "unsupported"
