@@ -12,6 +12,10 @@ the default):
   OpenStax *Introduction to Python Programming* book (``../shared/data/corpora``): yes/no,
   numeric results, definitions, how-to, error messages, comparisons, and questions the book
   does not answer; several gold phrasings each.
+* ``openstax-heldout``: ``benchmarks/data/openstax-heldout.jsonl``, 50 more questions on the same book
+  (40 answerable: 10 yes/no, 7 numeric, 6 definitions, 7 how-to, 5 error messages, 5 comparisons;
+  10 the book does not answer), written after ragbook's checks had been tuned on ``openstax``, with
+  the book sentence that answers each (``evidence``, checked verbatim against its file).
 * ``squad``: 100 questions of SQuAD 2.0 dev (``../shared/data/squad2-dev-cs224n``, seed 0),
   answerable and unanswerable as drawn; SQuAD's gold answers are the phrasings.
 
@@ -26,6 +30,7 @@ paraphrase), ``contains``, ``confidently_wrong`` (answered, cited, judged wrong)
 
     python benchmarks/trust.py --set squad --strategy tutor       # ~30 min on 2 idle cores
     python benchmarks/trust.py --set openstax --strategy strict
+    python benchmarks/trust.py --set openstax-heldout --strategy tutor --passage-tokens 64   # the later questions
     python benchmarks/trust.py --set openstax --strategy tutor --rescore    # no model: score the cached answers again
     python benchmarks/trust.py --set openstax --strategy tutor --resume     # a killed run goes on where it stopped
     python benchmarks/trust.py --set openstax --strategy tutor-verify --terms-gate   # the stored rows, gated
@@ -60,6 +65,12 @@ FIGURES = ("correct", "contains", "confidently_wrong", "wrong", "flagged_wrong",
 # Template variants measured against the built-in ones: ``--variant NAME`` answers with the template's fields
 # changed as below (scored as STRATEGY+NAME).
 VARIANTS = {
+    "factfirst": {"user": ("Course material:\n\n{passages}\n\nStudent question: {question}\n\n"
+                           "Answer the question in a few sentences a student can follow, using only the course material "
+                           "above. If it is a yes/no question, first say what the course material states about it, and "
+                           "only then answer Yes or No as that statement implies. End each sentence with the number of "
+                           "the passage it comes from, in square brackets, like [1]. If the material does not answer the "
+                           "question, say: {no_answer}")},
     "words": {"user": ("Course material:\n\n{passages}\n\nStudent question: {question}\n\n"
                        "Answer the question in one to three short sentences, using only the course material above "
                        "and keeping its own words. End each sentence "
@@ -72,6 +83,7 @@ def index_for(name: str):
     """The set's index, built once and kept in benchmarks/.cache/indexes (gitignored)."""
     from ragbook.index import build, open_index
 
+    name = name.split("-")[0]  # openstax-heldout, openstax-unseen: the OpenStax index
     folder = INDEXES / name
     if (folder / "manifest.json").is_file():
         return open_index(folder)
@@ -86,8 +98,8 @@ def index_for(name: str):
 
 
 def questions_for(name: str, limit: int | None, kind: str | None = None) -> QASet:
-    if name == "openstax":
-        qa = load_qa(TEACHER)
+    if name.startswith("openstax"):
+        qa = load_qa(TEACHER if name == "openstax" else BENCH / "data" / f"{name}.jsonl")  # openstax-heldout...
         if kind:
             qa = QASet([q for q in qa if q.metadata.get("kind") == kind], name=qa.name)
         return qa.sample(limit, 0) if limit else qa
@@ -110,7 +122,7 @@ def answer_all(set_name: str, strategy: str, limit: int | None, llm: str | None,
     if "+" in strategy:
         from ragbook.prompt import get_template
 
-        template = get_template(template).edit(**VARIANTS[strategy.split("+", 1)[1]])
+        template = get_template(template).edit(**VARIANTS[strategy.split("+", 1)[1].split("@")[0]])
     extra: dict = {"k": k} if k else {}
     if passage_tokens:
         extra["passage_tokens"] = passage_tokens
@@ -188,7 +200,7 @@ def with_terms_gate(set_name: str, entry: dict) -> dict:
     from ragbook.assistant import Assistant
 
     bot = Assistant(index_for(set_name), llm="extractive")
-    qa = {item.id: item for item in questions_for(set_name, None if set_name == "openstax" else 100)}
+    qa = {item.id: item for item in questions_for(set_name, None if set_name.startswith("openstax") else 100)}
     rows, fired = [], []
     for row in entry["rows"]:
         t0 = time.perf_counter()
@@ -294,7 +306,8 @@ def _by_kind(rows: list[dict], qa: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", default="openstax,squad", help="openstax, squad, or both (comma-separated)")
+    parser.add_argument("--set", default="openstax,squad",
+                        help="openstax, openstax-heldout, openstax-unseen, squad (comma-separated)")
     parser.add_argument("--strategy", default="tutor", help="template name(s), comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="questions per set (default: all; SQuAD 100)")
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
