@@ -239,7 +239,7 @@ def test_format_table_aligns_numbers():
     assert text.splitlines() == ["mode     ndcg", "dense  0.5000", "bm25   1.0000"]
 
 
-@pytest.mark.parametrize("name", ["openstax-teacher", "openstax-heldout"])
+@pytest.mark.parametrize("name", ["openstax-teacher", "openstax-heldout", "openstax-unseen"])
 def test_the_teacher_question_sets_load_with_gold_and_evidence(name):
     """benchmarks/trust.py's sets: each answerable question has gold phrasings and the book sentence that
     answers it (a yes/no one leads with its yes or no); each unanswerable one has neither."""
@@ -248,7 +248,7 @@ def test_the_teacher_question_sets_load_with_gold_and_evidence(name):
     path = Path(__file__).parents[1] / "benchmarks" / "data" / f"{name}.jsonl"
     qa = load_qa(path)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert len(qa) == len(rows) >= 50 and len({q.id for q in qa}) == len(qa)
+    assert len(qa) == len(rows) >= 40 and len({q.id for q in qa}) == len(qa)
     for item, row in zip(qa, rows):
         assert item.unanswerable == row["unanswerable"]
         if item.unanswerable:
