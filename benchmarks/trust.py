@@ -16,6 +16,8 @@ the default):
   (40 answerable: 10 yes/no, 7 numeric, 6 definitions, 7 how-to, 5 error messages, 5 comparisons;
   10 the book does not answer), written after ragbook's checks had been tuned on ``openstax``, with
   the book sentence that answers each (``evidence``, checked verbatim against its file).
+* ``openstax-unseen``: ``benchmarks/data/openstax-unseen.jsonl``, 40 more (32 answerable, 8 not),
+  written after the checks were changed for ``openstax-heldout`` and answered once.
 * ``squad``: 100 questions of SQuAD 2.0 dev (``../shared/data/squad2-dev-cs224n``, seed 0),
   answerable and unanswerable as drawn; SQuAD's gold answers are the phrasings.
 

@@ -196,9 +196,14 @@ def _copy_key(sentence: str) -> str:
     return " ".join(_MARK.sub(" ", sentence).lower().split()).rstrip(".!?")
 
 
+def content_words(text: str) -> list[str]:
+    """The stemmed content words of ``text`` in order, repeats kept, its ``[n]`` markers left out."""
+    return list(_ANALYZER(_MARK.sub(" ", text)))
+
+
 def content_terms(text: str) -> set[str]:
     """The stemmed content words of ``text``, its ``[n]`` markers left out: what support is counted in."""
-    return set(_ANALYZER(_MARK.sub(" ", text)))
+    return set(content_words(text))
 
 
 def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attributed: AbstractSet[str] = frozenset(),

@@ -491,7 +491,8 @@ class AnswerStream(StagedStream):
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
         timings["generation"] = time.perf_counter() - t2
         self._enter("checking", "checking the answer against the passages\u2026")
-        r = review(raw, packed.passages, self.question, a.template, a._verdict if a.verify else None,
+        # checked against the question as searched: a follow-up ("and with an f-string?") rewritten to stand alone
+        r = review(raw, packed.passages, self._base["query"], a.template, a._verdict if a.verify else None,
                    require_support=a.require_support)
         if answer_part is not None and not answer_part.started:
             yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -33,6 +34,7 @@ from ragbook.answer import (
     best_evidence,
     check_answer,
     content_terms,
+    content_words,
     declines,
     find_evidence,
     repair_citations,
@@ -337,26 +339,33 @@ _ANSWER_WORDS = content_terms("you your yours can could may might do does did wi
                               "which when where why who whom whose use using used way has have had is are was were")
 
 
-_CHOICE = re.compile(r"\b(?:or|vs|versus|whether)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:no|not|never|none|nothing|nobody|cannot)\b|n't\b", re.IGNORECASE)
+# An echo says back nearly all of its question: "Which is immutable, a list or a tuple?" answered "A tuple is
+# immutable [1]." leaves "list" out, and picks.
+ECHO_SHARE = 0.8
 
 
 def restates(answer: str, question: str) -> bool:
-    """Whether an answer adds no word to its question's but the ones any answer uses: "You can print
-    12345678 as 12,345,678 with an f-string [1]." to "How do I print 12345678 as 12,345,678 with an
-    f-string?" says nothing.  Never for a question that offers a choice ("Which is immutable, a list or
-    a tuple?": "A tuple is immutable [1]." picks one); a yes/no question is not asked about at all (a
-    restatement with its yes or no is an answer)."""
-    if _CHOICE.search(question):
+    """Whether an answer to a wh-question ("how", "what", "which"...) only says its question back: it holds
+    nearly all of the question's words and adds none but the ones any answer uses.  "You can print 12345678
+    as 12,345,678 with an f-string [1]." to "How do I print 12345678 as 12,345,678 with an f-string?" says
+    nothing.  An answer that picks one of the question's options, gives again a value the question holds
+    ("max(3, 7) returns 7"), or negates ("You can't change a character in a string") says something.
+    Questions without an English wh-word (yes/no questions among them) are never judged."""
+    if not _WH.search(question) or (_NEGATION.search(answer) and not _NEGATION.search(question)):
         return False
-    said = content_terms(without_citations(answer))
-    return bool(said) and not said - content_terms(question) - _ANSWER_WORDS
+    said, asked = Counter(content_words(without_citations(answer))), Counter(content_words(question))
+    if not said or any(said[w] > asked[w] for w in said if w not in _ANSWER_WORDS):
+        return False  # a word of its own, or one of the question's said again as the answer
+    wanted = [w for w in asked if w not in _ANSWER_WORDS]
+    return sum(w in said for w in wanted) >= ECHO_SHARE * len(wanted)
 
 
 UNGROUNDED = "no sentence of it is backed by a passage it cites"
 UNADDRESSED = "it says neither yes nor no to the question"
 CONTRADICTED = "it says otherwise than its passage"
 RESTATES = "it only restates the question"
-UNCONFIRMED = "asked about each sentence, the model found none that its passages back"
+UNCONFIRMED = "the model's checks rejected the sentences it rested on, and no other sentence of it is backed"
 
 
 @dataclass
@@ -408,13 +417,14 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     made = int(grounding is not None and grounding.yes_no is not None)
     if checks and all(c.flag == Flag.COPIED_EXAMPLE for c in checks):  # the worked example again, not an answer
         return _withheld(text, None, REPEATS_EXAMPLE, passages, no_answer, grounding, made)
-    yes_no = is_yes_no_question(question)
+    yes_no_question = is_yes_no_question(question)
     if require_support and not declines(text, no_answer):
         why = (UNGROUNDED if not grounded(checks, passages)
-               else UNADDRESSED if yes_no and not addresses(text, question)
-               else RESTATES if not yes_no and restates(text, question) else "")
+               else UNADDRESSED if yes_no_question and not addresses(text, question)
+               else RESTATES if not yes_no_question and restates(text, question) else "")
         if why:
-            return _withheld(text, *_closest(checks, passages, question, why), passages, no_answer, grounding, made)
+            why = CONTRADICTED if why == UNGROUNDED and _contradicted(checks) else why
+            return _withheld(text, _closest(checks, passages, question), why, passages, no_answer, grounding, made)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
@@ -427,7 +437,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         n, quote = (lead.n, lead.quote) if lead is not None else (None, "")
     # not for a yes/no question: the model reads "does this sentence answer it?" as "does it say yes?" (on the
     # OpenStax set it withheld 5 right "No, ..." answers that way); its yes/no reading below is the check there
-    if quote and not yes_no:
+    if quote and not yes_no_question:
         verdict = ask(_prompt(ANSWERS_PROMPT, quote=quote, question=question))
         made += 1
         if grounding is not None:
@@ -437,25 +447,30 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     r = _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     read = next((c for c in checks if c.evidence is not None), None)  # the sentence verify_checks read for yes/no
-    overturned = yes_no and read is not None and read.verified is False and read.flag.startswith(Flag.CONTRADICTS)
+    overturned = (yes_no_question and read is not None and read.verified is False
+                  and read.flag.startswith(Flag.CONTRADICTS))
     if require_support and not r.withheld and (overturned or not grounded(checks, passages)):
         # the model read the passage as the opposite yes or no, or flagged every sentence the rules let through:
         # the answer no longer rests on its passages ("Yes, `Total` and `total` are the same variable [1]" against
         # "letter case matters", its other sentences only around it)
-        return _withheld(text, *_closest(checks, passages, question, UNCONFIRMED), passages, no_answer, grounding, made)
+        why = CONTRADICTED if _contradicted(checks) else UNCONFIRMED
+        return _withheld(text, _closest(checks, passages, question), why, passages, no_answer, grounding, made)
     return r
 
 
-def _closest(checks: Sequence[Any], passages: list[Any], question: str, why: str) -> tuple[tuple[int, str] | None, str]:
-    """What a withheld answer shows as the closest the documents come, and why it is withheld: the passage's
-    own words where a sentence contradicts its passage ("→ -8" for "→ -7"), else the passage sentence holding
-    most of the question's words."""
-    said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
+def _contradicted(checks: Sequence[Any]) -> Any:
+    """The first sentence flagged as saying otherwise than its passage (with that passage's sentence), or None."""
+    return next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
+
+
+def _closest(checks: Sequence[Any], passages: list[Any], question: str) -> tuple[int, str] | None:
+    """What a withheld answer shows as the closest the documents come: the passage's own words where a sentence
+    contradicts its passage ("→ -8" for "→ -7"), else the passage sentence holding most of the question's words."""
+    said = _contradicted(checks)
     if said is not None:
-        why = CONTRADICTED if why in (UNGROUNDED, UNCONFIRMED) else why
-        return (Flag.contradicted(said.flag), " ".join(said.quote.split())), why
+        return Flag.contradicted(said.flag), " ".join(said.quote.split())
     closest = best_evidence(question, passages)
-    return ((closest.n, " ".join(closest.quote.split())) if closest else None), why
+    return (closest.n, " ".join(closest.quote.split())) if closest else None
 
 
 def _withheld(text: str, near: tuple[int, str] | None, why: str, passages: list[Any], no_answer: str, grounding: Any,

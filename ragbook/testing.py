@@ -108,9 +108,14 @@ class FakeLLM(LLM):
         marker = f"[{self.cite}] "
         if marker not in question:
             return "I don't know."
-        lines = question.split(marker, 1)[1].split("\n")[1:]  # the passage's lines, each quoted with "> "
-        quoted = [line.removeprefix(">").strip() for line in lines if line.startswith(">")]
-        passage = next((line for line in quoted if line and not line.startswith("#")), quoted[0] if quoted else "")
+        quoted = []  # the passage's lines, each quoted with "> ", up to the next passage
+        for line in question.split(marker, 1)[1].split("\n")[1:]:
+            if not line.startswith(">"):
+                break
+            quoted.append(line.removeprefix(">").strip())
+        passage = next((line for line in quoted if line and not line.startswith("#")), "")
+        if not passage:
+            return "I don't know."
         return passage.split(". ")[0].rstrip(".") + f". [{self.cite}]"  # its first sentence, past any heading
 
     def _generate(self, messages: list[dict[str, str]], params: Params, streaming: bool) -> Generator[str, None, Usage]:

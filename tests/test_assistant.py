@@ -220,7 +220,7 @@ def test_extractive_mode_quotes_the_documents(course):
 
 def test_streaming_yields_the_answer_text(course):
     bot = Assistant(course, llm=EchoLLM())
-    stream = bot.stream("What fixes carbon dioxide into sugar?")  # the echo adds a word: not a restatement
+    stream = bot.stream("What does the Calvin cycle fix?")
     pieces = list(stream)
     assert len(pieces) > 3 and "".join(pieces).strip() == stream.answer.text
 

@@ -397,7 +397,15 @@ FORMATS = ("Formatting\nThe format specifier ,d prints an integer with comma sep
     ("math.log(8, 2) gives 3.0 [2].", "what does math.log(8, 2) give?", False),  # the number is the answer
     ("It is the remainder [1].", "What does the % operator compute?", False),
     ("A tuple is immutable [1].", "Which is immutable, a list or a tuple?", False),  # it picks one of the two
+    ("A tuple is immutable [1].", "Between a list and a tuple, which is immutable?", False),
     ("Tuples are faster than lists [1].", "tuples vs lists, which is faster?", False),
+    ("max(3, 7) returns 7 [1].", "What does max(3, 7) return?", False),  # a value of the question, as the answer
+    ("It returns 'HELLO' [1].", "What does 'hello'.upper() return?", False),
+    ("You can't change a character in a string [1].", "How do I change a character in a string?", False),
+    ("There is no way to change a character in a string [1].", "How do I change a character in a string?", False),
+    ("You can read or write a file [1].", "How do I read or write a file?", True),
+    ("Tuples are immutable [1].", "Tuples are immutable, right?", False),  # no wh-word: not judged
+    ("Les tuples sont immuables [1].", "Est-ce que les tuples sont immuables ?", False),
 ])
 def test_an_answer_restates_its_question_when_it_adds_no_word_of_its_own(answer, question, expected):
     from ragbook.grounding import restates
@@ -441,3 +449,21 @@ def test_an_answer_whose_every_sentence_the_model_rejects_is_withheld():
     shown = review(reply, passages(SLICES), question, TEMPLATES["tutor"],
                    lambda prompt: "no" if "Claim:" in prompt else "yes", require_support=False)
     assert not shown.withheld and shown.checks[0].flag == "unsupported"
+    # a check that fails (the model says neither yes nor no, or the server is gone) withholds nothing
+    failed = review(reply, passages(SLICES), question, TEMPLATES["tutor"], lambda prompt: None)
+    assert failed.text == reply and not failed.withheld and failed.checks[0].verified is None
+
+
+def test_a_follow_up_is_checked_as_the_question_it_stands_for(slices):
+    """"and what about index 5?" is checked as the rewritten question, not the two words typed."""
+    class Rewriting(Scripted):
+        def _answer(self, messages):
+            if "Follow-up question:" in messages[-1]["content"]:
+                return "Does s[2:5] include index 5?"
+            return super()._answer(messages)
+
+    bot = Assistant(slices, llm=Rewriting("Yes, s[2:5] goes up to index 5 [1].", yes_no="No"), min_relevance=None)
+    bot.chat("Does s[2:5] include index 2?")
+    answer = bot.chat("and index 5?")
+    assert answer.query == "Does s[2:5] include index 5?" and not is_yes_no_question(answer.question)
+    assert answer.withheld and answer.withheld_reason == CONTRADICTED  # the yes/no reading ran: a yes/no question

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ragbook.assistant import Assistant
+from ragbook.documents import Chunk
 from ragbook.errors import LLMError
 from ragbook.index import Index
 from ragbook.llm.base import LLM, Generation
@@ -67,3 +68,14 @@ def test_anything_with_the_model_protocols_plugs_in(notes_dir):
     index.add(notes_dir)
     bot = Assistant(index, llm=FakeLLM())
     assert bot.llm_name == "fake" and bot.llm is bot._llm  # a ChatModel object is used as it is, never loaded
+
+
+def test_fake_llm_answers_with_its_passages_first_sentence_past_headings():
+    from ragbook.prompt import format_passages
+
+    def ask(*texts):
+        passages = [Chunk(text=t, source=f"p{n}.md") for n, t in enumerate(texts, start=1)]
+        return FakeLLM().answer([{"role": "user", "content": format_passages(passages) + "\n\nQuestion: ?"}])
+
+    assert ask("## Calvin cycle\nThe Calvin cycle fixes carbon. It runs in the stroma.") == "The Calvin cycle fixes carbon. [1]"
+    assert ask("# Only a heading", "Second passage body.") == "I don't know."  # never another passage's words
