@@ -117,6 +117,7 @@ def test_chat_streams_and_shows_a_cited_answer(bot):
     answer = panel.answers[-1]
     assert answer.citations and answer.citations[0].valid
     assert any("you" in v and "&#9612;" in v for v in seen)  # tokens arrived before the end
+    assert all("draft" in v for v in seen if "&#9612;" in v)  # shown as a draft until the checks have run
     # before the first words, the panel says what is happening: searching, then the model reading
     first_words = next(i for i, v in enumerate(seen) if "&#9612;" in v)
     assert any("searching the documents" in v for v in seen[:first_words])

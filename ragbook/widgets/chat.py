@@ -12,6 +12,7 @@ from ragbook.widgets._common import Panel, Throttle, guarded
 __all__ = ["Chat", "model_choices"]
 
 EXTRACTIVE_LABEL = "extractive (no model: the documents' own sentences)"
+DRAFT = "the model's draft: checked against the passages when it ends, and withheld if they do not back it"
 
 
 def model_choices(current: str | None = None) -> list[tuple[str, str]]:
@@ -102,7 +103,9 @@ class Chat(Panel):
         def live(reply_html: str) -> None:  # the question and the reply so far, until the answer is checked
             self.live.value = _bubble("you", html_escape(text)) + _bubble(self.assistant.name, reply_html)
 
-        shown = Throttle(lambda t: live(f"<div style='white-space:pre-wrap'>{html_escape(t)}&#9612;</div>"))
+        # the model's words as they come are a draft: the checks that follow may withhold them ("I don't know")
+        shown = Throttle(lambda t: live(f"<div style='white-space:pre-wrap;color:#555'>{html_escape(t)}&#9612;</div>"
+                                        f"<div style='color:#999;font-size:smaller'><i>{DRAFT}</i></div>"))
 
         def stage(name: str, line: str) -> None:  # what happens before the first words, in the status line
             if name != "done":
