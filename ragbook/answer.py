@@ -323,8 +323,8 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
 
     On 100 SQuAD 2.0 answers of the default model it flags 7 sentences, all in wrong answers (to
     questions the passages do not answer); on 42 OpenStax answers, 1 sentence of a correct answer
-    ("0.1 is not stored exactly" against "Storing the float 0.1 ... is not exactly equal"): see
-    benchmarks/trust.py.
+    ("0.1 is not stored exactly" against "Computers store information using 0's and 1's", no longer
+    flagged since a negation of degree keeps its verb asserted): see benchmarks/trust.py.
     """
     from ragbook.polarity import conflicts, opposites, other_numbers, other_result
 

@@ -4,8 +4,9 @@ Counting shared words (what backs a sentence in :mod:`ragbook.answer`) is blind 
 "a slice includes the character at index 5" shares every word with "the slice goes up to but
 not including index 5".  Here each content word of a text is *asserted* or *negated*: negated
 when it follows a negation cue ("not", "never", "cannot", "n't", "without", ...) within the same
-clause and at most :data:`SCOPE` words after it.  Two texts conflict when a word one asserts
-the other negates (and neither says it both ways).  A leading "Yes"/"No" is the answer to the
+clause and at most :data:`SCOPE` words after it, unless the negation is about degree ("not
+stored exactly", "not always sorted": stored and sorted stay asserted).  Two texts conflict when a
+word one asserts the other negates (and neither says it both ways).  A leading "Yes"/"No" is the answer to the
 question, not part of the claim, and is set aside.
 """
 
@@ -41,6 +42,12 @@ def _analyzer():
     return Analyzer()
 
 
+# A negation that reaches one of these is about how much, not whether: "not stored exactly" is stored, and "not
+# always sorted", "not only lists" deny the degree, not the verb or its object.
+_DEGREE_AFTER = frozenset({"exactly", "precisely", "always", "entirely", "completely", "fully", "necessarily"})
+_DEGREE_FIRST = frozenset({"always", "only", "just", "necessarily", "entirely", "completely", "fully", "all"})
+
+
 def polarity_terms(text: str) -> tuple[set[str], set[str]]:
     """``(asserted, negated)``: the stems of ``text``'s content words, by whether a negation governs them."""
     text = _MARK.sub(" ", _ANSWER_WORD.sub("", text)).lower().replace("\u2019", "'")
@@ -48,13 +55,22 @@ def polarity_terms(text: str) -> tuple[set[str], set[str]]:
     negated: set[str] = set()
     for clause in _CLAUSES.split(text):
         left = 0  # words still under the last cue
+        scoped: list[str] = []  # the stems the last cue negated so far
         for word in _WORD.findall(clause):
             if word in _CUES or word.endswith("n't"):  # "doesn't include": the verb follows the cue
-                left = SCOPE
+                left, scoped = SCOPE, []
+                continue
+            if left and (word in _DEGREE_AFTER and scoped or word in _DEGREE_FIRST and not scoped):
+                for stem in scoped:  # "not stored exactly": the negation was about "exactly"
+                    negated.discard(stem)
+                    asserted.add(stem)
+                left, scoped = 0, []
                 continue
             stem = _stem(word)
             if stem:
                 (negated if left else asserted).add(stem)
+                if left:
+                    scoped.append(stem)
             if left:
                 left -= 1
     return asserted, negated

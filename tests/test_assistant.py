@@ -102,6 +102,12 @@ def test_a_sentence_that_says_the_opposite_of_its_passage_is_flagged(tmp_path, t
     ("You don't need a return statement.", "A function needs a return statement.", {"need"}),
     # a negation governs its verb, not the verb's object: no conflict over "character"
     ("No, it does not include the character at index 5.", "The last character is at index 4.", set()),
+    # a negation about how much, not whether: "not stored exactly" is stored; "not always", "not only"
+    ("No, 0.1 is not stored exactly as 0.1 [2].", "Computers store information using 0's and 1's.", set()),
+    ("A dict is not always sorted.", "A dict is sorted by insertion order.", set()),
+    ("Loops do not only run over lists.", "A for loop runs over lists.", set()),
+    ("The value is not exactly equal to 0.1.", "The value is equal to 0.1.", {"equal"}),  # still not equal
+    ("It is not stored.", "Computers store information using 0's and 1's.", {"store"}),
 ])
 def test_polarity_conflicts(claim, passage, words):
     from ragbook.polarity import conflicts
