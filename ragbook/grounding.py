@@ -266,6 +266,15 @@ def unsure(check: Any) -> bool:
     return ev.support < SURE_SUPPORT or bool(missing_numbers) or bool(missing_names)
 
 
+def _lead_sentence(checks: Sequence[Any]) -> Any:
+    """The sentence an answer rests on: its first that a passage backs (its ``SentenceCheck``), or None.
+
+    Not the sentence a passage backs best: "6 times [1]. After the sixth run, uploads are graded by
+    hand." rests on the first.  The model's checks read this one's evidence (does it answer the
+    question; does it say yes or no)."""
+    return next((c for c in checks if c.evidence is not None), None)
+
+
 def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | None], *, yes_no: bool = True) -> int:
     """Put to the model what the rules cannot settle; returns how many model checks were made.
 
@@ -278,7 +287,7 @@ def verify_checks(question: str, checks: list[Any], ask: Callable[[str], str | N
     Each check's ``verified`` records the model's verdict (True, False, or None when not asked).
     """
     made = 0
-    first = next((c for c in checks if c.evidence is not None), None)
+    first = _lead_sentence(checks)
     if yes_no and first is not None and is_yes_no_question(question) and not first.flag.startswith(Flag.CONTRADICTS):
         said = yes_or_no(without_citations(first.sentence))
         if said:
@@ -428,13 +437,11 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
+    lead = _lead_sentence(checks)
     if grounding is not None and grounding.n:
         n, quote = grounding.n, grounding.quote
     else:
-        # the answer rests on its lead sentence (the first that a passage backs), not on the sentence a passage
-        # backs best: "6 times [1]. After the sixth run, uploads are graded by hand." rests on the first
-        lead = next((c.evidence for c in checks if c.evidence is not None), None)
-        n, quote = (lead.n, lead.quote) if lead is not None else (None, "")
+        n, quote = (lead.evidence.n, lead.evidence.quote) if lead is not None else (None, "")
     # not for a yes/no question: the model reads "does this sentence answer it?" as "does it say yes?" (on the
     # OpenStax set it withheld 5 right "No, ..." answers that way); its yes/no reading below is the check there
     if quote and not yes_no_question:
@@ -446,9 +453,8 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
             return _withheld(text, (n, quote), NOT_ANSWERING, passages, no_answer, grounding, made)
     made += verify_checks(question, checks, ask, yes_no=not (grounding is not None and grounding.yes_no is not None))
     r = _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
-    read = next((c for c in checks if c.evidence is not None), None)  # the sentence verify_checks read for yes/no
-    overturned = (yes_no_question and read is not None and read.verified is False
-                  and read.flag.startswith(Flag.CONTRADICTS))
+    overturned = (yes_no_question and lead is not None and lead.verified is False  # its yes/no reading said otherwise
+                  and lead.flag.startswith(Flag.CONTRADICTS))
     if require_support and not r.withheld and (overturned or not grounded(checks, passages)):
         # the model read the passage as the opposite yes or no, or flagged every sentence the rules let through:
         # the answer no longer rests on its passages ("Yes, `Total` and `total` are the same variable [1]" against
