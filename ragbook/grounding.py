@@ -41,6 +41,7 @@ from ragbook.answer import (
     split_sentences,
     without_citations,
 )
+from ragbook.polarity import polarity_terms
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
            "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "restates", "YES_NO_PROMPT",
@@ -348,7 +349,6 @@ _ANSWER_WORDS = content_terms("you your yours can could may might do does did wi
                               "which when where why who whom whose use using used way has have had is are was were")
 
 
-_NEGATION = re.compile(r"\b(?:no|not|never|none|nothing|nobody|cannot)\b|n't\b", re.IGNORECASE)
 # An echo says back nearly all of its question: "Which is immutable, a list or a tuple?" answered "A tuple is
 # immutable [1]." leaves "list" out, and picks.
 ECHO_SHARE = 0.8
@@ -361,9 +361,9 @@ def restates(answer: str, question: str) -> bool:
     nothing.  An answer that picks one of the question's options, gives again a value the question holds
     ("max(3, 7) returns 7"), or negates ("You can't change a character in a string") says something.
     Questions without an English wh-word (yes/no questions among them) are never judged."""
-    if not _WH.search(question) or (_NEGATION.search(answer) and not _NEGATION.search(question)):
-        return False
-    said, asked = Counter(content_words(without_citations(answer))), Counter(content_words(question))
+    if not _WH.search(question) or (polarity_terms(answer)[1] and not polarity_terms(question)[1]):
+        return False  # it denies what the question takes for granted
+    said, asked = Counter(content_words(answer)), Counter(content_words(question))
     if not said or any(said[w] > asked[w] for w in said if w not in _ANSWER_WORDS):
         return False  # a word of its own, or one of the question's said again as the answer
     wanted = [w for w in asked if w not in _ANSWER_WORDS]
@@ -432,8 +432,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
                else UNADDRESSED if yes_no_question and not addresses(text, question)
                else RESTATES if not yes_no_question and restates(text, question) else "")
         if why:
-            why = CONTRADICTED if why == UNGROUNDED and _contradicted(checks) else why
-            return _withheld(text, _closest(checks, passages, question), why, passages, no_answer, grounding, made)
+            return _unsupported(text, checks, why, passages, question, no_answer, grounding, made)
     if ask is None or declines(text, no_answer):
         return _fallback(Reviewed(text, citations, checks, grounding, made), passages, template)
     n: int | None
@@ -459,24 +458,23 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
         # the model read the passage as the opposite yes or no, or flagged every sentence the rules let through:
         # the answer no longer rests on its passages ("Yes, `Total` and `total` are the same variable [1]" against
         # "letter case matters", its other sentences only around it)
-        why = CONTRADICTED if _contradicted(checks) else UNCONFIRMED
-        return _withheld(text, _closest(checks, passages, question), why, passages, no_answer, grounding, made)
+        return _unsupported(text, checks, UNCONFIRMED, passages, question, no_answer, grounding, made)
     return r
 
 
-def _contradicted(checks: Sequence[Any]) -> Any:
-    """The first sentence flagged as saying otherwise than its passage (with that passage's sentence), or None."""
-    return next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
-
-
-def _closest(checks: Sequence[Any], passages: list[Any], question: str) -> tuple[int, str] | None:
-    """What a withheld answer shows as the closest the documents come: the passage's own words where a sentence
-    contradicts its passage ("→ -8" for "→ -7"), else the passage sentence holding most of the question's words."""
-    said = _contradicted(checks)
+def _unsupported(text: str, checks: Sequence[Any], why: str, passages: list[Any], question: str, no_answer: str,
+                 grounding: Any, made: int) -> Reviewed:
+    """Withhold an answer that does not rest on its passages.  Where a sentence of it contradicts its passage,
+    that passage's own words are the closest the documents come ("→ -8" for "→ -7"), and the contradiction is
+    the reason; otherwise the passage sentence holding most of the question's words is."""
+    said = next((c for c in checks if c.flag.startswith(Flag.CONTRADICTS) and c.quote), None)
     if said is not None:
-        return Flag.contradicted(said.flag), " ".join(said.quote.split())
-    closest = best_evidence(question, passages)
-    return (closest.n, " ".join(closest.quote.split())) if closest else None
+        near: tuple[int, str] | None = (Flag.contradicted(said.flag), " ".join(said.quote.split()))
+        why = CONTRADICTED if why in (UNGROUNDED, UNCONFIRMED) else why
+    else:
+        closest = best_evidence(question, passages)
+        near = (closest.n, " ".join(closest.quote.split())) if closest else None
+    return _withheld(text, near, why, passages, no_answer, grounding, made)
 
 
 def _withheld(text: str, near: tuple[int, str] | None, why: str, passages: list[Any], no_answer: str, grounding: Any,
