@@ -58,6 +58,7 @@ class Flag:
 # is taken for two stray backticks around a sentence end, as a line break inside code leaves them).
 _SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?=\w))+"
                        r"(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+_QUESTION = re.compile(r"\?[\"”’»)]*$")  # a sentence that asks (an exercise, a heading as a question)
 _ANALYZER = Analyzer()
 _SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
 # A polarity conflict counts only against a passage sentence holding this much of the claim: at 0.5, 3 of
@@ -273,8 +274,9 @@ class Evidence:
 def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     """``(start, end, support)`` of the sentence of ``text`` holding most of ``sentence``'s content words.
 
-    Ties go to the shorter sentence (the more precise quote); headings are never quoted (a title
-    states nothing); two adjacent sentences are quoted
+    Ties go to the shorter sentence (the more precise quote); headings and questions are never
+    quoted (a title or an exercise's "what is the value of each expression?" states nothing); two
+    adjacent sentences are quoted
     together only when they hold more of the words than either alone ("The Calvin cycle fixes
     carbon. It runs in the stroma." for "The Calvin cycle runs in the stroma").  ``support`` is
     0.0 when no sentence shares a word.
@@ -284,7 +286,7 @@ def find_evidence(sentence: str, text: str) -> tuple[int, int, float]:
     for m in _SENTENCE.finditer(text):
         quote = m.group()
         start, end = m.start() + len(quote) - len(quote.lstrip()), m.start() + len(quote.rstrip())
-        if end > start and not _HEADING.match(text, start):  # a title states nothing: it backs no claim
+        if end > start and not _HEADING.match(text, start) and not _QUESTION.search(text, start, end):
             spans.append((start, end, content_terms(quote)))
     if not words or not spans:
         return 0, 0, 0.0
@@ -340,7 +342,7 @@ def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[in
     return "", ""
 
 
-CLOSEST = "The closest the documents come"  # how a withheld answer shows the sentence it rested on (grounding)
+CLOSEST = "The closest the documents come"  # how a withheld answer shows the passage sentence nearest to it (grounding)
 # why an answer was withheld (ragbook.grounding.review), also read back for answers saved before the reason was kept
 NOT_ANSWERING = "asked again, the model judged that the sentence it rests on does not answer the question"
 REPEATS_EXAMPLE = "it repeats the template's worked example instead of answering"

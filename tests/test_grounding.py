@@ -429,6 +429,41 @@ def test_an_answer_that_only_restates_the_question_is_withheld_with_the_closest_
                       TEMPLATES["tutor"]).withheld
 
 
+UNICODE = ("Unicode\nPython uses Unicode, the international standard for representing text. The built-in chr() "
+           "function converts a code point to a character. Ex: chr(33) returns the string \"!\".")
+TABLE = ("ASCII table\nIn the table, the code point 97 stands for the character a and 65 for A. Given a code point "
+         "such as 98, how do you turn it back into the character?")
+
+
+def test_a_withheld_answer_shows_the_sentence_closest_to_the_question_and_the_answer():
+    """The model's own words point at the sentence it read: "use the chr() function" to "how do I turn 97 back into
+    the character?" shows the chr() sentence, where the question's words alone pick the table's row; an
+    exercise's question is never shown as what the documents say."""
+    from ragbook.answer import best_evidence
+    from ragbook.grounding import NOT_ANSWERING, UNGROUNDED, review
+
+    question = "I have a code point like 97, how do I turn it back into the character?"
+    assert "stands for the character a" in best_evidence(question, passages(UNICODE, TABLE)).quote
+    reply = "Call the chr() function with 97 to get its character back [2]."  # cites the table, which lacks chr()
+    r = review(reply, passages(UNICODE, TABLE), question, TEMPLATES["tutor"])
+    assert r.why_withheld == UNGROUNDED and r.withheld == reply
+    assert "in [1]: \u201cThe built-in chr() function converts a code point to a character.\u201d" in r.text
+    # withheld because the model judged the sentence its answer rests on ("Python uses Unicode...") does not
+    # answer: the same choice, which reaches the chr() sentence beside it
+    said = "Python uses Unicode, the international standard for representing text [1]. Then chr() converts it [1]."
+    asked = review(said, passages(UNICODE, TABLE), question, TEMPLATES["tutor"], lambda prompt: "no")
+    assert asked.why_withheld == NOT_ANSWERING and "The built-in chr() function converts" in asked.text
+
+
+def test_questions_in_a_passage_are_never_its_evidence():
+    from ragbook.answer import find_evidence
+
+    text = "Given x = 4.5 and y = int(x), what is the value of each expression? Ex: int(5.9) produces 5."
+    start, end, support = find_evidence("What is the value of int(5.9)?", text)
+    assert text[start:end] == "Ex: int(5.9) produces 5." and 0 < support < 1
+    assert find_evidence("What is the value of each expression?", "What is the value of each expression?")[2] == 0.0
+
+
 def test_an_answer_whose_every_sentence_the_model_rejects_is_withheld():
     from ragbook.grounding import UNCONFIRMED, review
 
