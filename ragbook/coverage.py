@@ -15,7 +15,8 @@ it well (relevance under ``ANSWERED``) and no clearly better one than the whole 
 
 Words inside quotes or backticks (an error message, a string the student typed) and
 identifiers with digits or underscores (``total_cost``, ``x2``) are the question's own and are
-not looked for.
+not looked for; nor is the way students type ("python wont care right?", "whats", "dunno"):
+contractions without their apostrophe and chat words are rare to a tokenizer but name nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ GAIN = 0.07
 _QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|\u201c[^\u201d]*\u201d|(?<!\w)'[^']*'(?!\w)|\u2018[^\u2019]*\u2019")
 _RAW = re.compile(r"\S+")
 _WORD = re.compile(r"[^\W\d_]{4,}")
+# How students type, not what they ask about: contractions without their apostrophe, and chat words.
+_INFORMAL = frozenset("""
+    aint arent cant couldnt didnt doesnt dont hadnt hasnt havent isnt mightnt mustnt neednt shouldnt wasnt werent
+    wont wouldnt hows itll shes thats theres theyd theyll theyre theyve whats wheres whos whys youd youll youre youve
+    heres dunno gimme gonna gotta kinda lemme outta sorta wanna yeah nope yknow thanx thnx tysm smth idek
+""".split())
 
 
 def _candidates(question: str) -> list[str]:
@@ -41,7 +48,8 @@ def _candidates(question: str) -> list[str]:
         if any(c.isdigit() or c == "_" for c in raw):
             continue  # the student's own identifier or value
         for word in _WORD.findall(raw):
-            words.setdefault(word)
+            if word.lower() not in _INFORMAL:
+                words.setdefault(word)
     return list(words)
 
 

@@ -239,10 +239,11 @@ def test_format_table_aligns_numbers():
     assert text.splitlines() == ["mode     ndcg", "dense  0.5000", "bm25   1.0000"]
 
 
-@pytest.mark.parametrize("name", ["openstax-teacher", "openstax-heldout", "openstax-unseen"])
+@pytest.mark.parametrize("name", ["openstax-teacher", "openstax-heldout", "openstax-unseen", "openstax-yesno"])
 def test_the_teacher_question_sets_load_with_gold_and_evidence(name):
     """benchmarks/trust.py's sets: each answerable question has gold phrasings and the book sentence that
-    answers it (a yes/no one leads with its yes or no); each unanswerable one has neither."""
+    answers it (a yes/no one leads with its yes or no); each unanswerable one has neither (in the yes/no set it
+    keeps its kind: a yes/no question the book does not answer)."""
     from pathlib import Path
 
     path = Path(__file__).parents[1] / "benchmarks" / "data" / f"{name}.jsonl"
@@ -252,7 +253,7 @@ def test_the_teacher_question_sets_load_with_gold_and_evidence(name):
     for item, row in zip(qa, rows):
         assert item.unanswerable == row["unanswerable"]
         if item.unanswerable:
-            assert not item.answers and row["kind"] == "unanswerable"
+            assert not item.answers and row["kind"] == ("yes/no" if name == "openstax-yesno" else "unanswerable")
         else:
             assert item.answers and row["evidence"] and row["source"].endswith(".md")
             assert row["kind"] != "yes/no" or item.answers[0] in ("yes", "no")
