@@ -18,6 +18,8 @@ the default):
   the book sentence that answers each (``evidence``, checked verbatim against its file).
 * ``openstax-unseen``: ``benchmarks/data/openstax-unseen.jsonl``, 40 more (32 answerable, 8 not),
   written after the checks were changed for ``openstax-heldout`` and answered once.
+* ``openstax-yesno``: ``benchmarks/data/openstax-yesno.jsonl``, 40 yes/no questions (12 yes, 12 no, 16 the book
+  does not answer), answered once.
 * ``squad``: 100 questions of SQuAD 2.0 dev (``../shared/data/squad2-dev-cs224n``, seed 0),
   answerable and unanswerable as drawn; SQuAD's gold answers are the phrasings.
 
@@ -309,7 +311,7 @@ def _by_kind(rows: list[dict], qa: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", default="openstax,squad",
-                        help="openstax, openstax-heldout, openstax-unseen, squad (comma-separated)")
+                        help="openstax, openstax-heldout, openstax-unseen, openstax-yesno, squad (comma-separated)")
     parser.add_argument("--strategy", default="tutor", help="template name(s), comma-separated")
     parser.add_argument("--limit", type=int, default=None, help="questions per set (default: all; SQuAD 100)")
     parser.add_argument("--llm", default=None, help="model (default: ragbook.llm.default_model())")
