@@ -8,6 +8,13 @@ clause and at most :data:`SCOPE` words after it, unless the negation is about de
 stored exactly", "not always sorted": stored and sorted stay asserted).  Two texts conflict when a
 word one asserts the other negates (and neither says it both ways).  A leading "Yes"/"No" is the answer to the
 question, not part of the claim, and is set aside.
+
+What a sentence supposes is not what it asserts.  Words in a condition ("if the substring does not
+exist, -1 is returned") are compared only with words in a condition, so "index() assumes the
+substring exists" does not contradict it, while "if the substring exists, -1 is returned" does.  A
+sentence that opens with an action as its subject ("Explicitly defining a subclass's __init__()
+involves defining instance attributes") describes a way of doing things without saying it is
+done: its subject and its other -ing words are neither asserted nor negated.
 """
 
 from __future__ import annotations
@@ -21,6 +28,15 @@ SCOPE = 2  # words after a cue that it negates: "not including index", "cannot b
 _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", "excluding", "except", "none",
                    "nothing", "nobody", "nowhere"})
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b")
+# A condition runs from one of these to the end of its clause, or to a "then": "if the key does not exist", "-1 is
+# returned when the substring does not exist", "if P != NP then there are problems neither in P nor NP-complete".
+_CONDITIONS = frozenset({"if", "unless", "whether", "when", "whenever", "provided", "assuming", "supposing"})
+CONDITION = "if:"  # how polarity_terms marks the stem of a word inside a condition
+# A sentence whose subject is an action: an -ing word first, after at most a few adverbs ("Explicitly defining X
+# involves Y"); its words up to the verb that follows are named, not asserted.
+_GERUND_SUBJECT = re.compile(r"^\s*(?:[a-z]+ly\s+){0,2}[a-z]+ing\b[^,;:.!?]*?\s(?=(?:involves|involve|requires|"
+                             r"require|means|mean|is|are|was|were|can|may|must|should|helps|help|lets|let|makes|"
+                             r"make|takes|take|uses|use|needs|need|allows|allow)\b)")
 _WORD = re.compile(r"[a-z0-9_]+(?:'t)?")
 _ANSWER_WORD = re.compile(r"^\s*(?:yes|no)\b[\s,.:;!-]*", re.IGNORECASE)
 # a citation marker: [1], [2, 3], [1-3], [4 and 5], [1][2] (ragbook.answer reads the numbers from its group); right
@@ -48,15 +64,30 @@ _DEGREE_AFTER = frozenset({"exactly", "precisely", "always", "entirely", "comple
 _DEGREE_FIRST = frozenset({"always", "only", "just", "necessarily", "entirely", "completely", "fully", "all"})
 
 
+def _named(sentence: str) -> str:
+    """``sentence`` without the actions it only names: with an action as its subject ("Explicitly defining X
+    involves defining Y") it describes a way of doing things, so its subject and its other -ing words go."""
+    subject = _GERUND_SUBJECT.match(sentence)
+    return re.sub(r"\b[a-z]+ing\b", " ", sentence[subject.end():]) if subject else sentence
+
+
 def polarity_terms(text: str) -> tuple[set[str], set[str]]:
-    """``(asserted, negated)``: the stems of ``text``'s content words, by whether a negation governs them."""
+    """``(asserted, negated)``: the stems of ``text``'s content words, by whether a negation governs them.
+
+    A word inside a condition is marked (``"if:exist"``): it is compared only with words in conditions.
+    A sentence that opens with an action ("Explicitly defining ... involves defining ...") loses its -ing words."""
     text = _MARK.sub(" ", _ANSWER_WORD.sub("", text)).lower().replace("\u2019", "'")
+    text = " ".join(_named(sentence) for sentence in re.split(r"(?<=[.!?])\s+", text))
     asserted: set[str] = set()
     negated: set[str] = set()
     for clause in _CLAUSES.split(text):
         left = 0  # words still under the last cue
         scoped: list[str] = []  # the stems the last cue negated so far
+        mark = ""  # CONDITION from a word such as "if" to the clause's end
         for word in _WORD.findall(clause):
+            if word in _CONDITIONS or word == "then" and mark:  # "if P != NP then ...": the condition ends
+                mark, left, scoped = CONDITION if word != "then" else "", 0, []
+                continue
             if word in _CUES or word.endswith("n't"):  # "doesn't include": the verb follows the cue
                 left, scoped = SCOPE, []
                 continue
@@ -68,6 +99,7 @@ def polarity_terms(text: str) -> tuple[set[str], set[str]]:
                 continue
             stem = _stem(word)
             if stem:
+                stem = mark + stem
                 (negated if left else asserted).add(stem)
                 if left:
                     scoped.append(stem)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ragbook.answer import check_answer
@@ -95,3 +97,43 @@ def test_a_withheld_wrong_value_shows_the_passages_own_row():
                TEMPLATES["tutor"])
     assert r.withheld and r.why_withheld == "it says otherwise than its passage"
     assert r.text.endswith("in [1]: \u201cmath.floor(-7.4) → -8\u201d)")
+
+
+FIND = ("The find() method returns the index of the first occurrence of a substring in a given string. If the "
+        "substring does not exist in the given string, the value of -1 is returned.")
+
+
+@pytest.mark.parametrize("claim, passage, words", [
+    # what a condition supposes is compared only with what another condition supposes
+    ("The index() method assumes that the substring exists in the given string.", FIND, set()),
+    ("If the substring exists in the given string, the value of -1 is returned.", FIND, {"if:exist"}),
+    ("The value -1 is returned when the substring does not exist.", FIND, set()),
+    ("The substring does not exist in the given string.", FIND, set()),  # supposed there, not said
+    # "then" ends the condition: what follows is said
+    ("There are problems in NP that are NP-complete.",
+     "Ladner showed that if P does not equal NP then there are problems in NP that are not NP-complete.", {"complet"}),
+    # an action as the subject names it, and says nothing about whether it is done
+    ("The subclass's __init__() is not explicitly defined, so the superclass's __init__() is called.",
+     "Explicitly defining a subclass's __init__() involves defining instance attributes.", set()),
+    ("The file is not opened or closed.", "Opening a file requires closing it later.", set()),
+    # the rule is narrow: a plain -ing participle still counts, negated or not
+    ("Yes, s[2:5] includes the character at index 5.", "The slice goes up to but not including index 5.",
+     {"includ", "index"}),
+    ("Sorting a list changes it.", "Sorting a list does not change it.", {"chang"}),
+])
+def test_conditions_and_named_actions_are_not_assertions(claim, passage, words):
+    from ragbook.polarity import conflicts
+
+    assert conflicts(claim, passage) == words
+
+
+def test_a_right_answer_about_a_condition_is_not_flagged():
+    """t-74 of the teacher set: find() vs index() when the text is not there; the index() sentence was flagged
+    "contradicts [1]" against the find() sentence's "if the substring does not exist"."""
+    answer = ("The find() method returns -1 if the substring does not exist [1]. The index() method assumes that the "
+              "substring exists in the given string; otherwise, it throws a ValueError [1].")
+    _, checks = check_answer(answer, [SimpleNamespace(text=FIND + " The index() method throws a ValueError.")])
+    assert not any(c.flag.startswith("contradicts") for c in checks)
+    wrong = "If the substring exists in the given string, find() returns the value of -1 [1]."
+    _, checks = check_answer(wrong, [SimpleNamespace(text=FIND)])
+    assert checks[0].flag == "contradicts [1]"
