@@ -21,7 +21,7 @@ from ragbook.retrieval import Hit
 
 __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
            "content_terms", "check_answer", "declines", "find_evidence", "best_evidence", "split_sentences",
-           "without_citations"]
+           "without_citations", "looping", "without_repeats"]
 
 _MARK = CITATION_MARK
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
@@ -80,6 +80,51 @@ def _numbers(group: str) -> list[int]:
 
 def split_sentences(text: str) -> list[str]:
     return [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip(" \n[]0123456789,.")]
+
+
+# A small model decoding greedily can fall into a loop, writing one sentence (or two in turn) until its token
+# budget runs out.  A sentence of at least LOOP_WORDS content words said LOOP_TIMES times is such a loop: an answer
+# says a thing once, and a code listing's short lines ("print(x)") are too short to count.
+LOOP_TIMES = 3
+LOOP_WORDS = 3
+
+
+def looping(text: str) -> bool:
+    """Whether ``text`` has fallen into a loop: some sentence of it said :data:`LOOP_TIMES` times."""
+    seen: dict[str, int] = {}
+    for sentence in split_sentences(text):
+        key = _copy_key(sentence)
+        if len(content_terms(key)) >= LOOP_WORDS:
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] >= LOOP_TIMES:
+                return True
+    return False
+
+
+def without_repeats(text: str) -> str:
+    """``text`` with each sentence it said :data:`LOOP_TIMES` times or more kept only the first time; other
+    text is left as it is (an answer that says a thing twice on purpose keeps both)."""
+    counts: dict[str, int] = {}
+    spans = [(m, _copy_key(m.group())) for m in _SENTENCE.finditer(text)]
+    for _, key in spans:
+        counts[key] = counts.get(key, 0) + 1
+    loops = {k for k, n in counts.items() if n >= LOOP_TIMES and len(content_terms(k)) >= LOOP_WORDS}
+    if not loops:
+        return text
+    out, pos, kept = [], 0, set()
+    last = spans[-1][0]
+    if not re.search(r"[.!?\]]\s*$", last.group()) and any(k.startswith(spans[-1][1]) for k in loops):
+        spans = spans[:-1]  # the loop's next copy, cut off mid-way by the token budget
+        text = text[:last.start()]
+    for m, key in spans:
+        if key in loops:
+            if key in kept:
+                out.append(text[pos:m.start()].rstrip(" ") if m.start() > pos else "")
+                pos = m.end()
+                continue
+            kept.add(key)
+    out.append(text[pos:])
+    return "".join(out).strip()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table, shorten, timed
-from ragbook.answer import Answer, check_answer
+from ragbook.answer import Answer, check_answer, looping
 from ragbook.errors import BundleError, SettingsError
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
 from ragbook.llm.base import ChatModel
@@ -32,6 +32,7 @@ from ragbook.settings import EXTRACTIVE, RETRIEVAL_KEYS, AssistantConfig
 __all__ = ["Assistant", "AnswerStream", "StagedStream", "load_assistant", "EXTRACTIVE", "DEFAULT_MIN_RELEVANCE"]
 
 log = logging.getLogger(__name__)
+_SENTENCE_END = re.compile(r"[.!?\n\]]")  # where a piece may complete a sentence
 _DEFAULTS = AssistantConfig()
 # Relevance of the best passage (Hit.relevance: 0..1, the same scale for every question and
 # retrieval mode) below which the assistant says it has nothing: few answerable questions fall
@@ -478,7 +479,8 @@ class AnswerStream(StagedStream):
         answer_part = _AnswerPart() if a.template.form == "quote" else None  # the quote is checked, not streamed
         count, size = len(packed.passages), f" ({packed.prompt_tokens:,} tokens)" if packed.prompt_tokens else ""
         self._enter("reading", f"{llm.name} is reading {count} passage{'s' if count != 1 else ''}{size}\u2026")
-        for piece in llm.stream(packed.messages, max_tokens=a.max_answer_tokens, temperature=a.temperature):
+        stream = llm.stream(packed.messages, max_tokens=a.max_answer_tokens, temperature=a.temperature)
+        for piece in stream:
             if first is None:
                 first = time.perf_counter() - t2
                 self._enter("writing", f"{llm.name} is writing\u2026")
@@ -486,6 +488,11 @@ class AnswerStream(StagedStream):
             shown = answer_part.feed(piece) if answer_part is not None else piece
             if shown:
                 yield shown
+            if _SENTENCE_END.search(piece) and looping("".join(pieces)):  # the rest would be the same sentence again
+                log.info("%s fell into a loop after %d characters; its answer is cut there", llm.name,
+                         sum(map(len, pieces)))
+                stream.close()
+                break
         raw = "".join(pieces).strip()
         gen = getattr(llm, "last_generation", None)
         timings["first_token"] = first if first is not None else time.perf_counter() - t2
@@ -497,7 +504,9 @@ class AnswerStream(StagedStream):
         if answer_part is not None and not answer_part.started:
             yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
         timings["total"] = time.perf_counter() - self._t0
-        tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
+        # a stream stopped early (a loop) has no counts from the backend
+        tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen and gen.prompt_tokens >= 0 \
+            else {}
         cut = _why_incomplete(gen, a.max_answer_tokens)
         self._finish(Answer(text=r.text, passages=packed.passages, citations=r.citations, checks=r.checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,

@@ -40,6 +40,7 @@ from ragbook.answer import (
     repair_citations,
     split_sentences,
     without_citations,
+    without_repeats,
 )
 from ragbook.polarity import polarity_terms
 
@@ -419,6 +420,7 @@ def review(raw: str, passages: Sequence[Any], question: str, template: Any,
     no_answer = template.no_answer
     passages = list(passages)
     grounding = None
+    raw = without_repeats(raw)  # a loop ("Tuples are immutable [1]." until the token budget ran out) said once
     text = raw
     if template.form == "quote":
         text, grounding = settle(raw, passages, question, no_answer=no_answer, ask=ask)

@@ -485,3 +485,37 @@ def test_a_history_kept_elsewhere_is_read_but_not_changed(make_index, notes_dir)
     assert bot.history == [] and len(turns) == 1
     with pytest.raises(SettingsError, match="not both"):
         bot.stream("x", chat=True, history=turns)
+
+
+LOOP = "Tuples are immutable, whereas lists are mutable [1]."
+
+
+@pytest.mark.parametrize("text, loops, kept", [
+    # one sentence until the token budget ran out, the last copy cut mid-way
+    (f"A list is mutable [1]. {LOOP} {LOOP} {LOOP} Tuples are immu", True, f"A list is mutable [1]. {LOOP}"),
+    # two sentences in turn
+    ("Lists change in place. Tuples never change at all. " * 3, True, "Lists change in place. Tuples never change at all."),
+    # said twice on purpose: kept
+    (f"{LOOP} Strings are immutable too [1]. {LOOP}", False, f"{LOOP} Strings are immutable too [1]. {LOOP}"),
+    # a code listing's short lines repeat: not a loop
+    ("x = 1\nprint(x)\nprint(x)\nprint(x)\nDone.", False, "x = 1\nprint(x)\nprint(x)\nprint(x)\nDone."),
+])
+def test_a_loop_is_said_once(text, loops, kept):
+    from ragbook.answer import looping, without_repeats
+
+    assert looping(text) is loops
+    assert without_repeats(text) == kept
+
+
+def test_the_model_is_stopped_when_it_falls_into_a_loop(course):
+    """Greedy decoding can repeat one sentence until the token budget is spent (20 s on a laptop): the stream
+    stops at the third copy, and the answer says it once; the model's words stay in raw_text."""
+    class Looping(EchoLLM):
+        def _answer(self, messages):
+            return "Photosynthesis turns light into chemical energy [1]. " * 40
+
+    llm = Looping()
+    answer = Assistant(course, llm=llm, min_relevance=None, verify=False).ask("What does photosynthesis do?")
+    assert answer.text == "Photosynthesis turns light into chemical energy [1]." and not answer.incomplete
+    assert answer.raw_text.count("Photosynthesis turns") == 3  # stopped there, not after 40
+    assert llm.last_generation.finish_reason == "cancelled" and answer.tokens == {}
