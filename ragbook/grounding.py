@@ -45,7 +45,7 @@ from ragbook.answer import (
 from ragbook.polarity import polarity_terms
 
 __all__ = ["Grounding", "Reviewed", "review", "parse_quoted", "locate", "is_yes_no_question", "yes_or_no", "settle",
-           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "restates", "YES_NO_PROMPT",
+           "verify_checks", "unsure", "model_verdict", "grounded", "addresses", "restates", "is_request", "YES_NO_PROMPT",
            "CLAIM_PROMPT", "ANSWERS_PROMPT"]
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,12 @@ _AUX_SUBJECT = re.compile(
     r"\b(?:is|isn't|are|aren't|does|doesn't|do|don't|did|can|can't|will|won't|would|should|has|have)\s+"
     r"(?:it|i|you|we|they|he|she|this|that|these|those|there|the|a|an|my|your|python)\b", re.IGNORECASE)
 _OPENER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+# "Can you write me a function that ...?", "Could you explain recursion?": a request to the assistant, not a yes/no
+# question; "Yes, you can write a function that checks if a number is prime [1]." does not answer it.
+_REQUEST = re.compile(
+    r"^\W*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+|just\s+|quickly\s+|briefly\s+)?"
+    r"(?:write|show|give|tell(?!\s+(?:me\s+)?(?:if|whether)\b)|explain|help|make|create|list|describe|summari[sz]e|provide|generate|find|teach|"
+    r"walk|define|compare|code|fix|rewrite|suggest|recommend|go\s+over|break\s+down)\b", re.IGNORECASE)
 # Near copies: a quote the model shortened or re-spaced still counts when a passage sentence holds this
 # share of its content words (a made-up "quote" shares far fewer).
 NEAR_COPY = 0.8
@@ -157,9 +163,17 @@ def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
     return (start, end, False) if support >= NEAR_COPY and end > start else None
 
 
+def is_request(question: str) -> bool:
+    """"Can you explain recursion?", "Could you write me a function that ...?": the assistant is asked to do
+    something; a "yes" does not do it."""
+    return bool(_REQUEST.match(question))
+
+
 def is_yes_no_question(question: str) -> bool:
     """"Is ...?", "Does ...?", "Can I ...?", "if I loop over it, does it reach 10?", "If my function has no return,
-    does calling it give a value?": answered by yes or no."""
+    does calling it give a value?": answered by yes or no.  A request ("Can you explain ...?") is not one."""
+    if is_request(question):
+        return False
     if any(_YES_NO_START.match(clause) for clause in re.split(r"[,;:]", question)):
         return True
     return not _WH.search(question) and bool(_AUX_SUBJECT.search(question))
@@ -347,7 +361,8 @@ def addresses(answer: str, question: str) -> bool:
 # Words any answer may add to the question's without saying anything ("You can ...", "it does ...").
 _ANSWER_WORDS = content_terms("you your yours can could may might do does did will would should shall must need "
                               "i me my we our it its they them their this that these those there here how what "
-                              "which when where why who whom whose use using used way has have had is are was were")
+                              "which when where why who whom whose use using used way has have had is are was were "
+                              "yes sure certainly course")
 
 
 # An echo says back nearly all of its question: "Which is immutable, a list or a tuple?" answered "A tuple is
@@ -356,13 +371,16 @@ ECHO_SHARE = 0.8
 
 
 def restates(answer: str, question: str) -> bool:
-    """Whether an answer to a wh-question ("how", "what", "which"...) only says its question back: it holds
+    """Whether an answer to a wh-question ("how", "what", "which"...) or a request ("Can you write me a function
+    that checks if a number is prime?") only says its question back: it holds
     nearly all of the question's words and adds none but the ones any answer uses.  "You can print 12345678
     as 12,345,678 with an f-string [1]." to "How do I print 12345678 as 12,345,678 with an f-string?" says
     nothing.  An answer that picks one of the question's options, gives again a value the question holds
     ("max(3, 7) returns 7"), or negates ("You can't change a character in a string") says something.
-    Questions without an English wh-word (yes/no questions among them) are never judged."""
-    if not _WH.search(question) or (polarity_terms(answer)[1] and not polarity_terms(question)[1]):
+    Questions without an English wh-word (yes/no questions among them) are never judged, requests aside:
+    "Yes, you can write a function that checks if a number is prime [1]." says nothing."""
+    if not (_WH.search(question) or is_request(question)) or (polarity_terms(answer)[1]
+                                                              and not polarity_terms(question)[1]):
         return False  # it denies what the question takes for granted
     said, asked = Counter(content_words(answer)), Counter(content_words(question))
     if not said or any(said[w] > asked[w] for w in said if w not in _ANSWER_WORDS):

@@ -502,3 +502,31 @@ def test_a_follow_up_is_checked_as_the_question_it_stands_for(slices):
     answer = bot.chat("and index 5?")
     assert answer.query == "Does s[2:5] include index 5?" and not is_yes_no_question(answer.question)
     assert answer.withheld and answer.withheld_reason == CONTRADICTED  # the yes/no reading ran: a yes/no question
+
+
+@pytest.mark.parametrize("question, asks, yes_no", [
+    ("Can you write me a function that checks if a number is prime?", True, False),
+    ("Could you explain recursion like I'm five?", True, False),
+    ("can u quickly show me how to open a file", True, False),
+    ("Can you tell me how to sort a list?", True, False),
+    ("Can you tell me if a tuple can change?", False, True),  # a yes/no question, politely put
+    ("Can you change a tuple after making it?", False, True),  # "you": anyone
+    ("Can I change a tuple?", False, True),
+])
+def test_a_request_to_the_assistant_is_not_a_yes_no_question(question, asks, yes_no):
+    from ragbook.grounding import is_request
+
+    assert is_request(question) is asks and is_yes_no_question(question) is yes_no
+
+
+def test_a_yes_that_only_restates_a_request_is_withheld():
+    from ragbook.grounding import RESTATES, review
+
+    primes = ("Exercise: primes\nWrite a function is_prime(n) that checks whether a number is prime. The function "
+              "checks each number from 2 to n - 1 as a divisor.")
+    question = "Can you write me a function that checks if a number is prime?"
+    echo = "Yes, you can write a function that checks if a number is prime [1]."
+    r = review(echo, passages(primes), question, TEMPLATES["tutor"])
+    assert r.withheld == echo and r.why_withheld == RESTATES and r.text.startswith(NO_ANSWER)
+    answer = "The function is_prime(n) checks each number from 2 to n - 1 as a divisor [1]."
+    assert review(answer, passages(primes), question, TEMPLATES["tutor"]).text == answer
