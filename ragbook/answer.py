@@ -58,6 +58,20 @@ class Flag:
 # is taken for two stray backticks around a sentence end, as a line break inside code leaves them).
 _SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?=\w))+"
                        r"(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
+# A sentence that compares ("slower than Java", "more than 100 universities") rests on a passage sentence that
+# compares too; sharing the things compared ("Python", "Java") is not enough.
+_COMPARES = re.compile(r"\b(?!rather\b|other\b)(more|less|fewer|\w{3,}er)\s+(?:\w+\s+){0,2}?than\b", re.IGNORECASE)
+
+
+def _compared(sentence: str, quotes: Sequence[str]) -> bool:
+    """False when ``sentence`` compares ("slower than", "more than 100") and none of ``quotes`` (the passage
+    sentences backing it) does: none says "than", the same comparative, or uses <, >, ≤, ≥."""
+    words = {m.group(1).lower() for m in _COMPARES.finditer(sentence)}
+    if not words:
+        return True
+    said = re.compile(r"\bthan\b|[<>≤≥]|\b(?:" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+    return any(said.search(q) for q in quotes)
+
 _QUESTION = re.compile(r"\?[\"”’»)]*$")  # a sentence that asks (an exercise, a heading as a question)
 _ANALYZER = Analyzer()
 _SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
@@ -288,6 +302,8 @@ def check_answer(text: str, passages: list[Hit], *, no_answer: str = "", attribu
         quote = ""
         if flag == "":
             flag, quote = _contradiction(sentence, passages, found)
+        if flag == "" and cites and not _compared(sentence, [passages[n - 1].text[a:b] for n, (a, b, _) in found.items()]):
+            flag = Flag.UNSUPPORTED  # "Python is not slower than Java [2]" from "... four years before Java"
         by_ragbook = _MARK.sub("", sentence).strip() in attributed
         checks.append(SentenceCheck(sentence, cites, round(support, 3), flag, by_ragbook, quote, evidence))
     return sorted(cited.values(), key=lambda c: c.n), checks

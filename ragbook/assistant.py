@@ -504,9 +504,9 @@ class AnswerStream(StagedStream):
         if answer_part is not None and not answer_part.started:
             yield r.text  # the model wrote no "Answer:" line: what is shown is ragbook's reading of its output
         timings["total"] = time.perf_counter() - self._t0
-        # a stream stopped early (a loop) has no counts from the backend
-        tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen and gen.prompt_tokens >= 0 \
-            else {}
+        tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
+        if gen and gen.prompt_tokens < 0:  # a stream stopped early (a loop) has no counts from the backend: counted here
+            tokens = {"prompt": packed.prompt_tokens or 0, "completion": llm.count_tokens(raw)}
         cut = _why_incomplete(gen, a.max_answer_tokens)
         self._finish(Answer(text=r.text, passages=packed.passages, citations=r.citations, checks=r.checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,

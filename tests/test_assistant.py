@@ -518,4 +518,22 @@ def test_the_model_is_stopped_when_it_falls_into_a_loop(course):
     answer = Assistant(course, llm=llm, min_relevance=None, verify=False).ask("What does photosynthesis do?")
     assert answer.text == "Photosynthesis turns light into chemical energy [1]." and not answer.incomplete
     assert answer.raw_text.count("Photosynthesis turns") == 3  # stopped there, not after 40
-    assert llm.last_generation.finish_reason == "cancelled" and answer.tokens == {}
+    assert llm.last_generation.finish_reason == "cancelled"  # the backend has no counts: ragbook counts the words
+    assert answer.tokens["completion"] == llm.count_tokens(answer.raw_text) > 0 and answer.tokens["prompt"] > 0
+
+
+@pytest.mark.parametrize("sentence, flag", [
+    ("Python is not slower than Java [1].", "unsupported"),  # the things compared are there, the comparison is not
+    ("NSF grew to connect more than 100 universities [1].", "unsupported"),
+    ("Python appeared four years before Java [1].", ""),  # no comparison claimed
+    ("Python is slower than C for loops [2].", ""),  # the passage compares
+    ("A loop in Python runs slower than one in C [2].", ""),
+    ("Python favours readability rather than brevity [2].", ""),  # "rather than" compares nothing
+])
+def test_a_comparison_rests_on_a_passage_that_compares(sentence, flag):
+    passages = [SimpleNamespace(text="Python's first release appeared in 1991, four years before Java. NSF connected "
+                                     "100 universities."),
+                SimpleNamespace(text="Python favours readability rather than brevity. A loop in Python is slower than "
+                                     "one in C.")]
+    _, checks = check_answer(sentence, passages)
+    assert checks[0].flag == flag
