@@ -60,13 +60,14 @@ _SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?
                        r"(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
 # A sentence that compares ("slower than Java", "more than 100 universities") rests on a passage sentence that
 # compares too; sharing the things compared ("Python", "Java") is not enough.
-_COMPARES = re.compile(r"\b(?!rather\b|other\b)(more|less|fewer|\w{3,}er)\s+(?:\w+\s+){0,2}?than\b", re.IGNORECASE)
+_COMPARES = re.compile(r"\b(?:(more|less|fewer)\s+(?:\w+\s+){0,2}?|(?!rather\b|other\b)(\w{3,}er)\s+)than\b",
+                       re.IGNORECASE)  # "slower than", "more times than"; not "rather than"
 
 
 def _compared(sentence: str, quotes: Sequence[str]) -> bool:
     """False when ``sentence`` compares ("slower than", "more than 100") and none of ``quotes`` (the passage
     sentences backing it) does: none says "than", the same comparative, or uses <, >, ≤, ≥."""
-    words = {m.group(1).lower() for m in _COMPARES.finditer(sentence)}
+    words = {(m.group(1) or m.group(2)).lower() for m in _COMPARES.finditer(sentence)}
     if not words:
         return True
     said = re.compile(r"\bthan\b|[<>≤≥]|\b(?:" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
@@ -97,46 +98,57 @@ def split_sentences(text: str) -> list[str]:
 
 
 # A small model decoding greedily can fall into a loop, writing one sentence (or two in turn) until its token
-# budget runs out.  A sentence of at least LOOP_WORDS content words said LOOP_TIMES times is such a loop: an answer
-# says a thing once, and a code listing's short lines ("print(x)") are too short to count.
+# budget runs out.  LOOP_TIMES copies in a row of a sentence of at least LOOP_WORDS content words (or of two sentences
+# in turn) outside code blocks is such a loop: an answer says a thing once, a code listing's short lines ("print(x)")
+# are too short to count, and a program's output shown in a code block is the program's.
 LOOP_TIMES = 3
 LOOP_WORDS = 3
+_FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_LIST_MARK = re.compile(r"\s*(?:\d{1,3}[.)]|[-*\u2022])\s*")
+
+
+def _loop_copies(text: str) -> list[re.Match[str]]:
+    """The sentences of ``text`` that repeat a loop's first cycle: in a run of :data:`LOOP_TIMES` cycles or
+    more of one sentence or of two in turn, every copy after the first cycle."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    said = [(m, _copy_key(m.group())) for m in _SENTENCE.finditer(text)
+            if not any(a <= m.start() < b for a, b in fences)]
+    said = [(m, key) for m, key in said if len(content_terms(key)) >= LOOP_WORDS]  # list numbers, short lines: skipped
+    copies: dict[int, re.Match[str]] = {}
+    for period in (1, 2):
+        run = 0  # how many sentences in a row repeat the one `period` before
+        for i in range(period, len(said) + 1):
+            if i < len(said) and said[i][1] == said[i - period][1]:
+                run += 1
+                continue
+            if run >= (LOOP_TIMES - 1) * period:
+                for m, _ in said[i - run:i]:
+                    copies[m.start()] = m
+            run = 0
+    return [copies[k] for k in sorted(copies)]
 
 
 def looping(text: str) -> bool:
-    """Whether ``text`` has fallen into a loop: some sentence of it said :data:`LOOP_TIMES` times."""
-    seen: dict[str, int] = {}
-    for sentence in split_sentences(text):
-        key = _copy_key(sentence)
-        if len(content_terms(key)) >= LOOP_WORDS:
-            seen[key] = seen.get(key, 0) + 1
-            if seen[key] >= LOOP_TIMES:
-                return True
-    return False
+    """Whether ``text`` has fallen into a loop (:func:`_loop_copies`)."""
+    return bool(_loop_copies(text))
 
 
 def without_repeats(text: str) -> str:
-    """``text`` with each sentence it said :data:`LOOP_TIMES` times or more kept only the first time; other
-    text is left as it is (an answer that says a thing twice on purpose keeps both)."""
-    counts: dict[str, int] = {}
-    spans = [(m, _copy_key(m.group())) for m in _SENTENCE.finditer(text)]
-    for _, key in spans:
-        counts[key] = counts.get(key, 0) + 1
-    loops = {k for k, n in counts.items() if n >= LOOP_TIMES and len(content_terms(k)) >= LOOP_WORDS}
-    if not loops:
+    """``text`` with a loop said once: the copies after its first cycle go, with their list numbers, and so does a
+    last copy cut off mid-way; other text is left as it is (a thing said twice on purpose stays)."""
+    copies = _loop_copies(text)
+    if not copies:
         return text
-    out, pos, kept = [], 0, set()
-    last = spans[-1][0]
-    if not re.search(r"[.!?\]]\s*$", last.group()) and any(k.startswith(spans[-1][1]) for k in loops):
-        spans = spans[:-1]  # the loop's next copy, cut off mid-way by the token budget
-        text = text[:last.start()]
-    for m, key in spans:
-        if key in loops:
-            if key in kept:
-                out.append(text[pos:m.start()].rstrip(" ") if m.start() > pos else "")
-                pos = m.end()
-                continue
-            kept.add(key)
+    looped = {_copy_key(m.group()) for m in copies}
+    tail = list(_SENTENCE.finditer(text))[-1]
+    if not re.search(r"[.!?\]]\s*$", tail.group()) and any(k.startswith(_copy_key(tail.group())) for k in looped):
+        text = text[:tail.start()]  # the loop's next copy, cut off mid-way by the token budget
+    out, pos = [], 0
+    for m in copies:
+        before = text[pos:m.start()]
+        mark = re.search(r"(?:^|\n)" + _LIST_MARK.pattern + r"$", before)  # "2. " left in front of a copy
+        out.append(before[:mark.start()] if mark else before.rstrip(" "))
+        pos = m.end()
     out.append(text[pos:])
     return "".join(out).strip()
 

@@ -491,7 +491,7 @@ class AnswerStream(StagedStream):
             if _SENTENCE_END.search(piece) and looping("".join(pieces)):  # the rest would be the same sentence again
                 log.info("%s fell into a loop after %d characters; its answer is cut there", llm.name,
                          sum(map(len, pieces)))
-                stream.close()
+                getattr(stream, "close", lambda: None)()  # a stand-in model may hand back a plain iterator
                 break
         raw = "".join(pieces).strip()
         gen = getattr(llm, "last_generation", None)

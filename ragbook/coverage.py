@@ -34,12 +34,21 @@ GAIN = 0.07
 _QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|\u201c[^\u201d]*\u201d|(?<!\w)'[^']*'(?!\w)|\u2018[^\u2019]*\u2019")
 _RAW = re.compile(r"\S+")
 _WORD = re.compile(r"[^\W\d_]{4,}")
-# How students type, not what they ask about: contractions without their apostrophe, and chat words.
-_INFORMAL = frozenset("""
-    aint arent cant couldnt didnt doesnt dont hadnt hasnt havent isnt mightnt mustnt neednt shouldnt wasnt werent
-    wont wouldnt hows itll shes thats theres theyd theyll theyre theyve whats wheres whos whys youd youll youre youve
-    heres dunno gimme gonna gotta kinda lemme outta sorta wanna yeah nope yknow thanx thnx tysm smth idek
-""".split())
+# How students type, not what they ask about: contractions without their apostrophe ("dont", "whatre",
+# "wouldve"), and chat words.
+_AUX_NT = frozenset("ai are ca could did do does had has have is might must need sha should was were wo would".split())
+_CONTRACTED = frozenset("i you we they he she it that what who where how why when there here this these those "
+                        "could would should might must".split())
+_CHAT = frozenset("dunno gimme lemme kinda sorta outta wanna gotta gonna yknow thanx thnx tysm smth idek bcuz thru "
+                  "coulda woulda shoulda".split())
+
+
+def _informal(word: str) -> bool:
+    """A contraction typed without its apostrophe ("wont", "whats", "weve") or a chat word ("dunno")."""
+    w = word.lower()
+    if w in _CHAT or w.endswith("nt") and w[:-2] in _AUX_NT:
+        return True
+    return any(w.endswith(end) and w[:-len(end)] in _CONTRACTED for end in ("re", "ve", "ll", "d", "s"))
 
 
 def _candidates(question: str) -> list[str]:
@@ -48,7 +57,7 @@ def _candidates(question: str) -> list[str]:
         if any(c.isdigit() or c == "_" for c in raw):
             continue  # the student's own identifier or value
         for word in _WORD.findall(raw):
-            if word.lower() not in _INFORMAL:
+            if not _informal(word):
                 words.setdefault(word)
     return list(words)
 

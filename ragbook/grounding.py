@@ -62,11 +62,13 @@ _AUX_SUBJECT = re.compile(
     r"(?:it|i|you|we|they|he|she|this|that|these|those|there|the|a|an|my|your|python)\b", re.IGNORECASE)
 _OPENER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 # "Can you write me a function that ...?", "Could you explain recursion?": a request to the assistant, not a yes/no
-# question; "Yes, you can write a function that checks if a number is prime [1]." does not answer it.
+# question; "Yes, you can write a function that checks if a number is prime [1]." does not answer it.  A verb that
+# anyone can do ("Can you create a list inside a tuple?") asks for something only when it is for "me" or "us".
 _REQUEST = re.compile(
-    r"^\W*(?:please\s+)?(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+|just\s+|quickly\s+|briefly\s+)?"
-    r"(?:write|show|give|tell(?!\s+(?:me\s+)?(?:if|whether)\b)|explain|help|make|create|list|describe|summari[sz]e|provide|generate|find|teach|"
-    r"walk|define|compare|code|fix|rewrite|suggest|recommend|go\s+over|break\s+down)\b", re.IGNORECASE)
+    r"^\W*(?:(?:hey|hi|please|ok|okay)\W+)*(?:can|could|would|will)\s+(?:you|u)\s+(?:please\s+|just\s+|quickly\s+|"
+    r"briefly\s+)?(?:(?:explain|describe|summari[sz]e|teach|help|walk|go\s+over|break\s+down|suggest|recommend|"
+    r"provide|elaborate|clarify|illustrate)\b|(?:write|show|give|tell|make|create|define|compare|find|list|generate|"
+    r"code|fix|rewrite|draw|build)\s+(?:me|us)\b)", re.IGNORECASE)
 # Near copies: a quote the model shortened or re-spaced still counts when a passage sentence holds this
 # share of its content words (a made-up "quote" shares far fewer).
 NEAR_COPY = 0.8
@@ -166,7 +168,14 @@ def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
 def is_request(question: str) -> bool:
     """"Can you explain recursion?", "Could you write me a function that ...?": the assistant is asked to do
     something; a "yes" does not do it."""
-    return bool(_REQUEST.match(question))
+    clauses = re.split(r"[,;:]", question)
+    asked = next((i for i, clause in enumerate(clauses) if _REQUEST.match(clause)), None)
+    if asked is None:
+        return False
+    # "Could you tell me, is a tuple mutable?", "Can you tell me if ...": a yes/no question, politely put
+    rest = " ".join(clauses[asked:])
+    return not (re.search(r"\b(?:if|whether)\b", rest, re.IGNORECASE) and re.search(r"\b(?:tell|show)\b", rest, re.I)
+                or any(_YES_NO_START.match(clause) for clause in clauses[asked + 1:]))
 
 
 def is_yes_no_question(question: str) -> bool:
@@ -362,7 +371,7 @@ def addresses(answer: str, question: str) -> bool:
 _ANSWER_WORDS = content_terms("you your yours can could may might do does did will would should shall must need "
                               "i me my we our it its they them their this that these those there here how what "
                               "which when where why who whom whose use using used way has have had is are was were "
-                              "yes sure certainly course")
+                              "yes sure certainly")
 
 
 # An echo says back nearly all of its question: "Which is immutable, a list or a tuple?" answered "A tuple is
@@ -382,7 +391,8 @@ def restates(answer: str, question: str) -> bool:
     if not (_WH.search(question) or is_request(question)) or (polarity_terms(answer)[1]
                                                               and not polarity_terms(question)[1]):
         return False  # it denies what the question takes for granted
-    said, asked = Counter(content_words(answer)), Counter(content_words(question))
+    said = Counter(content_words(re.sub(r"\bof course\b", " ", answer, flags=re.IGNORECASE)))
+    asked = Counter(content_words(question))
     if not said or any(said[w] > asked[w] for w in said if w not in _ANSWER_WORDS):
         return False  # a word of its own, or one of the question's said again as the answer
     wanted = [w for w in asked if w not in _ANSWER_WORDS]

@@ -30,11 +30,12 @@ _CUES = frozenset({"not", "no", "never", "cannot", "without", "neither", "nor", 
 _CLAUSES = re.compile(r"[,;:.!?()\[\]\n]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b")
 # A condition runs from one of these to the end of its clause, or to a "then": "if the key does not exist", "-1 is
 # returned when the substring does not exist", "if P != NP then there are problems neither in P nor NP-complete".
-_CONDITIONS = frozenset({"if", "unless", "whether", "when", "whenever", "provided", "assuming", "supposing"})
+_CONDITIONS = frozenset({"if", "unless", "whether", "when", "whenever", "assuming", "supposing"})
 CONDITION = "if:"  # how polarity_terms marks the stem of a word inside a condition
 # A sentence whose subject is an action: an -ing word first, after at most a few adverbs ("Explicitly defining X
 # involves Y"); its words up to the verb that follows are named, not asserted.
-_GERUND_SUBJECT = re.compile(r"^\s*(?:[a-z]+ly\s+){0,2}[a-z]+ing\b[^,;:.!?]*?\s(?=(?:involves|involve|requires|"
+_GERUND_SUBJECT = re.compile(r"^\s*(?:[a-z]+ly\s+){0,2}(?!during\b|string\b|\w*thing\b)[a-z]+ing\s+"
+                             r"(?:a|an|the|its|their|your|each|every|all|this|that|these|those)\b[^,;:.!?]*?\s(?=(?:involves|involve|requires|"
                              r"require|means|mean|is|are|was|were|can|may|must|should|helps|help|lets|let|makes|"
                              r"make|takes|take|uses|use|needs|need|allows|allow)\b)")
 _WORD = re.compile(r"[a-z0-9_]+(?:'t)?")
@@ -80,12 +81,17 @@ def polarity_terms(text: str) -> tuple[set[str], set[str]]:
     text = " ".join(_named(sentence) for sentence in re.split(r"(?<=[.!?])\s+", text))
     asserted: set[str] = set()
     negated: set[str] = set()
-    for clause in _CLAUSES.split(text):
+    pieces = re.split(f"({_CLAUSES.pattern})", text)
+    for clause, end in zip(pieces[::2], [*pieces[1::2], ""]):
         left = 0  # words still under the last cue
         scoped: list[str] = []  # the stems the last cue negated so far
         mark = ""  # CONDITION from a word such as "if" to the clause's end
-        for word in _WORD.findall(clause):
-            if word in _CONDITIONS or word == "then" and mark:  # "if P != NP then ...": the condition ends
+        words = _WORD.findall(clause)
+        # "If the list is empty the loop runs.": a condition that opens a sentence's last clause, with no comma or
+        # "then" after it, ends nobody knows where, so its words are read as said
+        unclear = bool(words) and words[0] in _CONDITIONS and end.strip() in (".", "!", "?", "") and "then" not in words
+        for word in words:
+            if not unclear and (word in _CONDITIONS or word == "then" and mark):  # "if P != NP then": it ends
                 mark, left, scoped = CONDITION if word != "then" else "", 0, []
                 continue
             if word in _CUES or word.endswith("n't"):  # "doesn't include": the verb follows the cue

@@ -499,6 +499,15 @@ LOOP = "Tuples are immutable, whereas lists are mutable [1]."
     (f"{LOOP} Strings are immutable too [1]. {LOOP}", False, f"{LOOP} Strings are immutable too [1]. {LOOP}"),
     # a code listing's short lines repeat: not a loop
     ("x = 1\nprint(x)\nprint(x)\nprint(x)\nDone.", False, "x = 1\nprint(x)\nprint(x)\nprint(x)\nDone."),
+    # a program's output in a code block is the program's
+    ("It prints [1]:\n```\n" + "Hello from the Python loop!\n" * 3 + "```", False,
+     "It prints [1]:\n```\n" + "Hello from the Python loop!\n" * 3 + "```"),
+    # a numbered loop goes with its numbers
+    ("".join(f"{n}. Tuples are immutable objects [1].\n" for n in range(1, 5)), True,
+     "1. Tuples are immutable objects [1]."),
+    # said three times, but not in a row: an answer coming back to its point
+    (f"{LOOP} A list grows [1]. {LOOP} A dict maps keys [1]. {LOOP}", False,
+     f"{LOOP} A list grows [1]. {LOOP} A dict maps keys [1]. {LOOP}"),
 ])
 def test_a_loop_is_said_once(text, loops, kept):
     from ragbook.answer import looping, without_repeats
@@ -525,15 +534,29 @@ def test_the_model_is_stopped_when_it_falls_into_a_loop(course):
 @pytest.mark.parametrize("sentence, flag", [
     ("Python is not slower than Java [1].", "unsupported"),  # the things compared are there, the comparison is not
     ("NSF grew to connect more than 100 universities [1].", "unsupported"),
-    ("Python appeared four years before Java [1].", ""),  # no comparison claimed
+    ("The Python interpreter appeared four years before Java [1].", ""),  # no comparison claimed
     ("Python is slower than C for loops [2].", ""),  # the passage compares
     ("A loop in Python runs slower than one in C [2].", ""),
-    ("Python favours readability rather than brevity [2].", ""),  # "rather than" compares nothing
+    ("Python favours readability rather than brevity [3].", ""),  # "rather than" compares nothing
+    ("The Python interpreter is faster than Java [1].", "unsupported"),  # the word before "than" is the comparative
 ])
 def test_a_comparison_rests_on_a_passage_that_compares(sentence, flag):
-    passages = [SimpleNamespace(text="Python's first release appeared in 1991, four years before Java. NSF connected "
-                                     "100 universities."),
-                SimpleNamespace(text="Python favours readability rather than brevity. A loop in Python is slower than "
-                                     "one in C.")]
+    passages = [SimpleNamespace(text="The Python interpreter first appeared in 1991, four years before Java. NSF "
+                                     "connected 100 universities."),
+                SimpleNamespace(text="A loop in Python is slower than one in C."),
+                SimpleNamespace(text="Python favours readability and brevity.")]
     _, checks = check_answer(sentence, passages)
     assert checks[0].flag == flag
+
+
+def test_a_loop_is_cut_for_a_model_that_streams_a_plain_iterator(course):
+    """ChatModel.stream promises an iterator, not a generator: one without close() is simply left."""
+    class Listed(EchoLLM):
+        def _answer(self, messages):
+            return "Photosynthesis turns light into chemical energy [1]. " * 10
+
+        def stream(self, messages, **kwargs):
+            return iter(list(super().stream(messages, **kwargs)))
+
+    answer = Assistant(course, llm=Listed(), min_relevance=None, verify=False).ask("What does photosynthesis do?")
+    assert answer.text == "Photosynthesis turns light into chemical energy [1]."

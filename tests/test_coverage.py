@@ -62,6 +62,7 @@ def test_names_the_terms_no_document_uses(bm25, rare, question, expected):
     "can i name a variable `class`? python wont care right?",
     "whats a tuple, i dunno why it doesnt change, thats weird",
     "Strings CANT change, youre sure? gonna need a list then",
+    "weve tried everything, whatre we missing? i wouldve thought a tuple works bcuz its fixed",
 ])
 def test_does_not_fire_on_questions_the_documents_can_meet(bm25, rare, question):
     assert unknown_terms(question, bm25, rare) == []

@@ -512,6 +512,9 @@ def test_a_follow_up_is_checked_as_the_question_it_stands_for(slices):
     ("Can you tell me if a tuple can change?", False, True),  # a yes/no question, politely put
     ("Can you change a tuple after making it?", False, True),  # "you": anyone
     ("Can I change a tuple?", False, True),
+    ("Can you create a list inside a tuple?", False, True),  # anyone can: "for me" would ask for one
+    ("Hey, can you explain recursion?", True, False),
+    ("Could you tell me, is a tuple mutable?", False, True),
 ])
 def test_a_request_to_the_assistant_is_not_a_yes_no_question(question, asks, yes_no):
     from ragbook.grounding import is_request
@@ -530,3 +533,8 @@ def test_a_yes_that_only_restates_a_request_is_withheld():
     assert r.withheld == echo and r.why_withheld == RESTATES and r.text.startswith(NO_ANSWER)
     answer = "The function is_prime(n) checks each number from 2 to n - 1 as a divisor [1]."
     assert review(answer, passages(primes), question, TEMPLATES["tutor"]).text == answer
+    of_course = "Of course, you can write a function that checks if a number is prime [1]."
+    assert review(of_course, passages(primes), question, TEMPLATES["tutor"]).why_withheld == RESTATES
+    from ragbook.grounding import restates
+
+    assert not restates("Recursion is covered in the Python course [1].", "Where is recursion covered in Python?")

@@ -120,6 +120,12 @@ FIND = ("The find() method returns the index of the first occurrence of a substr
     ("Yes, s[2:5] includes the character at index 5.", "The slice goes up to but not including index 5.",
      {"includ", "index"}),
     ("Sorting a list changes it.", "Sorting a list does not change it.", {"chang"}),
+    # an -ing word that is no action keeps the sentence as it is, negation and all
+    ("print() returns a value.", "Nothing is returned by print().", {"return"}),
+    ("The string is not changed.", "String methods return a new string and the string is changed.", {"chang"}),
+    # a condition whose end nobody can tell (no comma, no "then") is read as said
+    ("The loop does not run if the list is empty.", "If the list is empty the loop runs.", {"run"}),
+    ("The list provided is sorted.", "The list is not sorted.", {"sort"}),  # "provided" is no "if"
 ])
 def test_conditions_and_named_actions_are_not_assertions(claim, passage, words):
     from ragbook.polarity import conflicts
