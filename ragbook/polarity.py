@@ -139,7 +139,11 @@ sorted unsorted, synchronous asynchronous, static dynamic, explicit implicit, op
 lowercase uppercase, odd even, old new, older newer, oldest newest, young old, long short, longer shorter,
 faster slower, fast slow, early late, earlier later, input output, read write, above below, over under,
 horizontal vertical, row column, encode decode, encrypt decrypt, compile interpret, ancient modern, war peace,
-victory defeat, win defeat, birth death, born died, arrive depart, enter leave, present absent, heavy light
+victory defeat, win defeat, birth death, born died, arrive depart, enter leave, present absent, heavy light,
+majority minority, send receive, sender receiver, source destination, upload download, online offline, buy sell,
+buyer seller, rich poor, urban rural, male female, hot cold, wet dry, top bottom, push pull, cheap expensive,
+safe dangerous, easy difficult, empty full, ally enemy, friend enemy, domestic foreign, winner loser, profit loss,
+credit debit, increase reduce, permanent temporary, asleep awake, dead alive
 """
 _PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis", "non-")
 

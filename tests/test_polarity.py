@@ -19,6 +19,10 @@ from ragbook.polarity import opposites, other_numbers
     ("Lists are mutable.", "Lists are mutable, while tuples are immutable.", set()),  # the passage says both
     ("Tuples are immutable.", "Tuples are immutable.", set()),
     ("The loop starts at 0.", "The loop ends at 10.", {"start"}),
+    # SQuAD 2.0's unanswerable questions swap a word for its opposite; a model answering one copies the swap
+    ("The parties that hold the minority of seats form the government.",
+     "The parties that hold the majority of seats form the government.", {"minority"}),
+    ("Each packet names its sender.", "Each packet names its receiver.", {"sender"}),
 ])
 def test_opposite_words(claim, passage, words):
     found = opposites(claim, passage)
