@@ -13,7 +13,8 @@ without its unknown terms, and they count only when what is left finds no passag
 it well (relevance under ``ANSWERED``) and no clearly better one than the whole question did
 (a gain under ``GAIN``): dropping an incidental name leaves a question the documents answer.
 
-Words inside quotes or backticks (an error message, a string the student typed) and
+Words inside quotes or backticks (an error message, a string the student typed), a pasted error
+line ("TypeError: can only concatenate str (not "int") to str") and
 identifiers with digits or underscores (``total_cost``, ``x2``) are the question's own and are
 not looked for; nor is the way students type ("python wont care right?", "whats", "dunno"):
 contractions without their apostrophe and chat words are rare to a tokenizer but name nothing.
@@ -31,7 +32,8 @@ __all__ = ["unknown_terms", "rare_by_tokenizer", "without", "incidental", "ANSWE
 ANSWERED = 0.5
 GAIN = 0.07
 
-_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|\u201c[^\u201d]*\u201d|(?<!\w)'[^']*'(?!\w)|\u2018[^\u2019]*\u2019")
+_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"|\u201c[^\u201d]*\u201d|(?<!\w)'[^']*'(?!\w)|\u2018[^\u2019]*\u2019"
+                     r"|\b[A-Z]\w*(?:Error|Exception|Warning|Interrupt|Exit):[^\n]*")  # a pasted error message, to its line's end
 _RAW = re.compile(r"\S+")
 _WORD = re.compile(r"[^\W\d_]{4,}")
 # How students type, not what they ask about: contractions without their apostrophe ("dont", "whatre",

@@ -43,6 +43,7 @@ def test_the_tokenizer_tells_rare_words_from_everyday_ones(rare):
     ("How do I draw a correlation heatmap with seaborn?", ["heatmap"]),  # seaborn is in the book
     ("When is the midterm exam?", ["midterm"]),
     ("How do I use tkinter and pygame together?", ["tkinter", "pygame"]),
+    ("Why do I keep getting ZeroDivisionError?", ["ZeroDivisionError"]),  # named: a topic
 ])
 def test_names_the_terms_no_document_uses(bm25, rare, question, expected):
     assert unknown_terms(question, bm25, rare) == expected
@@ -63,6 +64,9 @@ def test_names_the_terms_no_document_uses(bm25, rare, question, expected):
     "whats a tuple, i dunno why it doesnt change, thats weird",
     "Strings CANT change, youre sure? gonna need a list then",
     "weve tried everything, whatre we missing? i wouldve thought a tuple works bcuz its fixed",
+    # a pasted error line is the student's own text, like a quote
+    "ZeroDivisionError: float division by zero",
+    "my loop says\nRecursionError: maximum recursion depth exceeded\nwhat now",
 ])
 def test_does_not_fire_on_questions_the_documents_can_meet(bm25, rare, question):
     assert unknown_terms(question, bm25, rare) == []
