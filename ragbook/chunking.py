@@ -131,20 +131,13 @@ def _same_place(a: Segment, b: Segment) -> bool:
     return (a.page, a.cell, a.slide) == (b.page, b.cell, b.slide)
 
 
-# A line that only decorates a heading: "*Chapter: Statements*", "_Draft_", a rule ("---").
-_DECORATION = re.compile(r"\*[^*\n]{1,60}\*|_[^_\n]{1,60}_|[-*_]{3,}")
-
-
 def _bare_heading(text: str, seg: Segment) -> bool:
-    """A segment that is only its heading: one short line that is (about) its own section's title, and at most
-    lines that decorate it ("# Variables" over "*Chapter: Statements*", as each section of the OpenStax book
-    opens)."""
+    """A segment that is only its heading: one short line that is (about) its own section's title."""
     if not seg.section or seg.end - seg.start > _HEADING_CHARS:
         return False
-    line, *rest = [part.strip() for part in text[seg.start:seg.end].strip().splitlines() if part.strip()] or [""]
+    line = text[seg.start:seg.end].strip()
     title = seg.section[-1].strip().casefold()
-    return (bool(title) and title in line.casefold() and len(line) <= len(title) + 12
-            and all(_DECORATION.fullmatch(part) for part in rest))
+    return "\n" not in line and bool(title) and title in line.casefold() and len(line) <= len(title) + 12
 
 
 class Tokenizer(Protocol):

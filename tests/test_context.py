@@ -240,18 +240,3 @@ def test_filters_read_authors_and_dates_from_the_files_own_metadata(embedder, tm
     assert hits[0].chunk.context == "Analytical Engine Notes (Ada Lovelace; 1843) > Note G"
     # the byline and date make the document findable by them
     assert index.search("Lovelace 1843", k=1, mode="bm25")[0].source.endswith("notes.md")
-
-
-def test_a_heading_with_only_a_decoration_line_joins_the_section_that_follows(tok):
-    """Each OpenStax section opens "# Variables" over "*Chapter: Statements*": alone, that pair was a passage that
-    matched "what is a variable" and said nothing (85 of the book's 885 chunks)."""
-    text = ("# Variables\n\n*Chapter: Statements*\n\n## Assigning variables\n\nA variable is a name that refers to a "
-            "value.\n\n## Naming rules\n\nA name cannot start with a digit.")
-    doc = _md_doc(text)
-    segs = join_headings(text, doc.segments)
-    assert len(segs) == 2 and text[segs[0].start:segs[0].end].startswith("# Variables\n\n*Chapter: Statements*\n\n##")
-    chunks = Chunker(tokenizer=tok).split(doc)
-    assert not [c for c in chunks if "A variable" not in c.text and "digit" not in c.text]
-    # a line of its own under the heading is a passage, even a short one
-    text = "# Rules\n\nDeadline: Friday.\n\n## Grading\n\nHomework counts for half."
-    assert len(join_headings(text, _md_doc(text).segments)) == 2
