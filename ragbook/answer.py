@@ -25,6 +25,7 @@ __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceChec
 
 _MARK = CITATION_MARK
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
+_QUESTION = re.compile(r"\?[\"”’»)]*$")  # a sentence that asks (an exercise, a heading as a question)
 # how an answer was made: by the language model, from the documents' own sentences, or not at all
 AnswerMode = Literal["llm", "extractive", "abstained"]
 
@@ -58,22 +59,6 @@ class Flag:
 # is taken for two stray backticks around a sentence end, as a line break inside code leaves them).
 _SENTENCE = re.compile(r"(?:`(?:[^`\n.!?]|[.!?](?!\s+[A-Z]))*`|[^.!?\n]|[.!?]+(?=\w))+"
                        r"(?:[.!?]+[\"”’»)]*|\n|$)(?:\s*\[[\d,;\s–-]+\])*")
-# A sentence that compares ("slower than Java", "more than 100 universities") rests on a passage sentence that
-# compares too; sharing the things compared ("Python", "Java") is not enough.
-_COMPARES = re.compile(r"\b(?:(more|less|fewer)\s+(?:\w+\s+){0,2}?|(?!rather\b|other\b)(\w{3,}er)\s+)than\b",
-                       re.IGNORECASE)  # "slower than", "more times than"; not "rather than"
-
-
-def _compared(sentence: str, quotes: Sequence[str]) -> bool:
-    """False when ``sentence`` compares ("slower than", "more than 100") and none of ``quotes`` (the passage
-    sentences backing it) does: none says "than", the same comparative, or uses <, >, ≤, ≥."""
-    words = {(m.group(1) or m.group(2)).lower() for m in _COMPARES.finditer(sentence)}
-    if not words:
-        return True
-    said = re.compile(r"\bthan\b|[<>≤≥]|\b(?:" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
-    return any(said.search(q) for q in quotes)
-
-_QUESTION = re.compile(r"\?[\"”’»)]*$")  # a sentence that asks (an exercise, a heading as a question)
 _ANALYZER = Analyzer()
 _SUPPORTED = 0.5  # a sentence is backed when the passages it cites hold at least half its content words
 # A polarity conflict counts only against a passage sentence holding this much of the claim: at 0.5, 3 of
@@ -390,6 +375,22 @@ def _best_evidence(sentence: str, passages: list[Hit], found: dict[int, tuple[in
         return None
     support, _, n, start, end = max(scored)
     return Evidence(sentence, n, passages[n - 1].text[start:end], start, end, support)
+
+
+# A sentence that compares ("slower than Java", "more than 100 universities") rests on a passage sentence that
+# compares too; sharing the things compared ("Python", "Java") is not enough.
+_COMPARES = re.compile(r"\b(?:(more|less|fewer)\s+(?:\w+\s+){0,2}?|(?!rather\b|other\b)(\w{3,}er)\s+)than\b",
+                       re.IGNORECASE)  # "slower than", "more times than"; not "rather than"
+
+
+def _compared(sentence: str, quotes: Sequence[str]) -> bool:
+    """False when ``sentence`` compares ("slower than", "more than 100") and none of ``quotes`` (the passage
+    sentences backing it) does: none says "than", the same comparative, or uses <, >, ≤, ≥."""
+    words = {(m.group(1) or m.group(2)).lower() for m in _COMPARES.finditer(sentence)}
+    if not words:
+        return True
+    said = re.compile(r"\bthan\b|[<>≤≥]|\b(?:" + "|".join(map(re.escape, words)) + r")\b", re.IGNORECASE)
+    return any(said.search(q) for q in quotes)
 
 
 def _contradiction(sentence: str, passages: list[Hit], found: dict[int, tuple[int, int, float]]) -> tuple[str, str]:

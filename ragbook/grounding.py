@@ -165,16 +165,21 @@ def locate(quote: str, text: str) -> tuple[int, int, bool] | None:
     return (start, end, False) if support >= NEAR_COPY and end > start else None
 
 
+def _clauses(question: str) -> list[str]:
+    return re.split(r"[,;:]", question)
+
+
 def is_request(question: str) -> bool:
     """"Can you explain recursion?", "Could you write me a function that ...?": the assistant is asked to do
     something; a "yes" does not do it."""
-    clauses = re.split(r"[,;:]", question)
+    clauses = _clauses(question)
     asked = next((i for i, clause in enumerate(clauses) if _REQUEST.match(clause)), None)
     if asked is None:
         return False
     # "Could you tell me, is a tuple mutable?", "Can you tell me if ...": a yes/no question, politely put
     rest = " ".join(clauses[asked:])
-    return not (re.search(r"\b(?:if|whether)\b", rest, re.IGNORECASE) and re.search(r"\b(?:tell|show)\b", rest, re.I)
+    return not (re.search(r"\b(?:if|whether)\b", rest, re.IGNORECASE) and re.search(r"\b(?:tell|show)\b", rest,
+                                                                                       re.IGNORECASE)
                 or any(_YES_NO_START.match(clause) for clause in clauses[asked + 1:]))
 
 
@@ -183,7 +188,7 @@ def is_yes_no_question(question: str) -> bool:
     does calling it give a value?": answered by yes or no.  A request ("Can you explain ...?") is not one."""
     if is_request(question):
         return False
-    if any(_YES_NO_START.match(clause) for clause in re.split(r"[,;:]", question)):
+    if any(_YES_NO_START.match(clause) for clause in _clauses(question)):
         return True
     return not _WH.search(question) and bool(_AUX_SUBJECT.search(question))
 
