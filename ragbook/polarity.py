@@ -63,6 +63,10 @@ def _analyzer():
 # always sorted", "not only lists" deny the degree, not the verb or its object.
 _DEGREE_AFTER = frozenset({"exactly", "precisely", "always", "entirely", "completely", "fully", "necessarily"})
 _DEGREE_FIRST = frozenset({"always", "only", "just", "necessarily", "entirely", "completely", "fully", "all"})
+# An auxiliary right before a cue only carries the negated verb: "have not had a return statement" asserts no "have"
+# (so "it does not have a return statement" agrees with it), nor does "must not be disproportionate" deny a "must".
+_AUXILIARIES = frozenset({"am", "are", "is", "was", "were", "be", "been", "do", "does", "did", "have", "has", "had",
+                          "can", "could", "will", "would", "shall", "should", "may", "might", "must"})
 
 
 def _named(sentence: str) -> str:
@@ -90,12 +94,14 @@ def polarity_terms(text: str) -> tuple[set[str], set[str]]:
         # "If the list is empty the loop runs.": a condition that opens a sentence's last clause, with no comma or
         # "then" after it, ends nobody knows where, so its words are read as said
         unclear = bool(words) and words[0] in _CONDITIONS and end.strip() in (".", "!", "?", "") and "then" not in words
+        before = ""  # the stem of the auxiliary just read, when this clause was first to assert it
         for word in words:
             if not unclear and (word in _CONDITIONS or word == "then" and mark):  # "if P != NP then": it ends
-                mark, left, scoped = CONDITION if word != "then" else "", 0, []
+                mark, left, scoped, before = CONDITION if word != "then" else "", 0, [], ""
                 continue
             if word in _CUES or word.endswith("n't"):  # "doesn't include": the verb follows the cue
-                left, scoped = SCOPE, []
+                asserted.discard(before)  # "have not had": the auxiliary says neither
+                left, scoped, before = SCOPE, [], ""
                 continue
             if left and (word in _DEGREE_AFTER and scoped or word in _DEGREE_FIRST and not scoped):
                 for stem in scoped:  # "not stored exactly": the negation was about "exactly"
@@ -104,8 +110,11 @@ def polarity_terms(text: str) -> tuple[set[str], set[str]]:
                 left, scoped = 0, []
                 continue
             stem = _stem(word)
+            before = ""
             if stem:
                 stem = mark + stem
+                if word in _AUXILIARIES and not left and stem not in asserted:
+                    before = stem
                 (negated if left else asserted).add(stem)
                 if left:
                     scoped.append(stem)

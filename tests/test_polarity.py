@@ -130,6 +130,13 @@ FIND = ("The find() method returns the index of the first occurrence of a substr
     # a condition whose end nobody can tell (no comma, no "then") is read as said
     ("The loop does not run if the list is empty.", "If the list is empty the loop runs.", {"run"}),
     ("The list provided is sorted.", "The list is not sorted.", {"sort"}),  # "provided" is no "if"
+    # an auxiliary before a negation only carries the verb: "have not had" asserts no "have"
+    ("The function returns None because it does not have a return statement.",
+     "Functions introduced so far have not had a return statement, which is the same as returning None.", set()),
+    ("The least onerous measure must be adopted.",
+     "When there is a choice the least onerous must be adopted, and any disadvantage must not be disproportionate.",
+     set()),
+    ("A tuple's elements can be changed.", "A tuple's elements can not be changed.", {"chang"}),  # the verb still is
 ])
 def test_conditions_and_named_actions_are_not_assertions(claim, passage, words):
     from ragbook.polarity import conflicts
