@@ -113,14 +113,45 @@ def _loop_copies(text: str) -> list[re.Match[str]]:
     return [copies[k] for k in sorted(copies)]
 
 
-def looping(text: str) -> bool:
-    """Whether ``text`` has fallen into a loop (:func:`_loop_copies`)."""
-    return bool(_loop_copies(text))
+# A runaway: a few characters over and over ("The factorial of 17 is 35568742809284349023220898436902008176640000000…",
+# "ha ha ha …").  It never ends a sentence, so only the token budget stopped it.  A unit of up to 16 characters repeated
+# at least 8 times over RUNAWAY_CHARS characters is one; in a code block, where a program's output may repeat a line
+# ("Hello!\n" ten times), over RUNAWAY_CODE_CHARS.  Whitespace alone (indentation) is never one.
+_RUNAWAY = re.compile(r"(.{1,16}?)\1{7,}", re.DOTALL)
+RUNAWAY_CHARS = 96
+RUNAWAY_CODE_CHARS = 256
+
+
+def _runaway(text: str, start: int = 0) -> re.Match[str] | None:
+    """The first runaway in ``text`` from ``start`` on, or None."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    for m in _RUNAWAY.finditer(text, start):
+        code = any(a <= m.start() < b for a, b in fences)
+        if not m.group(1).isspace() and m.end() - m.start() >= (RUNAWAY_CODE_CHARS if code else RUNAWAY_CHARS):
+            return m
+    return None
+
+
+def looping(text: str, *, sentence_ended: bool = True) -> bool:
+    """Whether ``text`` has fallen into a loop: a sentence or two said again and again (:func:`_loop_copies`, looked
+    for only when ``sentence_ended``: a model streaming its answer calls this at each piece) or a runaway run of a few
+    characters (looked for in the last :data:`RUNAWAY_CODE_CHARS` characters or so, where a stream grows)."""
+    if _runaway(text, max(0, len(text) - 2 * RUNAWAY_CODE_CHARS)):
+        return True
+    return sentence_ended and bool(_loop_copies(text))
 
 
 def without_repeats(text: str) -> str:
     """``text`` with a loop said once: the copies after its first cycle go, with their list numbers, and so does a
-    last copy cut off mid-way; other text is left as it is (a thing said twice on purpose stays)."""
+    last copy cut off mid-way; other text is left as it is (a thing said twice on purpose stays).  A sentence that
+    ran away into a few characters over and over says nothing and goes whole ("Yes. Yes. Yes. ..." is said once)."""
+    while (run := _runaway(text)) is not None:
+        if re.search(r"[.!?]", run.group(1)):  # a short sentence over and over
+            text = (text[:run.start()] + run.group(1).strip() + " " + text[run.end():].lstrip()).strip()
+            continue
+        held = next((m for m in _SENTENCE.finditer(text) if m.start() <= run.start() < m.end()), None)
+        start = held.start() if held is not None else run.start()
+        text = (text[:start].rstrip() + " " + text[max(run.end(), held.end() if held else 0):].lstrip()).strip()
     copies = _loop_copies(text)
     if not copies:
         return text

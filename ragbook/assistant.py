@@ -488,7 +488,7 @@ class AnswerStream(StagedStream):
             shown = answer_part.feed(piece) if answer_part is not None else piece
             if shown:
                 yield shown
-            if _SENTENCE_END.search(piece) and looping("".join(pieces)):  # the rest would be the same sentence again
+            if looping("".join(pieces), sentence_ended=bool(_SENTENCE_END.search(piece))):  # the rest: more of the same
                 log.info("%s fell into a loop after %d characters; its answer is cut there", llm.name,
                          sum(map(len, pieces)))
                 getattr(stream, "close", lambda: None)()  # a stand-in model may hand back a plain iterator

@@ -508,6 +508,15 @@ LOOP = "Tuples are immutable, whereas lists are mutable [1]."
     # said three times, but not in a row: an answer coming back to its point
     (f"{LOOP} A list grows [1]. {LOOP} A dict maps keys [1]. {LOOP}", False,
      f"{LOOP} A list grows [1]. {LOOP} A dict maps keys [1]. {LOOP}"),
+    # a runaway: digits that never end a sentence; the sentence holding them says nothing and goes
+    ("Recursion calls itself [1]. The factorial of 17 is 35568742809" + "0" * 300, True, "Recursion calls itself [1]."),
+    ("Recursion calls itself [1]. The values are " + "0, " * 60 + "and 1. It stops [2].", True,
+     "Recursion calls itself [1]. It stops [2]."),
+    # a short sentence over and over is said once
+    ("Yes. " * 20 + "Tuples are immutable [1].", True, "Yes. Tuples are immutable [1]."),
+    # a program's output in a code block may repeat a short line; a rule line is not a runaway
+    ("It prints [1]:\n```\n" + "Hello, world!\n" * 12 + "```", False, "It prints [1]:\n```\n" + "Hello, world!\n" * 12 + "```"),
+    ("The table [1]:\n" + "=" * 80 + "\nname  age", False, "The table [1]:\n" + "=" * 80 + "\nname  age"),
 ])
 def test_a_loop_is_said_once(text, loops, kept):
     from ragbook.answer import looping, without_repeats
@@ -547,6 +556,18 @@ def test_a_comparison_rests_on_a_passage_that_compares(sentence, flag):
                 SimpleNamespace(text="Python favours readability and brevity.")]
     _, checks = check_answer(sentence, passages)
     assert checks[0].flag == flag
+
+
+def test_the_model_is_stopped_when_it_runs_away(course):
+    """A run of a few characters over and over ("0, 0, 0, ...") never ends a sentence: the stream stops once it
+    has run on a while, not at the token budget, and the sentence it ran away in is not shown."""
+    class Running(EchoLLM):
+        def _answer(self, messages):
+            return "Photosynthesis turns light into chemical energy [1]. Its yields are " + "0, " * 1000
+
+    answer = Assistant(course, llm=Running(), min_relevance=None, verify=False).ask("What does photosynthesis do?")
+    assert answer.text == "Photosynthesis turns light into chemical energy [1]."
+    assert 32 <= answer.raw_text.count("0,") < 100  # stopped once the run was long enough to tell, not after 1,000
 
 
 def test_a_loop_is_cut_for_a_model_that_streams_a_plain_iterator(course):
