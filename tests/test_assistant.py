@@ -160,6 +160,25 @@ def test_a_citation_of_the_wrong_passage_is_corrected_and_said_so():
     assert text == "Send each lab to Gradewell at most 6 times [2], as said."  # the one number that backs it
 
 
+def test_a_citation_of_a_passage_holding_half_a_sentence_moves_to_the_one_holding_all():
+    passages = [SimpleNamespace(text="Individual list elements can be accessed directly using an index. Indexes begin "
+                                     "at 0 and end at one less than the length of the sequence. Ex: For a sequence of "
+                                     "50 elements, the first position is 0, and the last position is 49."),
+                SimpleNamespace(text="Line 6 shows the use of the len() function to get the length of the list. "
+                                     "Line 10 shows how to access an element using an index.")]
+    reply = "The index of the last element in a list is one less than the length of the list [2]."
+    text, added = repair_citations(reply, passages)
+    assert text == reply.replace("[2]", "[1]") and len(added) == 1
+    _, checks = check_answer(text, passages, attributed=added)
+    assert checks[0].flag == "" and checks[0].attributed  # [1] compares ("less than"); [2] did not
+    _, checks = check_answer(reply, passages)
+    assert checks[0].flag == "unsupported"
+    # a cited passage holding most of it keeps its citation, though another holds all of it
+    reply = "Indexes begin at 0 and end at one less than the length of a list [2]."
+    passages[1] = SimpleNamespace(text="Indexes end at one less than the length of the list.")  # 7 of its 9 words
+    assert repair_citations(reply, passages)[0] == reply
+
+
 def test_an_answer_says_which_citations_are_ragbooks(course):
     reply = "The Calvin cycle fixes carbon dioxide into sugar using ATP and NADPH."
     answer = Assistant(course, llm=EchoLLM(reply=reply), k=2).ask("What does the Calvin cycle do?")
