@@ -21,7 +21,7 @@ from ragbook.retrieval import Hit
 
 __all__ = ["Answer", "AnswerMode", "Flag", "Citation", "Evidence", "SentenceCheck", "repair_citations", "attribute",
            "content_terms", "check_answer", "declines", "find_evidence", "best_evidence", "split_sentences",
-           "without_citations", "looping", "without_repeats"]
+           "without_citations", "looping", "ran_away", "without_repeats"]
 
 _MARK = CITATION_MARK
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading line in a passage
@@ -132,13 +132,16 @@ def _runaway(text: str, start: int = 0) -> re.Match[str] | None:
     return None
 
 
+def ran_away(text: str) -> bool:
+    """Whether the end of a growing ``text`` (a model's stream) runs away (:func:`_runaway`); cheap at every piece."""
+    return _runaway(text, max(0, len(text) - 2 * RUNAWAY_CODE_CHARS)) is not None
+
+
 def looping(text: str, *, sentence_ended: bool = True) -> bool:
     """Whether ``text`` has fallen into a loop: a sentence or two said again and again (:func:`_loop_copies`, looked
-    for only when ``sentence_ended``: a model streaming its answer calls this at each piece) or a runaway run of a few
-    characters (looked for in the last :data:`RUNAWAY_CODE_CHARS` characters or so, where a stream grows)."""
-    if _runaway(text, max(0, len(text) - 2 * RUNAWAY_CODE_CHARS)):
-        return True
-    return sentence_ended and bool(_loop_copies(text))
+    for only when ``sentence_ended``: a model streaming its answer calls this at each piece) or a run of a few
+    characters over and over at its end (:func:`ran_away`)."""
+    return ran_away(text) or sentence_ended and bool(_loop_copies(text))
 
 
 def without_repeats(text: str) -> str:

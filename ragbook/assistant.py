@@ -21,7 +21,7 @@ from typing import Any, Callable, Generator, Iterator, Sequence
 
 from ragbook._compat import renamed
 from ragbook._display import html_escape, html_table, shorten, timed
-from ragbook.answer import Answer, check_answer, looping
+from ragbook.answer import Answer, check_answer, looping, ran_away
 from ragbook.errors import BundleError, SettingsError
 from ragbook.grounding import ANSWER_LINE, model_verdict, review
 from ragbook.llm.base import ChatModel
@@ -476,6 +476,7 @@ class AnswerStream(StagedStream):
         t2 = time.perf_counter()
         pieces: list[str] = []
         first = None
+        stopped = ""  # why ragbook stopped the stream, when that cut something out of the answer
         answer_part = _AnswerPart() if a.template.form == "quote" else None  # the quote is checked, not streamed
         count, size = len(packed.passages), f" ({packed.prompt_tokens:,} tokens)" if packed.prompt_tokens else ""
         self._enter("reading", f"{llm.name} is reading {count} passage{'s' if count != 1 else ''}{size}\u2026")
@@ -488,9 +489,11 @@ class AnswerStream(StagedStream):
             shown = answer_part.feed(piece) if answer_part is not None else piece
             if shown:
                 yield shown
-            if looping("".join(pieces), sentence_ended=bool(_SENTENCE_END.search(piece))):  # the rest: more of the same
-                log.info("%s fell into a loop after %d characters; its answer is cut there", llm.name,
-                         sum(map(len, pieces)))
+            text = "".join(pieces)
+            away = ran_away(text)  # "40000000…" until the budget: the sentence it is in goes, and the answer says so
+            if away or _SENTENCE_END.search(piece) and looping(text):  # the rest would be more of the same
+                log.info("%s fell into a loop after %d characters; its answer is cut there", llm.name, len(text))
+                stopped = RAN_AWAY if away else ""
                 getattr(stream, "close", lambda: None)()  # a stand-in model may hand back a plain iterator
                 break
         raw = "".join(pieces).strip()
@@ -507,7 +510,7 @@ class AnswerStream(StagedStream):
         tokens = {"prompt": gen.prompt_tokens, "completion": gen.completion_tokens} if gen else {}
         if gen and gen.prompt_tokens < 0:  # a stream stopped early (a loop) has no counts from the backend: counted here
             tokens = {"prompt": packed.prompt_tokens or 0, "completion": llm.count_tokens(raw)}
-        cut = _why_incomplete(gen, a.max_answer_tokens)
+        cut = _why_incomplete(gen, a.max_answer_tokens) or stopped
         self._finish(Answer(text=r.text, passages=packed.passages, citations=r.citations, checks=r.checks,
                             prompt=packed.prompt, messages=packed.messages, mode="llm", dropped=packed.dropped,
                             timings=timings, tokens=tokens, raw_text=raw, incomplete=bool(cut), incomplete_reason=cut,
@@ -532,6 +535,10 @@ class _AnswerPart:
             return ""
         self.started = True
         return self.buffer[m.end():]
+
+
+RAN_AWAY = ("the model wrote the same few characters over and over; ragbook stopped it there and left that sentence "
+            "out")
 
 
 def _why_incomplete(gen: Any, max_tokens: int) -> str:

@@ -587,6 +587,10 @@ def test_the_model_is_stopped_when_it_runs_away(course):
     answer = Assistant(course, llm=Running(), min_relevance=None, verify=False).ask("What does photosynthesis do?")
     assert answer.text == "Photosynthesis turns light into chemical energy [1]."
     assert 32 <= answer.raw_text.count("0,") < 100  # stopped once the run was long enough to tell, not after 1,000
+    assert answer.incomplete and "over and over" in answer.incomplete_reason  # a sentence of it was left out
+    looped = Assistant(course, llm=Running(reply=None), min_relevance=None, verify=False)
+    looped.llm._answer = lambda messages: "Photosynthesis turns light into chemical energy [1]. " * 40
+    assert not looped.ask("What does photosynthesis do?").incomplete  # a sentence loop is said once: nothing is lost
 
 
 def test_a_loop_is_cut_for_a_model_that_streams_a_plain_iterator(course):

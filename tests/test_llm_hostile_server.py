@@ -198,8 +198,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
 
     def mode_endless(self, request):  # tokens as fast as they can be sent, past any max_tokens
-        self.head()
-        self.flood(chunk("tok "), 200 * MB)
+        self.head()  # no sentence end and no short run repeated: not a loop the assistant would stop itself
+        self.flood(chunk("and the stroma of the chloroplast "), 200 * MB)
 
     def mode_bigpieces(self, request):  # few pieces, each far larger than a token
         self.head()
