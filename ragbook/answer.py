@@ -230,9 +230,9 @@ def repair_citations(text: str, passages: list[Hit], *, min_support: float = 0.6
     citation, or when the passages it cites hold fewer than half of them (what
     :func:`check_answer` would flag as unsupported) and that passage is not among them, or when that
     passage holds nearly all of them (:data:`CLEARLY_BACKED`) and clearly more than the cited ones
-    (:data:`CLEARLY_BETTER`); a wrong number is replaced.  Returns the new text and the sentences whose citation is ragbook's (as
-    :func:`check_answer` sees them, markers removed); the model's own words stay in
-    ``Answer.raw_text``.
+    (:data:`CLEARLY_BETTER`); a wrong number is replaced.  Returns the new text and the sentences
+    whose citation is ragbook's (as :func:`check_answer` sees them, markers removed); the model's
+    own words stay in ``Answer.raw_text``.
     """
     passage_terms = [content_terms(h.text) for h in passages]
     out, pos, added = [], 0, set()
