@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Literal, Sequence
+from typing import AbstractSet, Any, Callable, Literal, Sequence
 
 from ragbook._display import html_escape, shorten
 from ragbook.lexical import Analyzer
@@ -92,12 +92,17 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 _LIST_MARK = re.compile(r"\s*(?:\d{1,3}[.)]|[-*\u2022])\s*")
 
 
+def _in_code(text: str) -> Callable[[int], bool]:
+    """Whether a position of ``text`` falls inside a ``` code block (an unclosed one runs to the end)."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    return lambda pos: any(a <= pos < b for a, b in fences)
+
+
 def _loop_copies(text: str) -> list[re.Match[str]]:
     """The sentences of ``text`` that repeat a loop's first cycle: in a run of :data:`LOOP_TIMES` cycles or
     more of one sentence or of two in turn, every copy after the first cycle."""
-    fences = [m.span() for m in _FENCE.finditer(text)]
-    said = [(m, _copy_key(m.group())) for m in _SENTENCE.finditer(text)
-            if not any(a <= m.start() < b for a, b in fences)]
+    in_code = _in_code(text)
+    said = [(m, _copy_key(m.group())) for m in _SENTENCE.finditer(text) if not in_code(m.start())]
     said = [(m, key) for m, key in said if len(content_terms(key)) >= LOOP_WORDS]  # list numbers, short lines: skipped
     copies: dict[int, re.Match[str]] = {}
     for period in (1, 2):
@@ -124,10 +129,10 @@ RUNAWAY_CODE_CHARS = 256
 
 def _runaway(text: str, start: int = 0) -> re.Match[str] | None:
     """The first runaway in ``text`` from ``start`` on, or None."""
-    fences = [m.span() for m in _FENCE.finditer(text)]
+    in_code = _in_code(text)
     for m in _RUNAWAY.finditer(text, start):
-        code = any(a <= m.start() < b for a, b in fences)
-        if not m.group(1).isspace() and m.end() - m.start() >= (RUNAWAY_CODE_CHARS if code else RUNAWAY_CHARS):
+        if not m.group(1).isspace() and m.end() - m.start() >= (RUNAWAY_CODE_CHARS if in_code(m.start())
+                                                                else RUNAWAY_CHARS):
             return m
     return None
 
@@ -137,11 +142,10 @@ def ran_away(text: str) -> bool:
     return _runaway(text, max(0, len(text) - 2 * RUNAWAY_CODE_CHARS)) is not None
 
 
-def looping(text: str, *, sentence_ended: bool = True) -> bool:
-    """Whether ``text`` has fallen into a loop: a sentence or two said again and again (:func:`_loop_copies`, looked
-    for only when ``sentence_ended``: a model streaming its answer calls this at each piece) or a run of a few
-    characters over and over at its end (:func:`ran_away`)."""
-    return ran_away(text) or sentence_ended and bool(_loop_copies(text))
+def looping(text: str) -> bool:
+    """Whether ``text`` has fallen into a loop: a sentence or two said again and again (:func:`_loop_copies`) or a
+    run of a few characters over and over at its end (:func:`ran_away`)."""
+    return ran_away(text) or bool(_loop_copies(text))
 
 
 def without_repeats(text: str) -> str:
@@ -152,9 +156,8 @@ def without_repeats(text: str) -> str:
         if re.search(r"[.!?]", run.group(1)):  # a short sentence over and over
             text = (text[:run.start()] + run.group(1).strip() + " " + text[run.end():].lstrip()).strip()
             continue
-        held = next((m for m in _SENTENCE.finditer(text) if m.start() <= run.start() < m.end()), None)
-        start = held.start() if held is not None else run.start()
-        text = (text[:start].rstrip() + " " + text[max(run.end(), held.end() if held else 0):].lstrip()).strip()
+        held = next((m for m in _SENTENCE.finditer(text) if m.start() <= run.start() < m.end()), run)
+        text = (text[:held.start()].rstrip() + " " + text[max(run.end(), held.end()):].lstrip()).strip()
     copies = _loop_copies(text)
     if not copies:
         return text
